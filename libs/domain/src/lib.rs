@@ -1,0 +1,29 @@
+//! The CRM's pure domain: customers, their events and the rules that keep them valid.
+//! Nothing here does I/O; time comes in as a `now` argument so tests pin every boundary.
+
+pub mod country;
+pub mod currency;
+pub mod customer;
+pub mod email;
+pub mod event;
+pub mod input;
+pub mod language;
+pub mod name;
+pub mod phone;
+pub mod tag;
+pub mod validation;
+
+pub use country::CountryCode;
+pub use currency::Currency;
+pub use customer::{
+    Address, AddressKind, Customer, CustomerId, CustomerMetrics, CustomerStatus, Preferences,
+    Segment,
+};
+pub use email::Email;
+pub use event::{CustomerEvent, CustomerEventType};
+pub use input::{AddressDraft, CustomerDraft, CustomerPatch, PreferencesPatch};
+pub use language::Language;
+pub use name::PersonName;
+pub use phone::Phone;
+pub use tag::Tag;
+pub use validation::{FieldError, ValidationErrors};

@@ -1,0 +1,74 @@
+//! `/healthz` (the process is up) and `/readyz` (its dependencies answer), served by
+//! every binary so that Kubernetes probes and load balancers see the same thing.
+
+use std::{sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use axum::{Json, Router, extract::State, http::StatusCode, routing::get};
+use serde_json::{Map, Value, json};
+
+/// One dependency that `/readyz` checks.
+#[async_trait]
+pub trait Probe: Send + Sync {
+    fn name(&self) -> &'static str;
+    async fn check(&self) -> Result<(), String>;
+}
+
+/// How long one probe may take before it counts as failed.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The probes of one process.
+#[derive(Clone, Default)]
+pub struct Readiness(Arc<Vec<Arc<dyn Probe>>>);
+
+impl Readiness {
+    pub fn new(probes: Vec<Arc<dyn Probe>>) -> Self {
+        Self(Arc::new(probes))
+    }
+
+    /// Runs every probe concurrently: `(all ok, per-probe report)`.
+    pub async fn report(&self) -> (bool, Map<String, Value>) {
+        let checks = self.0.iter().map(|probe| async move {
+            let outcome = tokio::time::timeout(PROBE_TIMEOUT, probe.check())
+                .await
+                .unwrap_or_else(|_| Err("timed out".into()));
+            (probe.name(), outcome)
+        });
+        let mut ready = true;
+        let mut report = Map::new();
+        for (name, outcome) in futures::future::join_all(checks).await {
+            let value = match outcome {
+                Ok(()) => json!("ok"),
+                Err(reason) => {
+                    ready = false;
+                    tracing::warn!(dependency = name, %reason, "readiness check failed");
+                    json!({ "error": reason })
+                }
+            };
+            report.insert(name.to_owned(), value);
+        }
+        (ready, report)
+    }
+}
+
+/// The health routes, to merge into a binary's HTTP router.
+pub fn router(readiness: Readiness) -> Router {
+    Router::new()
+        .route(
+            "/healthz",
+            get(|| async { Json(json!({ "status": "ok" })) }),
+        )
+        .route("/readyz", get(readyz))
+        .with_state(readiness)
+}
+
+async fn readyz(State(readiness): State<Readiness>) -> (StatusCode, Json<Value>) {
+    let (ready, checks) = readiness.report().await;
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({ "status": if ready { "ready" } else { "not ready" }, "checks": checks });
+    (status, Json(body))
+}

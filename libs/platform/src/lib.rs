@@ -1,0 +1,13 @@
+//! What every CRM binary shares: typed settings, telemetry, graceful shutdown, the
+//! health endpoints, the gRPC server scaffolding and the cache adapters.
+
+pub mod cache;
+pub mod error;
+pub mod grpc;
+pub mod health;
+pub mod settings;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use error::{Error, Result};
+pub use shutdown::Shutdown;
