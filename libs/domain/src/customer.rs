@@ -2,7 +2,7 @@
 
 use std::{fmt, str::FromStr};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -215,6 +215,7 @@ impl Customer {
         draft: CustomerDraft,
         now: DateTime<Utc>,
     ) -> Result<Self, ValidationErrors> {
+        let now = stored_precision(now);
         let mut errors = ValidationErrors::default();
         let email = errors.check("email", Email::parse(&draft.email));
         let phone = errors.check("phone", optional(draft.phone.as_deref(), Phone::parse));
@@ -312,7 +313,7 @@ impl Customer {
             return Ok(next);
         }
         next.version += 1;
-        next.updated_at = now;
+        next.updated_at = stored_precision(now);
         Ok(next)
     }
 
@@ -321,7 +322,7 @@ impl Customer {
         Self {
             status: CustomerStatus::Deleted,
             version: self.version + 1,
-            updated_at: now,
+            updated_at: stored_precision(now),
             ..self.clone()
         }
     }
@@ -339,6 +340,12 @@ impl Customer {
             .collect();
         (!parts.is_empty()).then(|| parts.join(" "))
     }
+}
+
+/// Timestamps keep microseconds, as PostgreSQL does, so a customer read back equals
+/// the one written.
+fn stored_precision(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.trunc_subsecs(6)
 }
 
 /// Blank optional text means "none": forms send "" for an empty field.

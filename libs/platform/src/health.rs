@@ -12,6 +12,11 @@ use serde_json::{Map, Value, json};
 pub trait Probe: Send + Sync {
     fn name(&self) -> &'static str;
     async fn check(&self) -> Result<(), String>;
+    /// A dependency the process can work without (a cache) is reported but does not
+    /// make the process unready.
+    fn required(&self) -> bool {
+        true
+    }
 }
 
 /// How long one probe may take before it counts as failed.
@@ -32,17 +37,17 @@ impl Readiness {
             let outcome = tokio::time::timeout(PROBE_TIMEOUT, probe.check())
                 .await
                 .unwrap_or_else(|_| Err("timed out".into()));
-            (probe.name(), outcome)
+            (probe.name(), probe.required(), outcome)
         });
         let mut ready = true;
         let mut report = Map::new();
-        for (name, outcome) in futures::future::join_all(checks).await {
+        for (name, required, outcome) in futures::future::join_all(checks).await {
             let value = match outcome {
                 Ok(()) => json!("ok"),
                 Err(reason) => {
-                    ready = false;
+                    ready &= !required;
                     tracing::warn!(dependency = name, %reason, "readiness check failed");
-                    json!({ "error": reason })
+                    json!({ "error": reason, "required": required })
                 }
             };
             report.insert(name.to_owned(), value);

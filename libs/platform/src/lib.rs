@@ -5,6 +5,7 @@ pub mod cache;
 pub mod error;
 pub mod grpc;
 pub mod health;
+pub mod http;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;

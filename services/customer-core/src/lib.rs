@@ -1,1 +1,133 @@
+//! crm-customer-core: the system of record for customers, served over gRPC.
+//!
+//! `Application::build` wires the production adapters (PostgreSQL, Redis);
+//! `Application::with_service` takes any adapters (the standalone binary uses SQLite and
+//! an in-process cache).
 
+mod error;
+pub mod grpc;
+pub mod repo;
+pub mod service;
+pub mod settings;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
+use std::{net::SocketAddr, sync::Arc};
+
+use crm_platform::{
+    Shutdown,
+    cache::{RedisCache, VersionedCache},
+    health::{Probe, Readiness},
+};
+use tokio::net::TcpListener;
+
+pub use error::{Error, Result};
+pub use service::CustomerService;
+pub use settings::Settings;
+
+use crate::{grpc::CustomerGrpc, repo::DatabaseProbe};
+
+pub struct Application {
+    grpc_listener: TcpListener,
+    http_listener: Option<TcpListener>,
+    service: CustomerService,
+    readiness: Readiness,
+}
+
+impl Application {
+    /// The production wiring: PostgreSQL (migrated at start) and Redis.
+    pub async fn build(settings: &Settings) -> Result<Self> {
+        let repo = repo::PostgresRepository::connect(
+            settings.database_url.expose(),
+            settings.database_max_connections,
+        )
+        .await?;
+        let cache = Arc::new(RedisCache::new(settings.redis())?);
+        let service = CustomerService::new(Arc::new(repo), cache.clone());
+        let cache_probe = Arc::new(CacheProbe(cache));
+        Self::with_service(
+            service,
+            settings.grpc_addr,
+            Some(settings.http_addr),
+            vec![cache_probe],
+        )
+        .await
+    }
+
+    /// Binds the listeners (port 0 picks a free port) around a ready service.
+    pub async fn with_service(
+        service: CustomerService,
+        grpc_addr: SocketAddr,
+        http_addr: Option<SocketAddr>,
+        mut probes: Vec<Arc<dyn Probe>>,
+    ) -> Result<Self> {
+        probes.push(Arc::new(DatabaseProbe(service.repository())));
+        let grpc_listener = crm_platform::grpc::bind(grpc_addr).await?;
+        let http_listener = match http_addr {
+            Some(addr) => Some(crm_platform::grpc::bind(addr).await?),
+            None => None,
+        };
+        Ok(Self {
+            grpc_listener,
+            http_listener,
+            service,
+            readiness: Readiness::new(probes),
+        })
+    }
+
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_listener
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
+    pub fn readiness(&self) -> Readiness {
+        self.readiness.clone()
+    }
+
+    pub async fn run(self, shutdown: Shutdown) -> Result<()> {
+        let (router, health) = crm_platform::grpc::server_with_health();
+        health
+            .set_serving::<crm_proto::v1::customer_service_server::CustomerServiceServer<CustomerGrpc>>()
+            .await;
+        tracing::info!(grpc = %self.grpc_addr(), "customer-core listening");
+        let router = router.add_service(CustomerGrpc::new(self.service).into_server());
+        let grpc = crm_platform::grpc::serve(router, self.grpc_listener, shutdown.clone());
+        match self.http_listener {
+            Some(listener) => {
+                let http = crm_platform::http::serve(
+                    listener,
+                    crm_platform::health::router(self.readiness),
+                    shutdown,
+                );
+                tokio::try_join!(grpc, http)?;
+            }
+            None => grpc.await?,
+        }
+        Ok(())
+    }
+}
+
+/// Redis is optional for correctness: reported by `/readyz`, never blocking it.
+struct CacheProbe(Arc<RedisCache>);
+
+#[async_trait::async_trait]
+impl Probe for CacheProbe {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn check(&self) -> std::result::Result<(), String> {
+        self.0.ping().await
+    }
+
+    fn required(&self) -> bool {
+        false
+    }
+}

@@ -1,0 +1,65 @@
+use crm_domain::{CustomerId, ValidationErrors};
+use crm_proto::status::{ErrorKind, ServiceError};
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("customer {0} not found")]
+    NotFound(CustomerId),
+    #[error("the e-mail address is already used by another customer")]
+    EmailTaken,
+    #[error("customer has version {current}, not the expected {expected}")]
+    StaleVersion { expected: i64, current: i64 },
+    /// The row changed between read and write (another writer won).
+    #[error("customer changed concurrently")]
+    VersionConflict,
+    #[error("customer {0} is deleted")]
+    Deleted(CustomerId),
+    #[error(transparent)]
+    Invalid(#[from] ValidationErrors),
+    #[error("{0}")]
+    Malformed(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("stored customer is unreadable: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Platform(#[from] crm_platform::Error),
+}
+
+impl Error {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Error::NotFound(_) => ErrorKind::NotFound,
+            Error::EmailTaken | Error::Deleted(_) | Error::VersionConflict => ErrorKind::Conflict,
+            Error::StaleVersion { .. } => ErrorKind::PreconditionFailed,
+            Error::Invalid(_) => ErrorKind::Invalid,
+            Error::Malformed(_) => ErrorKind::Malformed,
+            Error::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => {
+                ErrorKind::Unavailable
+            }
+            Error::Database(_) | Error::Migration(_) | Error::Corrupt(_) | Error::Platform(_) => {
+                ErrorKind::Internal
+            }
+        }
+    }
+}
+
+/// The one place where errors leave the service: internals are logged, never echoed.
+impl From<Error> for tonic::Status {
+    fn from(error: Error) -> Self {
+        let kind = error.kind();
+        let service_error = match error {
+            Error::Invalid(errors) => ServiceError::invalid(errors),
+            other if matches!(kind, ErrorKind::Internal | ErrorKind::Unavailable) => {
+                tracing::error!(error = %other, "request failed");
+                ServiceError::new(kind, "the customer store is unavailable, try again later")
+            }
+            other => ServiceError::new(kind, other.to_string()),
+        };
+        service_error.into()
+    }
+}

@@ -1,0 +1,94 @@
+//! The tonic `CustomerService`: decodes requests, calls the use cases, encodes answers.
+//! RPCs of later issues keep the generated UNIMPLEMENTED stubs.
+
+use crm_domain::{CustomerId, CustomerPatch, ValidationErrors};
+use crm_proto::v1::{self, customer_service_server::CustomerService as CustomerRpc};
+use tonic::{Request, Response, Status};
+
+use crate::{Error, service::CustomerService};
+
+pub struct CustomerGrpc {
+    service: CustomerService,
+}
+
+impl CustomerGrpc {
+    pub fn new(service: CustomerService) -> Self {
+        Self { service }
+    }
+
+    pub fn into_server(self) -> v1::customer_service_server::CustomerServiceServer<Self> {
+        v1::customer_service_server::CustomerServiceServer::new(self)
+    }
+}
+
+fn parse_id(field: &str, raw: &str) -> Result<CustomerId, Error> {
+    raw.parse()
+        .map_err(|message: String| ValidationErrors::single(field, message).into())
+}
+
+#[tonic::async_trait]
+impl CustomerRpc for CustomerGrpc {
+    async fn create_customer(
+        &self,
+        request: Request<v1::CreateCustomerRequest>,
+    ) -> Result<Response<v1::Customer>, Status> {
+        let input = request.into_inner().customer.unwrap_or_default();
+        let customer = self.service.create(input.into()).await?;
+        Ok(Response::new(customer.into()))
+    }
+
+    async fn get_customer(
+        &self,
+        request: Request<v1::GetCustomerRequest>,
+    ) -> Result<Response<v1::Customer>, Status> {
+        let id = parse_id("id", &request.into_inner().id)?;
+        Ok(Response::new(self.service.get(id).await?.into()))
+    }
+
+    async fn update_customer(
+        &self,
+        request: Request<v1::UpdateCustomerRequest>,
+    ) -> Result<Response<v1::Customer>, Status> {
+        let request = request.into_inner();
+        let id = parse_id("id", &request.id)?;
+        let patch =
+            CustomerPatch::try_from(request.patch.unwrap_or_default()).map_err(Error::from)?;
+        let customer = self
+            .service
+            .update(id, &patch, request.expected_version)
+            .await?;
+        Ok(Response::new(customer.into()))
+    }
+
+    async fn delete_customer(
+        &self,
+        request: Request<v1::DeleteCustomerRequest>,
+    ) -> Result<Response<v1::DeleteCustomerResponse>, Status> {
+        let request = request.into_inner();
+        if request.erase {
+            return Err(Status::unimplemented(
+                "erasing personal data is not available yet",
+            ));
+        }
+        let id = parse_id("id", &request.id)?;
+        let customer = self.service.delete(id, request.expected_version).await?;
+        Ok(Response::new(v1::DeleteCustomerResponse {
+            customer: Some(customer.into()),
+        }))
+    }
+
+    async fn list_customers(
+        &self,
+        request: Request<v1::ListCustomersRequest>,
+    ) -> Result<Response<v1::ListCustomersResponse>, Status> {
+        let page = request.into_inner().page.unwrap_or_default();
+        let found = self
+            .service
+            .list(Some(&page.cursor), Some(page.limit))
+            .await?;
+        Ok(Response::new(v1::ListCustomersResponse {
+            customers: found.customers.into_iter().map(Into::into).collect(),
+            next_cursor: found.next_cursor.unwrap_or_default(),
+        }))
+    }
+}

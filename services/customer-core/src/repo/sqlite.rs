@@ -1,0 +1,73 @@
+//! The SQLite adapter of the customer store, for the standalone binary.
+
+use std::{path::Path, str::FromStr, time::Duration};
+
+use sqlx::{
+    SqlitePool,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+};
+
+use super::sql::impl_customer_repository;
+use crate::Result;
+
+#[derive(Clone)]
+pub struct SqliteRepository {
+    pool: SqlitePool,
+}
+
+impl SqliteRepository {
+    /// Opens (or creates) the database file and runs the migrations.
+    pub async fn open(path: &Path) -> Result<Self> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            // WAL lets readers proceed during a write; NORMAL is durable with WAL.
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        Self::with_options(options, 4).await
+    }
+
+    /// A private in-memory database (tests).
+    pub async fn in_memory() -> Result<Self> {
+        let options = SqliteConnectOptions::from_str("sqlite::memory:")?.foreign_keys(true);
+        // One connection: every connection to ":memory:" is its own database.
+        Self::with_options(options, 1).await
+    }
+
+    async fn with_options(options: SqliteConnectOptions, connections: u32) -> Result<Self> {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(connections)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(Self { pool })
+    }
+}
+
+impl_customer_repository!(SqliteRepository);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repo::CustomerRepository;
+
+    #[tokio::test]
+    async fn contract_in_memory() {
+        let repo = SqliteRepository::in_memory().await.expect("open");
+        super::super::contract::run(&repo).await;
+    }
+
+    #[tokio::test]
+    async fn contract_on_disk_survives_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("crm.db");
+        let repo = SqliteRepository::open(&path).await.expect("open");
+        super::super::contract::run(&repo).await;
+        let first = repo.list(None, 1).await.expect("list");
+        drop(repo);
+        let reopened = SqliteRepository::open(&path).await.expect("reopen");
+        assert_eq!(reopened.list(None, 1).await.expect("list"), first);
+    }
+}

@@ -1,0 +1,295 @@
+//! The customer use cases: the seed's `CustomerService`, with cache-aside reads and
+//! optimistic-concurrency writes. gRPC handlers and (later) bus consumers both call it.
+
+use std::sync::Arc;
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use chrono::Utc;
+use crm_domain::{Customer, CustomerDraft, CustomerId, CustomerPatch, ValidationErrors};
+use crm_platform::cache::VersionedCache;
+use tracing::instrument;
+use uuid::Uuid;
+
+use crate::{Error, Result, repo::CustomerRepository};
+
+pub const DEFAULT_PAGE_SIZE: u32 = 20;
+pub const MAX_PAGE_SIZE: u32 = 100;
+/// Unconditional writes retry this often when another writer keeps winning.
+const WRITE_ATTEMPTS: usize = 5;
+
+#[derive(Clone)]
+pub struct CustomerService {
+    repo: Arc<dyn CustomerRepository>,
+    cache: Arc<dyn VersionedCache>,
+}
+
+/// One page of customers and the cursor of the next one.
+#[derive(Debug)]
+pub struct CustomerPage {
+    pub customers: Vec<Customer>,
+    pub next_cursor: Option<String>,
+}
+
+fn cache_key(id: CustomerId) -> String {
+    format!("customer:{id}")
+}
+
+impl CustomerService {
+    pub fn new(repo: Arc<dyn CustomerRepository>, cache: Arc<dyn VersionedCache>) -> Self {
+        Self { repo, cache }
+    }
+
+    pub fn repository(&self) -> Arc<dyn CustomerRepository> {
+        self.repo.clone()
+    }
+
+    #[instrument(skip_all)]
+    pub async fn create(&self, draft: CustomerDraft) -> Result<Customer> {
+        let customer = Customer::create(CustomerId::generate(), draft, Utc::now())?;
+        self.repo.insert(&customer).await?;
+        tracing::info!(customer_id = %customer.id, "customer created");
+        Ok(customer)
+    }
+
+    /// Cache first, then the database; the cache is filled only from a committed read
+    /// and only if no newer write has invalidated it meanwhile.
+    #[instrument(skip_all, fields(customer_id = %id))]
+    pub async fn get(&self, id: CustomerId) -> Result<Customer> {
+        let key = cache_key(id);
+        if let Some(bytes) = self.cache.get(&key).await {
+            match serde_json::from_slice::<Customer>(&bytes) {
+                Ok(customer) => return Ok(customer),
+                Err(error) => tracing::warn!(%error, "ignoring unreadable cache entry"),
+            }
+        }
+        let customer = self.repo.get(id).await?.ok_or(Error::NotFound(id))?;
+        if let Ok(bytes) = serde_json::to_vec(&customer) {
+            self.cache.put(&key, customer.version, &bytes).await;
+        }
+        Ok(customer)
+    }
+
+    #[instrument(skip_all, fields(customer_id = %id))]
+    pub async fn update(
+        &self,
+        id: CustomerId,
+        patch: &CustomerPatch,
+        expected_version: Option<i64>,
+    ) -> Result<Customer> {
+        self.write(id, expected_version, |current| {
+            if current.is_deleted() {
+                return Err(Error::Deleted(id));
+            }
+            Ok(current.patched(patch, Utc::now())?)
+        })
+        .await
+    }
+
+    /// Soft delete; deleting a deleted customer changes nothing.
+    #[instrument(skip_all, fields(customer_id = %id))]
+    pub async fn delete(&self, id: CustomerId, expected_version: Option<i64>) -> Result<Customer> {
+        self.write(id, expected_version, |current| {
+            Ok(if current.is_deleted() {
+                current.clone()
+            } else {
+                current.deleted(Utc::now())
+            })
+        })
+        .await
+    }
+
+    /// Reads the current row (never the cache), applies `change`, writes it if the
+    /// version is still the one read, and invalidates the cache after the commit.
+    async fn write(
+        &self,
+        id: CustomerId,
+        expected_version: Option<i64>,
+        change: impl Fn(&Customer) -> Result<Customer>,
+    ) -> Result<Customer> {
+        for _ in 0..WRITE_ATTEMPTS {
+            let current = self.repo.get(id).await?.ok_or(Error::NotFound(id))?;
+            if let Some(expected) = expected_version {
+                if expected != current.version {
+                    return Err(Error::StaleVersion {
+                        expected,
+                        current: current.version,
+                    });
+                }
+            }
+            let next = change(&current)?;
+            if next.version == current.version {
+                return Ok(current);
+            }
+            match self.repo.update(&next).await {
+                Ok(()) => {
+                    self.cache.invalidate(&cache_key(id), next.version).await;
+                    return Ok(next);
+                }
+                Err(Error::VersionConflict) if expected_version.is_none() => continue,
+                Err(Error::VersionConflict) => {
+                    let current = self.repo.get(id).await?.map_or(0, |c| c.version);
+                    return Err(Error::StaleVersion {
+                        expected: current - 1,
+                        current,
+                    });
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        Err(Error::VersionConflict)
+    }
+
+    pub async fn list(&self, cursor: Option<&str>, limit: Option<u32>) -> Result<CustomerPage> {
+        let limit = match limit.unwrap_or(0) {
+            0 => DEFAULT_PAGE_SIZE,
+            n if n <= MAX_PAGE_SIZE => n,
+            _ => {
+                return Err(ValidationErrors::single(
+                    "limit",
+                    format!("must be between 1 and {MAX_PAGE_SIZE}"),
+                )
+                .into());
+            }
+        };
+        let after = cursor
+            .filter(|c| !c.is_empty())
+            .map(decode_cursor)
+            .transpose()?;
+        // One extra row tells whether another page follows.
+        let mut customers = self.repo.list(after, limit + 1).await?;
+        let next_cursor = if customers.len() > limit as usize {
+            customers.truncate(limit as usize);
+            customers.last().map(|c| encode_cursor(c.id))
+        } else {
+            None
+        };
+        Ok(CustomerPage {
+            customers,
+            next_cursor,
+        })
+    }
+}
+
+fn encode_cursor(id: CustomerId) -> String {
+    URL_SAFE_NO_PAD.encode(id.as_uuid().as_bytes())
+}
+
+fn decode_cursor(cursor: &str) -> Result<CustomerId> {
+    URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|bytes| Uuid::from_slice(&bytes).ok())
+        .map(CustomerId::from)
+        .ok_or_else(|| Error::Malformed("cursor is not valid; pass next_cursor unchanged".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repo::SqliteRepository;
+    use crm_platform::cache::MemoryCache;
+
+    async fn service() -> CustomerService {
+        let repo = SqliteRepository::in_memory().await.expect("sqlite");
+        CustomerService::new(Arc::new(repo), Arc::new(MemoryCache::new(100)))
+    }
+
+    fn draft(email: &str) -> CustomerDraft {
+        CustomerDraft {
+            email: email.into(),
+            ..CustomerDraft::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_read_after_an_update_never_sees_the_old_cached_value() {
+        let service = service().await;
+        let created = service.create(draft("a@example.com")).await.unwrap();
+        assert_eq!(service.get(created.id).await.unwrap().version, 1); // now cached
+        let patch = CustomerPatch {
+            first_name: Some(Some("Ada".into())),
+            ..Default::default()
+        };
+        service.update(created.id, &patch, None).await.unwrap();
+        let read = service.get(created.id).await.unwrap();
+        assert_eq!(read.version, 2);
+        assert_eq!(read.first_name.unwrap().as_str(), "Ada");
+    }
+
+    #[tokio::test]
+    async fn a_stale_expected_version_is_refused_and_changes_nothing() {
+        let service = service().await;
+        let created = service.create(draft("a@example.com")).await.unwrap();
+        let patch = CustomerPatch {
+            first_name: Some(Some("Ada".into())),
+            ..Default::default()
+        };
+        service.update(created.id, &patch, Some(1)).await.unwrap();
+        let again = service.update(created.id, &patch, Some(1)).await;
+        assert!(matches!(
+            again,
+            Err(Error::StaleVersion {
+                expected: 1,
+                current: 2
+            })
+        ));
+    }
+
+    #[tokio::test]
+    async fn an_empty_patch_is_not_a_new_version() {
+        let service = service().await;
+        let created = service.create(draft("a@example.com")).await.unwrap();
+        let same = service
+            .update(created.id, &CustomerPatch::default(), None)
+            .await
+            .unwrap();
+        assert_eq!(same.version, 1);
+    }
+
+    #[tokio::test]
+    async fn deleting_twice_is_one_change() {
+        let service = service().await;
+        let created = service.create(draft("a@example.com")).await.unwrap();
+        assert_eq!(service.delete(created.id, None).await.unwrap().version, 2);
+        assert_eq!(service.delete(created.id, None).await.unwrap().version, 2);
+        let patch = CustomerPatch {
+            first_name: Some(Some("Ada".into())),
+            ..Default::default()
+        };
+        assert!(matches!(
+            service.update(created.id, &patch, None).await,
+            Err(Error::Deleted(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn pages_have_a_cursor_until_the_last() {
+        let service = service().await;
+        for i in 0..5 {
+            service
+                .create(draft(&format!("c{i}@example.com")))
+                .await
+                .unwrap();
+        }
+        let first = service.list(None, Some(2)).await.unwrap();
+        assert_eq!(first.customers.len(), 2);
+        let second = service
+            .list(first.next_cursor.as_deref(), Some(2))
+            .await
+            .unwrap();
+        let third = service
+            .list(second.next_cursor.as_deref(), Some(2))
+            .await
+            .unwrap();
+        assert_eq!(third.customers.len(), 1);
+        assert_eq!(third.next_cursor, None);
+        assert!(matches!(
+            service.list(Some("!!"), None).await,
+            Err(Error::Malformed(_))
+        ));
+        assert!(matches!(
+            service.list(None, Some(101)).await,
+            Err(Error::Invalid(_))
+        ));
+    }
+}

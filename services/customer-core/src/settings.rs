@@ -1,0 +1,42 @@
+//! crm-customer-core's settings (`CRM_*` environment variables, see the README).
+
+use std::{net::SocketAddr, time::Duration};
+
+use crm_platform::{cache::RedisCacheSettings, settings::Secret};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub database_url: Secret,
+    pub database_max_connections: u32,
+    pub redis_url: Secret,
+    pub redis_key_prefix: String,
+    pub redis_timeout_ms: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            grpc_addr: ([127, 0, 0, 1], 50051).into(),
+            http_addr: ([127, 0, 0, 1], 9101).into(),
+            database_url: Secret::new("postgres://postgres@127.0.0.1:5432/crm"),
+            database_max_connections: 10,
+            redis_url: Secret::new("redis://127.0.0.1:6379"),
+            redis_key_prefix: String::new(),
+            redis_timeout_ms: 250,
+        }
+    }
+}
+
+impl Settings {
+    pub fn redis(&self) -> RedisCacheSettings {
+        RedisCacheSettings {
+            url: self.redis_url.clone(),
+            key_prefix: self.redis_key_prefix.clone(),
+            timeout: Duration::from_millis(self.redis_timeout_ms),
+        }
+    }
+}
