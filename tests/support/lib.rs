@@ -1,1 +1,328 @@
+//! Starts the platform the way a user runs it, as the real binaries on port 0, and
+//! drives its REST API. The binaries must be built first (`make test` does that).
+//!
+//! - `TestApp::standalone()`: the `crm` binary on a fresh data directory.
+//! - `TestApp::distributed()`: `crm-customer-core` on a fresh PostgreSQL database and
+//!   its own Redis key prefix, and `crm-gateway` in front of it.
+//!
+//! Logs of the processes are captured (for assertions) and printed only with TEST_LOG=1.
 
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    process::Stdio,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use reqwest::{Client, Response};
+use serde_json::Value;
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::{Child, Command},
+};
+
+pub use reqwest::StatusCode;
+pub use serde_json::json;
+
+/// A running platform and a client for its REST API.
+pub struct TestApp {
+    pub base_url: String,
+    client: Client,
+    processes: Vec<Process>,
+    _data_dir: Option<tempfile::TempDir>,
+}
+
+/// A started binary; killed when dropped.
+pub struct Process {
+    _child: Child,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Process {
+    /// Every log line it wrote so far.
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().unwrap().clone()
+    }
+}
+
+/// Where cargo put the binaries: the tests run from `<target>/<profile>/deps/`.
+fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target directory");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the binaries first with `cargo build --workspace --bins` \
+         (`make test` does)",
+        path.display()
+    );
+    path
+}
+
+/// Starts `name` with `env` and waits for the log line `ready_message`, whose fields
+/// (the bound addresses) it returns.
+pub async fn spawn(
+    name: &str,
+    args: &[&str],
+    env: &[(&str, String)],
+    ready_message: &str,
+) -> (Process, HashMap<String, String>) {
+    let mut command = Command::new(binary(name));
+    command
+        .args(args)
+        .env("CRM_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+    let mut lines = BufReader::new(child.stderr.take().expect("piped stderr")).lines();
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    let verbose = std::env::var_os("TEST_LOG").is_some();
+
+    let wait_for_listening = async {
+        while let Some(line) = lines.next_line().await.expect("read log") {
+            if verbose {
+                eprintln!("[{name}] {line}");
+            }
+            logs.lock().unwrap().push(line.clone());
+            let Ok(event) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            if event["message"] == ready_message {
+                let fields = event
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                    .collect();
+                return Some(fields);
+            }
+        }
+        None
+    };
+    let fields = tokio::time::timeout(Duration::from_secs(60), wait_for_listening)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| {
+            panic!(
+                "{name} did not start; its log:\n{}",
+                logs.lock().unwrap().join("\n")
+            )
+        });
+
+    // Keep draining the pipe so the process never blocks on a full buffer.
+    let sink = logs.clone();
+    let name = name.to_owned();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if verbose {
+                eprintln!("[{name}] {line}");
+            }
+            sink.lock().unwrap().push(line);
+        }
+    });
+    (
+        Process {
+            _child: child,
+            logs,
+        },
+        fields,
+    )
+}
+
+impl TestApp {
+    pub async fn standalone() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut app = Self::standalone_in(dir.path()).await;
+        app._data_dir = Some(dir);
+        app
+    }
+
+    /// The standalone binary on a given data directory (to test restarts).
+    pub async fn standalone_in(data_dir: &Path) -> Self {
+        let data_dir = data_dir.to_str().expect("utf-8 path").to_owned();
+        let args = ["--listen", "127.0.0.1:0", "--data-dir", &data_dir];
+        let (process, fields) = spawn("crm", &args, &[], "crm listening").await;
+        Self::new(&fields["http"], vec![process])
+    }
+
+    pub async fn distributed() -> Self {
+        Self::distributed_with_redis("redis://127.0.0.1:6379").await
+    }
+
+    /// customer-core with the given Redis URL (an unreachable one tests the fallback).
+    pub async fn distributed_with_redis(redis_url: &str) -> Self {
+        let database_url = crm_customer_core::testing::fresh_postgres_url().await;
+        let core_env = [
+            ("CRM_DATABASE_URL", database_url),
+            ("CRM_REDIS_URL", redis_url.to_owned()),
+            (
+                "CRM_REDIS_KEY_PREFIX",
+                format!("e2e:{}:", uuid::Uuid::new_v4().simple()),
+            ),
+            ("CRM_GRPC_ADDR", "127.0.0.1:0".to_owned()),
+            ("CRM_HTTP_ADDR", "127.0.0.1:0".to_owned()),
+        ];
+        let (core, core_fields) = spawn(
+            "crm-customer-core",
+            &[],
+            &core_env,
+            "customer-core listening",
+        )
+        .await;
+        let gateway_env = [
+            ("CRM_HTTP_ADDR", "127.0.0.1:0".to_owned()),
+            (
+                "CRM_CUSTOMER_CORE_URL",
+                format!("http://{}", core_fields["grpc"]),
+            ),
+        ];
+        let (gateway, fields) = spawn("crm-gateway", &[], &gateway_env, "gateway listening").await;
+        let app = Self::new(&fields["http"], vec![core, gateway]);
+        if redis_url.ends_with(":6379") {
+            app.assert_redis_reachable(&core_fields["http"]).await;
+        }
+        app
+    }
+
+    fn new(addr: &str, processes: Vec<Process>) -> Self {
+        Self {
+            base_url: format!("http://{addr}"),
+            client: Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("client"),
+            processes,
+            _data_dir: None,
+        }
+    }
+
+    /// A test of the Redis adapter must not pass silently without Redis.
+    async fn assert_redis_reachable(&self, core_http: &str) {
+        let ready: Value = self
+            .client
+            .get(format!("http://{core_http}/readyz"))
+            .send()
+            .await
+            .expect("customer-core /readyz")
+            .json()
+            .await
+            .expect("readiness json");
+        assert_eq!(
+            ready["checks"]["redis"], "ok",
+            "Redis is not reachable at 127.0.0.1:6379 ({ready}). Start it with: redis-server \
+             --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no"
+        );
+    }
+
+    /// Every log line the processes wrote so far.
+    pub fn logs(&self) -> Vec<String> {
+        self.processes.iter().flat_map(Process::logs).collect()
+    }
+
+    pub async fn create_customer(&self, body: &Value) -> Response {
+        self.send(self.client.post(self.url("/api/customers")).json(body))
+            .await
+    }
+
+    pub async fn get_customer(&self, id: &str) -> Response {
+        self.send(self.client.get(self.url(&format!("/api/customers/{id}"))))
+            .await
+    }
+
+    pub async fn patch_customer(&self, id: &str, body: &Value, if_match: Option<&str>) -> Response {
+        let mut request = self
+            .client
+            .patch(self.url(&format!("/api/customers/{id}")))
+            .header("content-type", "application/merge-patch+json")
+            .body(body.to_string());
+        if let Some(etag) = if_match {
+            request = request.header("if-match", etag);
+        }
+        self.send(request).await
+    }
+
+    pub async fn delete_customer(&self, id: &str) -> Response {
+        self.send(
+            self.client
+                .delete(self.url(&format!("/api/customers/{id}"))),
+        )
+        .await
+    }
+
+    pub async fn list_customers(&self, query: &str) -> Response {
+        self.send(self.client.get(self.url(&format!("/api/customers{query}"))))
+            .await
+    }
+
+    /// A raw body with a given content type.
+    pub async fn post_raw(&self, path: &str, content_type: &str, body: Vec<u8>) -> Response {
+        let request = self
+            .client
+            .post(self.url(path))
+            .header("content-type", content_type)
+            .body(body);
+        self.send(request).await
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.send(self.client.get(self.url(path))).await
+    }
+
+    /// Creates a customer with this e-mail and returns its JSON.
+    pub async fn given_customer(&self, email: &str) -> Value {
+        let response = self
+            .create_customer(&json!({ "email": email, "first_name": "Ada" }))
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        response.json().await.expect("customer json")
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> Response {
+        request.send().await.expect("the platform answers")
+    }
+}
+
+/// Asserts an RFC 9457 problem with this status, and returns its body.
+pub async fn assert_problem(response: Response, status: StatusCode) -> Value {
+    assert_eq!(response.status(), status, "status");
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(content_type, "application/problem+json");
+    let problem: Value = response.json().await.expect("problem json");
+    assert_eq!(problem["status"], status.as_u16(), "{problem}");
+    assert!(
+        problem["type"].is_string() && problem["title"].is_string(),
+        "{problem}"
+    );
+    assert!(problem["detail"].is_string(), "{problem}");
+    problem
+}
+
+/// The fields named by a 422 problem.
+pub fn invalid_fields(problem: &Value) -> Vec<String> {
+    problem["errors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["field"].as_str().map(str::to_owned))
+        .collect()
+}

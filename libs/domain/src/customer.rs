@@ -266,45 +266,44 @@ impl Customer {
     ) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::default();
         let mut next = self.clone();
-        if let Some(email) = &patch.email {
-            if let Some(email) = errors.check("email", Email::parse(email)) {
-                next.email = email;
-            }
-        }
-        if let Some(phone) = &patch.phone {
-            if let Some(phone) = errors.check("phone", optional(phone.as_deref(), Phone::parse)) {
-                next.phone = phone;
-            }
-        }
-        if let Some(name) = &patch.first_name {
-            let parsed = optional(name.as_deref(), PersonName::parse);
-            if let Some(name) = errors.check("first_name", parsed) {
-                next.first_name = name;
-            }
-        }
-        if let Some(name) = &patch.last_name {
-            let parsed = optional(name.as_deref(), PersonName::parse);
-            if let Some(name) = errors.check("last_name", parsed) {
-                next.last_name = name;
-            }
-        }
-        if let Some(status) = patch.status {
-            if status == CustomerStatus::Deleted {
-                errors.push("status", "use DELETE to delete a customer");
-            } else {
-                next.status = status;
-            }
-        }
-        if let Some(tags) = &patch.tags {
-            if let Some(tags) = errors.check("tags", normalize_tags(tags)) {
-                next.tags = tags;
-            }
-        }
+        let e = &mut errors;
+        update(
+            e,
+            "email",
+            &mut next.email,
+            patch.email.as_deref().map(Email::parse),
+        );
+        let phone = patch
+            .phone
+            .as_ref()
+            .map(|p| optional(p.as_deref(), Phone::parse));
+        update(e, "phone", &mut next.phone, phone);
+        let first = patch
+            .first_name
+            .as_ref()
+            .map(|n| optional(n.as_deref(), PersonName::parse));
+        update(e, "first_name", &mut next.first_name, first);
+        let last = patch
+            .last_name
+            .as_ref()
+            .map(|n| optional(n.as_deref(), PersonName::parse));
+        update(e, "last_name", &mut next.last_name, last);
+        let status = patch.status.map(|status| match status {
+            CustomerStatus::Deleted => Err("use DELETE to delete a customer".to_owned()),
+            other => Ok(other),
+        });
+        update(e, "status", &mut next.status, status);
+        update(
+            e,
+            "tags",
+            &mut next.tags,
+            patch.tags.as_deref().map(normalize_tags),
+        );
         if let Some(addresses) = &patch.addresses {
-            next.addresses = parse_addresses(addresses, &mut errors);
+            next.addresses = parse_addresses(addresses, e);
         }
         if let Some(preferences) = &patch.preferences {
-            next.preferences = preferences.apply_to(next.preferences, &mut errors);
+            next.preferences = preferences.apply_to(next.preferences, e);
         }
         if !errors.is_empty() {
             return Err(errors);
@@ -440,30 +439,250 @@ fn text(value: Option<&str>, max: usize, required: bool) -> Result<Option<String
 
 impl PreferencesPatch {
     fn apply_to(&self, mut current: Preferences, errors: &mut ValidationErrors) -> Preferences {
-        if let Some(language) = &self.language {
-            if let Some(language) = errors.check("preferences.language", Language::parse(language))
-            {
-                current.language = language;
-            }
-        }
-        if let Some(currency) = &self.currency {
-            if let Some(currency) = errors.check("preferences.currency", Currency::parse(currency))
-            {
-                current.currency = currency;
-            }
-        }
+        let language = self.language.as_deref().map(Language::parse);
+        update(
+            errors,
+            "preferences.language",
+            &mut current.language,
+            language,
+        );
+        let currency = self.currency.as_deref().map(Currency::parse);
+        update(
+            errors,
+            "preferences.currency",
+            &mut current.currency,
+            currency,
+        );
+        let categories = self.categories.as_deref().map(normalize_tags);
+        update(
+            errors,
+            "preferences.categories",
+            &mut current.categories,
+            categories,
+        );
         if let Some(newsletter) = self.newsletter {
             current.newsletter = newsletter;
         }
         if let Some(sms) = self.sms_notifications {
             current.sms_notifications = sms;
         }
-        if let Some(categories) = &self.categories {
-            let parsed = normalize_tags(categories);
-            if let Some(categories) = errors.check("preferences.categories", parsed) {
-                current.categories = categories;
-            }
-        }
         current
+    }
+}
+
+/// Sets `slot` to a requested value that parsed, or records why it did not.
+fn update<T>(
+    errors: &mut ValidationErrors,
+    field: &str,
+    slot: &mut T,
+    requested: Option<Result<T, String>>,
+) {
+    if let Some(value) = requested.and_then(|parsed| errors.check(field, parsed)) {
+        *slot = value;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn at(hour: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 24, hour, 0, 0).unwrap()
+    }
+
+    fn draft() -> CustomerDraft {
+        CustomerDraft {
+            email: "Ada@Example.com".into(),
+            first_name: Some(" Ada ".into()),
+            ..CustomerDraft::default()
+        }
+    }
+
+    fn fields(errors: ValidationErrors) -> Vec<String> {
+        errors.0.into_iter().map(|e| e.field).collect()
+    }
+
+    #[test]
+    fn a_new_customer_is_active_new_version_one_with_default_preferences() {
+        let customer = Customer::create(CustomerId::generate(), draft(), at(9)).unwrap();
+        assert_eq!(customer.email.as_str(), "ada@example.com");
+        assert_eq!(customer.first_name.as_ref().unwrap().as_str(), "Ada");
+        assert_eq!(customer.status, CustomerStatus::Active);
+        assert_eq!(customer.segment, Segment::New);
+        assert_eq!(customer.version, 1);
+        assert_eq!(customer.preferences, Preferences::default());
+        assert_eq!(
+            (customer.created_at, customer.last_activity_at),
+            (at(9), at(9))
+        );
+        assert_eq!(customer.metrics.first_order_date, None);
+    }
+
+    #[test]
+    fn every_bad_field_is_reported_at_once() {
+        let bad = CustomerDraft {
+            email: "nope".into(),
+            phone: Some("12".into()),
+            last_name: Some("x".repeat(101)),
+            addresses: vec![AddressDraft {
+                line1: " ".into(),
+                city: "Paris".into(),
+                country: "FRA".into(),
+                ..AddressDraft::default()
+            }],
+            preferences: PreferencesPatch {
+                currency: Some("EURO".into()),
+                ..PreferencesPatch::default()
+            },
+            ..draft()
+        };
+        let errors = Customer::create(CustomerId::generate(), bad, at(9)).unwrap_err();
+        assert_eq!(
+            fields(errors),
+            [
+                "email",
+                "phone",
+                "last_name",
+                "addresses[0].line1",
+                "addresses[0].country",
+                "preferences.currency"
+            ]
+        );
+    }
+
+    #[test]
+    fn blank_optional_text_means_none() {
+        let blank = CustomerDraft {
+            phone: Some("  ".into()),
+            ..draft()
+        };
+        let customer = Customer::create(CustomerId::generate(), blank, at(9)).unwrap();
+        assert_eq!(customer.phone, None);
+    }
+
+    #[test]
+    fn addresses_are_limited_and_one_default_per_kind() {
+        let address = AddressDraft {
+            line1: "1 Main St".into(),
+            city: "Hampton".into(),
+            country: "us".into(),
+            is_default: true,
+            ..AddressDraft::default()
+        };
+        let two_defaults = CustomerDraft {
+            addresses: vec![address.clone(); 2],
+            ..draft()
+        };
+        let errors = Customer::create(CustomerId::generate(), two_defaults, at(9)).unwrap_err();
+        assert_eq!(fields(errors), ["addresses"]);
+
+        let too_many = CustomerDraft {
+            addresses: vec![
+                AddressDraft {
+                    is_default: false,
+                    ..address
+                };
+                MAX_ADDRESSES + 1
+            ],
+            ..draft()
+        };
+        let errors = Customer::create(CustomerId::generate(), too_many, at(9)).unwrap_err();
+        assert_eq!(fields(errors), ["addresses"]);
+    }
+
+    #[test]
+    fn a_patch_changes_only_what_it_names_and_bumps_the_version() {
+        let customer = Customer::create(CustomerId::generate(), draft(), at(9)).unwrap();
+        let patch = CustomerPatch {
+            first_name: Some(None),
+            tags: Some(vec!["Gold".into()]),
+            preferences: Some(PreferencesPatch {
+                newsletter: Some(true),
+                ..PreferencesPatch::default()
+            }),
+            ..CustomerPatch::default()
+        };
+        let patched = customer.patched(&patch, at(10)).unwrap();
+        assert_eq!(patched.first_name, None);
+        assert_eq!(patched.tags, [Tag::parse("gold").unwrap()]);
+        assert!(patched.preferences.newsletter);
+        assert_eq!(patched.preferences.language, customer.preferences.language);
+        assert_eq!(patched.email, customer.email);
+        assert_eq!((patched.version, patched.updated_at), (2, at(10)));
+        assert_eq!(patched.created_at, customer.created_at);
+    }
+
+    #[test]
+    fn a_patch_that_changes_nothing_keeps_the_version() {
+        let customer = Customer::create(CustomerId::generate(), draft(), at(9)).unwrap();
+        let same = CustomerPatch {
+            email: Some("ADA@example.com".into()),
+            ..Default::default()
+        };
+        assert_eq!(customer.patched(&same, at(10)).unwrap(), customer);
+    }
+
+    #[test]
+    fn a_patch_cannot_delete_and_a_bad_patch_changes_nothing() {
+        let customer = Customer::create(CustomerId::generate(), draft(), at(9)).unwrap();
+        let delete = CustomerPatch {
+            status: Some(CustomerStatus::Deleted),
+            ..Default::default()
+        };
+        assert_eq!(
+            fields(customer.patched(&delete, at(10)).unwrap_err()),
+            ["status"]
+        );
+        let half_bad = CustomerPatch {
+            last_name: Some(Some("Lovelace".into())),
+            email: Some("broken".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            fields(customer.patched(&half_bad, at(10)).unwrap_err()),
+            ["email"]
+        );
+    }
+
+    #[test]
+    fn deleting_keeps_the_record_one_version_later() {
+        let customer = Customer::create(CustomerId::generate(), draft(), at(9)).unwrap();
+        let deleted = customer.deleted(at(11));
+        assert!(deleted.is_deleted());
+        assert_eq!((deleted.version, deleted.updated_at), (2, at(11)));
+        assert_eq!(deleted.email, customer.email);
+    }
+
+    #[test]
+    fn full_name_joins_what_is_there() {
+        let mut customer = Customer::create(CustomerId::generate(), draft(), at(9)).unwrap();
+        assert_eq!(customer.full_name().as_deref(), Some("Ada"));
+        customer.last_name = Some(PersonName::parse("Lovelace").unwrap());
+        assert_eq!(customer.full_name().as_deref(), Some("Ada Lovelace"));
+        customer.first_name = None;
+        customer.last_name = None;
+        assert_eq!(customer.full_name(), None);
+    }
+
+    #[test]
+    fn timestamps_keep_microseconds() {
+        let precise = Utc.timestamp_opt(1_700_000_000, 123_456_789).unwrap();
+        let customer = Customer::create(CustomerId::generate(), draft(), precise).unwrap();
+        assert_eq!(customer.created_at.timestamp_subsec_nanos(), 123_456_000);
+    }
+
+    #[test]
+    fn json_uses_the_seed_field_names() {
+        let customer = Customer::create(CustomerId::generate(), draft(), at(9)).unwrap();
+        let json = serde_json::to_value(&customer).unwrap();
+        for field in ["first_name", "last_name", "last_activity_at", "created_at"] {
+            assert!(json.get(field).is_some(), "{field}");
+        }
+        assert_eq!(json["metrics"]["total_orders"], 0);
+        assert_eq!(json["segment"], "new");
+        let back: Customer = serde_json::from_value(json).unwrap();
+        assert_eq!(back, customer);
     }
 }

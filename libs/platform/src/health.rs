@@ -31,6 +31,13 @@ impl Readiness {
         Self(Arc::new(probes))
     }
 
+    /// These probes and one more.
+    pub fn with(&self, probe: Arc<dyn Probe>) -> Self {
+        let mut probes = self.0.as_ref().clone();
+        probes.push(probe);
+        Self::new(probes)
+    }
+
     /// Runs every probe concurrently: `(all ok, per-probe report)`.
     pub async fn report(&self) -> (bool, Map<String, Value>) {
         let checks = self.0.iter().map(|probe| async move {

@@ -1,5 +1,8 @@
 //! Logging for every binary: `RUST_LOG` filter (default `info`), human-readable text or
-//! JSON lines (`CRM_LOG_FORMAT=json`) for log shippers.
+//! JSON lines (`CRM_LOG_FORMAT=json`) for log shippers; always on stderr, so stdout
+//! stays for what a command prints for its user.
+
+use std::io::IsTerminal;
 
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
@@ -14,11 +17,17 @@ pub fn init_telemetry(service_name: &str) -> TelemetryGuard {
     let json = std::env::var("CRM_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     let registry = tracing_subscriber::registry().with(filter);
     let installed = if json {
-        registry
-            .with(fmt::layer().json().flatten_event(true))
-            .try_init()
+        let layer = fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_writer(std::io::stderr);
+        registry.with(layer).try_init()
     } else {
-        registry.with(fmt::layer().with_target(false)).try_init()
+        let layer = fmt::layer()
+            .with_target(false)
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr);
+        registry.with(layer).try_init()
     };
     if installed.is_ok() {
         tracing::debug!(service = service_name, "telemetry initialised");

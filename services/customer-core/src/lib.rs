@@ -96,7 +96,8 @@ impl Application {
         health
             .set_serving::<crm_proto::v1::customer_service_server::CustomerServiceServer<CustomerGrpc>>()
             .await;
-        tracing::info!(grpc = %self.grpc_addr(), "customer-core listening");
+        let http = self.http_addr().map(|a| a.to_string()).unwrap_or_default();
+        tracing::info!(grpc = %self.grpc_addr(), http, "customer-core listening");
         let router = router.add_service(CustomerGrpc::new(self.service).into_server());
         let grpc = crm_platform::grpc::serve(router, self.grpc_listener, shutdown.clone());
         match self.http_listener {

@@ -108,13 +108,11 @@ impl CustomerService {
     ) -> Result<Customer> {
         for _ in 0..WRITE_ATTEMPTS {
             let current = self.repo.get(id).await?.ok_or(Error::NotFound(id))?;
-            if let Some(expected) = expected_version {
-                if expected != current.version {
-                    return Err(Error::StaleVersion {
-                        expected,
-                        current: current.version,
-                    });
-                }
+            if let Some(expected) = expected_version.filter(|v| *v != current.version) {
+                return Err(Error::StaleVersion {
+                    expected,
+                    current: current.version,
+                });
             }
             let next = change(&current)?;
             if next.version == current.version {

@@ -1,1 +1,122 @@
+//! crm-gateway: the REST API for web clients, in front of the services' gRPC.
 
+pub mod customers;
+pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod settings;
+
+use std::{net::SocketAddr, sync::Arc};
+
+use axum::{Json, Router, extract::DefaultBodyLimit, routing::get};
+use crm_platform::{
+    Shutdown,
+    health::{Probe, Readiness},
+};
+use crm_proto::v1::customer_service_client::CustomerServiceClient;
+use tokio::net::TcpListener;
+use tonic::transport::Channel;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa_scalar::{Scalar, Servable};
+
+pub use settings::Settings;
+
+/// What every handler gets: the gRPC clients (cheap to clone).
+#[derive(Clone)]
+pub struct AppState {
+    pub customers: CustomerServiceClient<Channel>,
+}
+
+/// The whole REST surface: API routes, OpenAPI, docs and health.
+pub fn router(state: AppState, readiness: Readiness) -> Router {
+    let (api, openapi) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(
+            customers::create_customer,
+            customers::list_customers
+        ))
+        .routes(routes!(
+            customers::get_customer,
+            customers::patch_customer,
+            customers::delete_customer
+        ))
+        .with_state(state)
+        .split_for_parts();
+    let document = openapi.clone();
+    api.route("/openapi.json", get(move || async move { Json(document) }))
+        .merge(Scalar::with_url("/docs", openapi))
+        .merge(crm_platform::health::router(readiness))
+        .fallback(|| async { error::Error::RouteNotFound })
+        .method_not_allowed_fallback(|| async { error::Error::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
+        .layer(TraceLayer::new_for_http())
+}
+
+/// Ready when customer-core answers its gRPC health check.
+struct GrpcHealthProbe {
+    name: &'static str,
+    service: &'static str,
+    channel: Channel,
+}
+
+#[async_trait::async_trait]
+impl Probe for GrpcHealthProbe {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+        let request = HealthCheckRequest {
+            service: self.service.into(),
+        };
+        let answer = HealthClient::new(self.channel.clone())
+            .check(request)
+            .await
+            .map_err(|status| status.message().to_owned())?;
+        match answer.into_inner().status {
+            1 => Ok(()),
+            other => Err(format!("health status {other}")),
+        }
+    }
+}
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+}
+
+impl Application {
+    /// Binds `settings.http_addr` (port 0 picks a free port) and connects lazily to the
+    /// services, so the gateway starts before them. `extra` adds readiness probes (the
+    /// standalone binary adds its database).
+    pub async fn build(settings: &Settings, extra: Readiness) -> crm_platform::Result<Self> {
+        let customer_core = crm_platform::grpc::channel(&settings.customer_core_url)?;
+        let probe = GrpcHealthProbe {
+            name: "customer-core",
+            service: "crm.v1.CustomerService",
+            channel: customer_core.clone(),
+        };
+        let state = AppState {
+            customers: CustomerServiceClient::new(customer_core),
+        };
+        let readiness = extra.with(Arc::new(probe));
+        let listener = crm_platform::grpc::bind(settings.http_addr).await?;
+        Ok(Self {
+            listener,
+            router: router(state, readiness),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    pub async fn run(self, shutdown: Shutdown) -> crm_platform::Result<()> {
+        tracing::info!(http = %self.local_addr(), "gateway listening");
+        crm_platform::http::serve(self.listener, self.router, shutdown).await
+    }
+}

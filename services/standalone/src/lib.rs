@@ -1,1 +1,73 @@
+//! `crm`: the whole platform in one process on embedded storage (SQLite, an in-process
+//! cache), so trying it needs nothing but Rust. The services talk gRPC over loopback
+//! exactly as in the distributed mode, so both modes run the same code.
 
+use std::{net::SocketAddr, path::PathBuf, sync::Arc};
+
+use anyhow::Context;
+use clap::Parser;
+use crm_customer_core::{CustomerService, repo::SqliteRepository};
+use crm_platform::{Shutdown, cache::MemoryCache};
+
+/// Entries the in-process cache holds at most.
+const CACHE_CAPACITY: u64 = 100_000;
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "crm",
+    version,
+    about = "The CRM customer platform in one process"
+)]
+pub struct Config {
+    /// Address of the REST API.
+    #[arg(long, env = "CRM_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Where the SQLite database lives.
+    #[arg(long, env = "CRM_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+}
+
+pub struct Standalone {
+    core: crm_customer_core::Application,
+    gateway: crm_gateway::Application,
+}
+
+impl Standalone {
+    pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create the data directory {:?}", config.data_dir))?;
+        let database = config.data_dir.join("crm.db");
+        let repo = SqliteRepository::open(&database)
+            .await
+            .with_context(|| format!("cannot open {database:?}"))?;
+        let service =
+            CustomerService::new(Arc::new(repo), Arc::new(MemoryCache::new(CACHE_CAPACITY)));
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+        let core =
+            crm_customer_core::Application::with_service(service, loopback, None, vec![]).await?;
+        let gateway_settings = crm_gateway::Settings {
+            http_addr: config.listen,
+            customer_core_url: format!("http://{}", core.grpc_addr()),
+            ..crm_gateway::Settings::default()
+        };
+        let gateway = crm_gateway::Application::build(&gateway_settings, core.readiness())
+            .await
+            .context("cannot start the REST API")?;
+        Ok(Self { core, gateway })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.gateway.local_addr()
+    }
+
+    pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        tracing::info!(http = %self.local_addr(), "crm listening");
+        tokio::try_join!(self.core.run(shutdown.clone()), async {
+            self.gateway
+                .run(shutdown)
+                .await
+                .map_err(crm_customer_core::Error::from)
+        })?;
+        Ok(())
+    }
+}

@@ -1,0 +1,145 @@
+//! Every gateway error, and its one mapping to an RFC 9457 `application/problem+json`
+//! answer. gRPC statuses from the services map through the shared error-kind table.
+
+use axum::{
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use crm_domain::FieldError;
+use crm_proto::status::{ErrorKind, ServiceError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Malformed(String),
+    #[error("{0}")]
+    Invalid(String, Vec<FieldError>),
+    #[error("the request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("no such resource")]
+    RouteNotFound,
+    #[error("this method is not allowed here")]
+    MethodNotAllowed,
+    #[error("{}", .0.message)]
+    Service(ServiceError),
+}
+
+impl From<tonic::Status> for Error {
+    fn from(status: tonic::Status) -> Self {
+        Error::Service(ServiceError::from(&status))
+    }
+}
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI reference naming the problem type.
+    #[serde(rename = "type")]
+    #[schema(example = "/problems/validation-failed")]
+    pub problem_type: String,
+    #[schema(example = "Unprocessable Entity")]
+    pub title: String,
+    #[schema(example = 422)]
+    pub status: u16,
+    pub detail: String,
+    /// The invalid fields (422 only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+impl Error {
+    fn status_and_type(&self) -> (StatusCode, &'static str) {
+        let kind_status = |kind: ErrorKind| {
+            StatusCode::from_u16(kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+        };
+        match self {
+            Error::Malformed(_) => (StatusCode::BAD_REQUEST, "malformed-request"),
+            Error::Invalid(..) => (StatusCode::UNPROCESSABLE_ENTITY, "validation-failed"),
+            Error::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large"),
+            Error::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type")
+            }
+            Error::RouteNotFound => (StatusCode::NOT_FOUND, "not-found"),
+            Error::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed"),
+            Error::Service(e) => (
+                kind_status(e.kind),
+                match e.kind {
+                    ErrorKind::Malformed => "malformed-request",
+                    ErrorKind::Invalid => "validation-failed",
+                    ErrorKind::NotFound => "not-found",
+                    ErrorKind::Conflict => "conflict",
+                    ErrorKind::PreconditionFailed => "precondition-failed",
+                    ErrorKind::Unauthenticated => "unauthenticated",
+                    ErrorKind::Forbidden => "forbidden",
+                    ErrorKind::Unimplemented => "not-implemented",
+                    ErrorKind::Unavailable => "service-unavailable",
+                    ErrorKind::Internal => "internal-error",
+                },
+            ),
+        }
+    }
+
+    pub fn into_problem(self) -> (StatusCode, Problem) {
+        let (status, slug) = self.status_and_type();
+        let (detail, errors) = match self {
+            Error::Invalid(detail, errors) => (detail, errors),
+            Error::Service(e) if status.is_server_error() => {
+                tracing::error!(kind = ?e.kind, message = %e.message, "service call failed");
+                let detail = match e.kind {
+                    ErrorKind::Unimplemented => "this feature is not available yet".into(),
+                    _ => "a service behind the gateway is unavailable, try again later".into(),
+                };
+                (detail, Vec::new())
+            }
+            Error::Service(e) => (e.message, e.fields),
+            other => (other.to_string(), Vec::new()),
+        };
+        let problem = Problem {
+            problem_type: format!("/problems/{slug}"),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail,
+            errors,
+        };
+        (status, problem)
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let (status, problem) = self.into_problem();
+        let mut response = (status, axum::Json(problem)).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_details_never_reach_the_client() {
+        let status = tonic::Status::internal("relation \"customers\" does not exist");
+        let (code, problem) = Error::from(status).into_problem();
+        assert_eq!(code, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!problem.detail.contains("relation"));
+    }
+
+    #[test]
+    fn a_stale_version_is_412() {
+        let status = tonic::Status::failed_precondition("customer has version 3");
+        let (code, problem) = Error::from(status).into_problem();
+        assert_eq!(code, StatusCode::PRECONDITION_FAILED);
+        assert_eq!(problem.problem_type, "/problems/precondition-failed");
+    }
+}

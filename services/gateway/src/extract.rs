@@ -1,0 +1,162 @@
+//! Request extractors whose failures are problem documents: malformed JSON is a 400, a
+//! body of the wrong shape a 422 naming the field, an oversized body a 413.
+
+use axum::{
+    body::Bytes,
+    extract::{FromRequest, Request, rejection::BytesRejection},
+    http::{StatusCode, header},
+};
+use crm_domain::FieldError;
+use serde::de::DeserializeOwned;
+
+use crate::error::Error;
+
+/// The request body size limit.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// A JSON body (`application/json`, `application/merge-patch+json` or any `+json`).
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = Error;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Error> {
+        let content_type = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        if !is_json(&content_type) {
+            return Err(Error::UnsupportedMediaType(format!(
+                "expected a JSON body (Content-Type: application/json), got {:?}",
+                content_type
+            )));
+        }
+        let bytes =
+            Bytes::from_request(request, state)
+                .await
+                .map_err(|rejection| match rejection {
+                    BytesRejection::FailedToBufferBody(e)
+                        if e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+                    {
+                        Error::PayloadTooLarge(MAX_BODY_BYTES)
+                    }
+                    other => Error::Malformed(other.body_text()),
+                })?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let malformed =
+        |e: serde_json::Error| Error::Malformed(format!("the request body is not valid JSON: {e}"));
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        if inner.classify() != serde_json::error::Category::Data {
+            return malformed(inner);
+        }
+        let (field, message) = field_error(&path, &inner.to_string());
+        Error::Invalid(
+            "the request body has invalid fields".into(),
+            vec![FieldError { field, message }],
+        )
+    })?;
+    deserializer.end().map_err(malformed)?;
+    Ok(value)
+}
+
+/// serde reports a missing or unknown field at the parent's path; name the field itself.
+fn field_error(path: &str, message: &str) -> (String, String) {
+    let message = message
+        .split(" at line ")
+        .next()
+        .unwrap_or(message)
+        .to_owned();
+    let quoted = message.split('`').nth(1).map(str::to_owned);
+    let join = |name: String| {
+        if path == "." {
+            name
+        } else if path == name || path.ends_with(&format!(".{name}")) {
+            path.to_owned()
+        } else {
+            format!("{path}.{name}")
+        }
+    };
+    match quoted {
+        Some(name) if message.starts_with("missing field") => (join(name), "is required".into()),
+        Some(name) if message.starts_with("unknown field") => (
+            join(name),
+            "is not a field of this resource (or is read-only)".into(),
+        ),
+        _ if path == "." => ("body".into(), message),
+        _ => (path.to_owned(), message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crm_domain::{CustomerDraft, CustomerPatch};
+
+    fn invalid_fields<T: DeserializeOwned>(json: &str) -> Vec<FieldError> {
+        match parse_json::<T>(json.as_bytes()) {
+            Err(Error::Invalid(_, fields)) => fields,
+            Err(other) => panic!("expected invalid, got {other:?}"),
+            Ok(_) => panic!("expected invalid, got a value"),
+        }
+    }
+
+    #[test]
+    fn a_missing_field_is_named() {
+        let fields = invalid_fields::<CustomerDraft>(r#"{"first_name": "Ada"}"#);
+        assert_eq!(fields[0].field, "email");
+    }
+
+    #[test]
+    fn a_wrong_type_deep_inside_is_named_by_its_path() {
+        let fields = invalid_fields::<CustomerDraft>(
+            r#"{"email": "a@b.co", "addresses": [{"line1": "x", "city": "y", "country": 7}]}"#,
+        );
+        assert_eq!(fields[0].field, "addresses[0].country");
+    }
+
+    #[test]
+    fn read_only_fields_are_refused_by_name() {
+        let fields = invalid_fields::<CustomerPatch>(r#"{"segment": "vip"}"#);
+        assert_eq!(fields[0].field, "segment");
+    }
+
+    #[test]
+    fn broken_json_is_malformed() {
+        assert!(matches!(
+            parse_json::<CustomerDraft>(b"{\"email\": "),
+            Err(Error::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_json::<CustomerDraft>(br#"{"email": "a@b.co"} x"#),
+            Err(Error::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn json_content_types() {
+        assert!(is_json("application/json"));
+        assert!(is_json("application/merge-patch+json; charset=utf-8"));
+        assert!(!is_json("text/plain"));
+        assert!(!is_json(""));
+    }
+}
