@@ -1,11 +1,11 @@
 //! Country value type: an ISO 3166-1 alpha-2 code for addresses and customer locale.
 
-use std::fmt;
-
 /// An officially assigned ISO 3166-1 alpha-2 code, upper-case, e.g. `DE`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct CountryCode(String);
+
+crate::value::string_value!(CountryCode);
 
 /// All 249 officially assigned alpha-2 codes.
 ///
@@ -56,38 +56,6 @@ impl CountryCode {
             return Err("must be an ISO 3166-1 alpha-2 country code, e.g. DE".to_owned());
         }
         Ok(Self(code))
-    }
-
-    /// The two-letter code.
-    #[must_use]
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for CountryCode {
-    type Error = String;
-
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-
-impl From<CountryCode> for String {
-    fn from(value: CountryCode) -> Self {
-        value.0
-    }
-}
-
-impl fmt::Display for CountryCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl AsRef<str> for CountryCode {
-    fn as_ref(&self) -> &str {
-        &self.0
     }
 }
 

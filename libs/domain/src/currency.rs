@@ -1,11 +1,11 @@
 //! Currency value type: an ISO 4217 alphabetic code for monetary amounts such as order totals.
 
-use std::fmt;
-
 /// An active ISO 4217 alphabetic currency code, upper-case, e.g. `EUR`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Currency(String);
+
+crate::value::string_value!(Currency);
 
 /// ISO 4217 List One as published by the maintenance agency (SIX),
 /// including 2025's XCG and excluding codes since withdrawn (ANG, BGN,
@@ -48,38 +48,6 @@ impl Currency {
             return Err("must be an ISO 4217 currency code, e.g. EUR".to_owned());
         }
         Ok(Self(code))
-    }
-
-    /// The three-letter code.
-    #[must_use]
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for Currency {
-    type Error = String;
-
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-
-impl From<Currency> for String {
-    fn from(value: Currency) -> Self {
-        value.0
-    }
-}
-
-impl fmt::Display for Currency {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl AsRef<str> for Currency {
-    fn as_ref(&self) -> &str {
-        &self.0
     }
 }
 

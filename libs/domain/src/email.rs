@@ -1,7 +1,5 @@
 //! E-mail address value type: the normalised form used to identify and deduplicate customers.
 
-use std::fmt;
-
 /// A syntactically valid, lower-cased e-mail address.
 ///
 /// The accepted syntax is the "dot-atom" subset of RFC 5322 with an
@@ -11,6 +9,8 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Email(String);
+
+crate::value::string_value!(Email);
 
 /// RFC 5321 caps a forward path at 256 octets including the angle
 /// brackets, which leaves 254 for the address itself.
@@ -42,12 +42,6 @@ impl Email {
             return Err(INVALID.to_owned());
         }
         Ok(Self(address))
-    }
-
-    /// The whole address.
-    #[must_use]
-    pub fn as_str(&self) -> &str {
-        &self.0
     }
 
     /// The part before the `@`.
@@ -98,32 +92,6 @@ fn is_valid_label(label: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         && !label.starts_with('-')
         && !label.ends_with('-')
-}
-
-impl TryFrom<String> for Email {
-    type Error = String;
-
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-
-impl From<Email> for String {
-    fn from(value: Email) -> Self {
-        value.0
-    }
-}
-
-impl fmt::Display for Email {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl AsRef<str> for Email {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
 }
 
 #[cfg(test)]

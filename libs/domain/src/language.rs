@@ -1,7 +1,5 @@
 //! Language value type: a BCP 47 tag for a customer's preferred language in messages and UI.
 
-use std::fmt;
-
 /// A well-formed BCP 47 (RFC 5646) language tag in canonical case,
 /// e.g. `en`, `pt-BR`, `zh-Hant-TW`.
 ///
@@ -13,6 +11,8 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Language(String);
+
+crate::value::string_value!(Language);
 
 /// RFC 5646 sets no upper bound; this only keeps junk out of storage.
 const MAX_LEN: usize = 64;
@@ -43,12 +43,6 @@ impl Language {
         canonicalize(&subtags)
             .map(|tag| Self(tag.join("-")))
             .ok_or_else(|| INVALID.to_owned())
-    }
-
-    /// The tag in canonical case.
-    #[must_use]
-    pub fn as_str(&self) -> &str {
-        &self.0
     }
 }
 
@@ -156,32 +150,6 @@ fn title_case(s: &str) -> String {
         first.make_ascii_uppercase();
     }
     out
-}
-
-impl TryFrom<String> for Language {
-    type Error = String;
-
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-
-impl From<Language> for String {
-    fn from(value: Language) -> Self {
-        value.0
-    }
-}
-
-impl fmt::Display for Language {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl AsRef<str> for Language {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub mod name;
 pub mod phone;
 pub mod tag;
 pub mod validation;
+mod value;
 
 pub use country::CountryCode;
 pub use currency::Currency;

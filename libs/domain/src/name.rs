@@ -1,7 +1,5 @@
 //! Person name value type: free-form human text, tidied just enough to display and compare.
 
-use std::fmt;
-
 /// A person's name (given, family or full), trimmed and with internal
 /// whitespace collapsed to single spaces.
 ///
@@ -11,6 +9,8 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct PersonName(String);
+
+crate::value::string_value!(PersonName);
 
 impl PersonName {
     /// Longest name accepted, counted in Unicode scalar values.
@@ -36,38 +36,6 @@ impl PersonName {
             ));
         }
         Ok(Self(collapsed))
-    }
-
-    /// The normalised name.
-    #[must_use]
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for PersonName {
-    type Error = String;
-
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-
-impl From<PersonName> for String {
-    fn from(value: PersonName) -> Self {
-        value.0
-    }
-}
-
-impl fmt::Display for PersonName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl AsRef<str> for PersonName {
-    fn as_ref(&self) -> &str {
-        &self.0
     }
 }
 

@@ -1,7 +1,5 @@
 //! Phone number value type, stored in E.164 so the same number is always spelled one way.
 
-use std::fmt;
-
 /// A phone number in E.164 form: `+` followed by 8 to 15 digits.
 ///
 /// Only numbers written with an international prefix are accepted:
@@ -10,6 +8,8 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Phone(String);
+
+crate::value::string_value!(Phone);
 
 const MIN_DIGITS: usize = 8;
 /// E.164 caps a number at 15 digits including the country code.
@@ -55,38 +55,6 @@ impl Phone {
             ));
         }
         Ok(Self(format!("+{digits}")))
-    }
-
-    /// The number in E.164 form, e.g. `+14155550123`.
-    #[must_use]
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for Phone {
-    type Error = String;
-
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-
-impl From<Phone> for String {
-    fn from(value: Phone) -> Self {
-        value.0
-    }
-}
-
-impl fmt::Display for Phone {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl AsRef<str> for Phone {
-    fn as_ref(&self) -> &str {
-        &self.0
     }
 }
 

@@ -1,8 +1,6 @@
 //! Customer tag value type and the rules for a customer's set of tags, used for segmentation.
 
 use std::collections::HashSet;
-use std::fmt;
-
 /// Most tags one customer may carry; keeps documents and segment
 /// indexes bounded.
 pub const MAX_TAGS: usize = 50;
@@ -14,6 +12,8 @@ pub const MAX_TAGS: usize = 50;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Tag(String);
+
+crate::value::string_value!(Tag);
 
 const MAX_CHARS: usize = 64;
 
@@ -52,12 +52,6 @@ impl Tag {
         }
         Ok(Self(lowered))
     }
-
-    /// The normalised tag.
-    #[must_use]
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
 fn is_allowed(c: char) -> bool {
@@ -82,32 +76,6 @@ pub fn normalize_tags(raw: &[String]) -> Result<Vec<Tag>, String> {
         }
     }
     Ok(tags)
-}
-
-impl TryFrom<String> for Tag {
-    type Error = String;
-
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-
-impl From<Tag> for String {
-    fn from(value: Tag) -> Self {
-        value.0
-    }
-}
-
-impl fmt::Display for Tag {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl AsRef<str> for Tag {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
 }
 
 #[cfg(test)]
