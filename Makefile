@@ -24,7 +24,7 @@ run-distributed: ## Build and start every service binary against local PostgreSQ
 .PHONY: test
 test: ## Run every test: unit, adapters against the real servers, end to end, deploy checks
 	scripts/check-services
-	-scripts/drop-test-databases
+	scripts/drop-test-leftovers
 	$(MAKE) lint-deploy
 	# The end-to-end tests start the real binaries, so build them first.
 	$(CARGO) build --workspace --bins

@@ -1,6 +1,7 @@
 //! What every CRM binary shares: typed settings, telemetry, graceful shutdown, the
 //! health endpoints, the gRPC server scaffolding and the cache adapters.
 
+pub mod bus;
 pub mod cache;
 pub mod error;
 pub mod grpc;
@@ -10,6 +11,8 @@ pub mod pending;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use error::{Error, Result};
 pub use shutdown::Shutdown;

@@ -1,0 +1,176 @@
+//! The in-process bus of the standalone binary: the same routing, retry and
+//! dead-letter rules as RabbitMQ, on tokio channels. It keeps nothing across restarts;
+//! durability comes from the outbox table that feeds it.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use async_trait::async_trait;
+use tokio::sync::mpsc;
+
+use super::{
+    BusError, ConsumerConfig, DeadLetter, Delivery, EventBus, Handler, Message, Outcome,
+    topic_matches,
+};
+use crate::Shutdown;
+
+#[derive(Clone, Default)]
+pub struct MemoryBus {
+    state: Arc<Mutex<State>>,
+}
+
+#[derive(Default)]
+struct State {
+    /// (exchange, pattern, queue)
+    bindings: Vec<(String, String, String)>,
+    queues: HashMap<String, Queue>,
+}
+
+struct Queue {
+    sender: mpsc::UnboundedSender<Delivery>,
+    /// Shared, so that several consumers of one queue take turns, as replicas do.
+    receiver: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Delivery>>>,
+    dead: Vec<DeadLetter>,
+}
+
+impl MemoryBus {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A handler never runs under this lock, so poisoning means a bug in this file.
+        self.state.lock().expect("memory bus state")
+    }
+}
+
+#[async_trait]
+impl EventBus for MemoryBus {
+    async fn declare(&self, config: &ConsumerConfig) -> Result<(), BusError> {
+        let mut state = self.lock();
+        state.queues.entry(config.queue.clone()).or_insert_with(|| {
+            let (sender, receiver) = mpsc::unbounded_channel();
+            Queue {
+                sender,
+                receiver: Arc::new(tokio::sync::Mutex::new(receiver)),
+                dead: Vec::new(),
+            }
+        });
+        for pattern in &config.bindings {
+            let binding = (
+                config.exchange.clone(),
+                pattern.clone(),
+                config.queue.clone(),
+            );
+            if !state.bindings.contains(&binding) {
+                state.bindings.push(binding);
+            }
+        }
+        Ok(())
+    }
+
+    async fn publish(&self, exchange: &str, messages: &[Message]) -> Result<(), BusError> {
+        let state = self.lock();
+        // Check every message first: a batch is delivered whole or not at all.
+        let mut routes = Vec::with_capacity(messages.len());
+        for message in messages {
+            let mut queues: Vec<&str> = state
+                .bindings
+                .iter()
+                .filter(|(x, pattern, _)| {
+                    x == exchange && topic_matches(pattern, &message.routing_key)
+                })
+                .map(|(_, _, queue)| queue.as_str())
+                .collect();
+            queues.dedup();
+            if queues.is_empty() {
+                return Err(BusError::Unroutable {
+                    exchange: exchange.to_owned(),
+                    routing_key: message.routing_key.clone(),
+                });
+            }
+            routes.push((message, queues));
+        }
+        for (message, queues) in routes {
+            for queue in queues {
+                let delivery = Delivery {
+                    message: message.clone(),
+                    attempt: 1,
+                };
+                // The receiver lives in the same map, so sending cannot fail.
+                let _ = state.queues[queue].sender.send(delivery);
+            }
+        }
+        Ok(())
+    }
+
+    async fn consume(
+        &self,
+        config: ConsumerConfig,
+        handler: Arc<dyn Handler>,
+        shutdown: Shutdown,
+    ) -> Result<(), BusError> {
+        self.declare(&config).await?;
+        let (receiver, sender) = {
+            let state = self.lock();
+            let queue = &state.queues[&config.queue];
+            (queue.receiver.clone(), queue.sender.clone())
+        };
+        loop {
+            let delivery = tokio::select! {
+                _ = shutdown.wait() => return Ok(()),
+                next = async { receiver.lock().await.recv().await } => match next {
+                    Some(delivery) => delivery,
+                    None => return Ok(()),
+                },
+            };
+            let reason = match handler.handle(&delivery).await {
+                Outcome::Ack => continue,
+                Outcome::Retry(reason) if delivery.attempt < config.max_attempts => {
+                    let delay = config.backoff(delivery.attempt);
+                    let sender = sender.clone();
+                    let again = Delivery {
+                        attempt: delivery.attempt + 1,
+                        ..delivery
+                    };
+                    tokio::spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        let _ = sender.send(again);
+                    });
+                    tracing::debug!(queue = %config.queue, %reason, "delivery will be retried");
+                    continue;
+                }
+                Outcome::Retry(reason) | Outcome::DeadLetter(reason) => reason,
+            };
+            tracing::warn!(queue = %config.queue, %reason, "message dead-lettered");
+            let mut state = self.lock();
+            if let Some(queue) = state.queues.get_mut(&config.queue) {
+                queue.dead.push(DeadLetter {
+                    message: delivery.message,
+                    reason,
+                });
+            }
+        }
+    }
+
+    async fn dead_letters(&self, queue: &str, max: usize) -> Result<Vec<DeadLetter>, BusError> {
+        let state = self.lock();
+        Ok(state
+            .queues
+            .get(queue)
+            .map(|q| q.dead.iter().take(max).cloned().collect())
+            .unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn contract() {
+        super::super::contract::run(Arc::new(MemoryBus::new()), "memory").await;
+    }
+}

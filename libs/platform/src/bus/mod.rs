@@ -1,0 +1,176 @@
+//! The event bus port: topic exchanges, durable consumer queues, publisher confirms,
+//! retries with backoff, then a dead-letter queue that says why.
+//!
+//! Two adapters pass one contract suite: RabbitMQ (`RabbitBus`) for the services and an
+//! in-process bus (`MemoryBus`) for the standalone binary.
+
+mod memory;
+mod rabbitmq;
+mod topic;
+
+#[cfg(test)]
+mod contract;
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+
+pub use memory::MemoryBus;
+pub use rabbitmq::RabbitBus;
+pub use topic::topic_matches;
+
+use crate::Shutdown;
+
+/// The exchange every event goes to; routing key = event type.
+pub const EVENTS_EXCHANGE: &str = "crm.events";
+/// Messages for the notification service outside this project.
+pub const NOTIFICATIONS_EXCHANGE: &str = "crm.notifications";
+
+/// The header that carries why a message was dead-lettered.
+pub const FAILURE_REASON_HEADER: &str = "x-crm-failure-reason";
+/// The header that carries the delivery attempt (1 for the first).
+pub const ATTEMPT_HEADER: &str = "x-crm-attempt";
+
+/// One message: an id (consumers deduplicate by it), a routing key, a payload and
+/// string headers (W3C trace context travels here).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub id: String,
+    pub routing_key: String,
+    pub payload: Vec<u8>,
+    pub headers: BTreeMap<String, String>,
+}
+
+impl Message {
+    pub fn new(id: impl Into<String>, routing_key: impl Into<String>, payload: Vec<u8>) -> Self {
+        Self {
+            id: id.into(),
+            routing_key: routing_key.into(),
+            payload,
+            headers: BTreeMap::new(),
+        }
+    }
+}
+
+/// A message as a consumer receives it.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub message: Message,
+    /// 1 on the first delivery, then one more per retry.
+    pub attempt: u32,
+}
+
+/// What a handler decided about a delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done; never deliver it again.
+    Ack,
+    /// A passing failure: deliver again after a backoff, up to the attempt limit.
+    Retry(String),
+    /// It can never succeed: straight to the dead-letter queue.
+    DeadLetter(String),
+}
+
+#[async_trait]
+pub trait Handler: Send + Sync + 'static {
+    async fn handle(&self, delivery: &Delivery) -> Outcome;
+}
+
+/// A message that ended in a consumer's dead-letter queue, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub message: Message,
+    pub reason: String,
+}
+
+/// One consumer: its durable queue, what it is bound to, and how it retries.
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    /// The queue's name, e.g. `customer-core.events`.
+    pub queue: String,
+    pub exchange: String,
+    /// Topic patterns (`order.*`, `customer.#`, `#`).
+    pub bindings: Vec<String>,
+    /// Unacknowledged deliveries at most (RabbitMQ prefetch).
+    pub prefetch: u16,
+    /// Deliveries at most before the dead-letter queue.
+    pub max_attempts: u32,
+    /// The delay before the first retry; doubled for each later one.
+    pub first_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl ConsumerConfig {
+    pub fn new(queue: impl Into<String>, exchange: impl Into<String>, bindings: &[&str]) -> Self {
+        Self {
+            queue: queue.into(),
+            exchange: exchange.into(),
+            bindings: bindings.iter().map(|b| (*b).to_owned()).collect(),
+            prefetch: 32,
+            max_attempts: 5,
+            first_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(60),
+        }
+    }
+
+    /// The delay before delivery `attempt + 1`.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
+        self.first_backoff
+            .saturating_mul(factor)
+            .min(self.max_backoff)
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum BusError {
+    #[error("the message bus is unavailable: {0}")]
+    Unavailable(String),
+    #[error("no queue is bound to {exchange} for {routing_key}; the message would be lost")]
+    Unroutable {
+        exchange: String,
+        routing_key: String,
+    },
+    #[error("the broker refused the message")]
+    Refused,
+}
+
+#[async_trait]
+pub trait EventBus: Send + Sync {
+    /// Declares a consumer's exchange, queue, bindings, retry and dead-letter queues
+    /// (idempotent), so publishing works before the consumer first runs.
+    async fn declare(&self, config: &ConsumerConfig) -> Result<(), BusError>;
+
+    /// Publishes every message; returns only after the broker confirmed all of them.
+    /// A message no queue is bound to is an error, never silently dropped.
+    async fn publish(&self, exchange: &str, messages: &[Message]) -> Result<(), BusError>;
+
+    /// Runs `handler` on every delivery of the consumer's queue until `shutdown`,
+    /// reconnecting with backoff when the broker goes away.
+    async fn consume(
+        &self,
+        config: ConsumerConfig,
+        handler: Arc<dyn Handler>,
+        shutdown: Shutdown,
+    ) -> Result<(), BusError>;
+
+    /// Up to `max` messages of a consumer's dead-letter queue, oldest first, without
+    /// removing them.
+    async fn dead_letters(&self, queue: &str, max: usize) -> Result<Vec<DeadLetter>, BusError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let config = ConsumerConfig {
+            first_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(500),
+            ..ConsumerConfig::new("q", "x", &["#"])
+        };
+        let delays: Vec<u128> = (1..=5).map(|a| config.backoff(a).as_millis()).collect();
+        assert_eq!(delays, [100, 200, 400, 500, 500]);
+    }
+}

@@ -1,0 +1,572 @@
+//! The RabbitMQ adapter (lapin).
+//!
+//! Topology of a consumer queue `q`, declared by whoever starts first:
+//! - `q`: a durable quorum queue bound to the topic exchange;
+//! - `q.retry.<delay>ms`: one queue per retry delay; a message waits there for the delay
+//!   (queue TTL) and is then dead-lettered back into `q`, so a retry never blocks the
+//!   consumer and survives a restart;
+//! - `q.dlq`: a quorum queue for what failed for good, with the reason in a header.
+//!
+//! lapin's automatic recovery is not trusted after a broker restart, so this adapter owns
+//! its reconnect loop: the publisher reconnects on the next publish, consumers reconnect
+//! with backoff and redeclare their topology.
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
+    options::{
+        BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions,
+        BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
+        QueueBindOptions, QueueDeclareOptions,
+    },
+    types::{AMQPValue, FieldTable, ShortString},
+};
+use tokio::sync::Mutex;
+
+use super::{
+    ATTEMPT_HEADER, BusError, ConsumerConfig, DeadLetter, Delivery, EVENTS_EXCHANGE, EventBus,
+    FAILURE_REASON_HEADER, Handler, Message, NOTIFICATIONS_EXCHANGE, Outcome,
+};
+use crate::{Shutdown, settings::Secret};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const PUBLISH_ATTEMPTS: usize = 3;
+const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(10);
+
+pub struct RabbitBus {
+    url: Secret,
+    /// The publisher's connection and confirm-mode channel, made on first use.
+    publisher: Mutex<Option<(Connection, Channel)>>,
+    connections_opened: AtomicU64,
+}
+
+fn unavailable(error: impl std::fmt::Display) -> BusError {
+    BusError::Unavailable(error.to_string())
+}
+
+impl RabbitBus {
+    /// Connects lazily: a broker that is down at start only delays the first publish.
+    pub fn new(url: Secret) -> Self {
+        Self {
+            url,
+            publisher: Mutex::new(None),
+            connections_opened: AtomicU64::new(0),
+        }
+    }
+
+    /// Connections opened since start (publisher and consumers): a reconnect shows here.
+    pub fn connections_opened(&self) -> u64 {
+        self.connections_opened.load(Ordering::Relaxed)
+    }
+
+    /// A new connection and a channel in publisher-confirm mode, with the platform's
+    /// exchanges declared.
+    async fn connect(&self) -> Result<(Connection, Channel), BusError> {
+        let connect = Connection::connect(self.url.expose(), ConnectionProperties::default());
+        let connection = tokio::time::timeout(CONNECT_TIMEOUT, connect)
+            .await
+            .map_err(|_| unavailable("no answer from the broker"))?
+            .map_err(unavailable)?;
+        self.connections_opened.fetch_add(1, Ordering::Relaxed);
+        let channel = connection.create_channel().await.map_err(unavailable)?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(unavailable)?;
+        for exchange in [EVENTS_EXCHANGE, NOTIFICATIONS_EXCHANGE] {
+            declare_exchange(&channel, exchange)
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok((connection, channel))
+    }
+
+    async fn publisher_channel(&self) -> Result<Channel, BusError> {
+        let mut link = self.publisher.lock().await;
+        if let Some((connection, channel)) = link.as_ref()
+            && connection.status().connected()
+            && channel.status().connected()
+        {
+            return Ok(channel.clone());
+        }
+        let (connection, channel) = self.connect().await?;
+        *link = Some((connection, channel.clone()));
+        Ok(channel)
+    }
+
+    async fn forget_publisher(&self) {
+        self.publisher.lock().await.take();
+    }
+
+    /// Runs one connection's worth of consuming; returns `Ok` only on shutdown.
+    async fn consume_connected(
+        &self,
+        config: &ConsumerConfig,
+        handler: &Arc<dyn Handler>,
+        shutdown: &Shutdown,
+        connected: &mut bool,
+    ) -> Result<(), BusError> {
+        let (connection, confirms) = self.connect().await?;
+        let channel = connection.create_channel().await.map_err(unavailable)?;
+        channel
+            .basic_qos(config.prefetch, BasicQosOptions::default())
+            .await
+            .map_err(unavailable)?;
+        declare_topology(&channel, config)
+            .await
+            .map_err(unavailable)?;
+        let mut deliveries = channel
+            .basic_consume(
+                config.queue.as_str().into(),
+                ShortString::from(format!("{}-{}", config.queue, std::process::id())),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(unavailable)?;
+        *connected = true;
+        tracing::info!(queue = %config.queue, "consuming");
+        loop {
+            let next = tokio::select! {
+                _ = shutdown.wait() => {
+                    let _ = connection.close(200, "shutdown".into()).await;
+                    return Ok(());
+                }
+                next = deliveries.next() => next,
+            };
+            let delivery = match next {
+                Some(Ok(delivery)) => delivery,
+                Some(Err(error)) => return Err(unavailable(error)),
+                None => return Err(unavailable("the broker cancelled the consumer")),
+            };
+            let message = to_message(
+                &delivery.routing_key,
+                &delivery.properties,
+                delivery.data.clone(),
+            );
+            let attempt = message
+                .headers
+                .get(ATTEMPT_HEADER)
+                .and_then(|a| a.parse().ok())
+                .unwrap_or(1);
+            let outcome = handler
+                .handle(&Delivery {
+                    message: message.clone(),
+                    attempt,
+                })
+                .await;
+            // Re-publish first and acknowledge after: a crash in between delivers twice,
+            // never zero times (consumers deduplicate by message id).
+            let target = match outcome {
+                Outcome::Ack => None,
+                Outcome::Retry(reason) if attempt < config.max_attempts => {
+                    let mut again = message;
+                    again
+                        .headers
+                        .insert(ATTEMPT_HEADER.into(), (attempt + 1).to_string());
+                    again.headers.insert(FAILURE_REASON_HEADER.into(), reason);
+                    Some((retry_queue(config, attempt), again))
+                }
+                Outcome::Retry(reason) | Outcome::DeadLetter(reason) => {
+                    tracing::warn!(queue = %config.queue, %reason, "message dead-lettered");
+                    let mut dead = message;
+                    dead.headers.insert(FAILURE_REASON_HEADER.into(), reason);
+                    Some((dead_letter_queue(&config.queue), dead))
+                }
+            };
+            if let Some((queue, mut message)) = target {
+                message
+                    .headers
+                    .insert(ROUTING_KEY_HEADER.into(), message.routing_key.clone());
+                publish_confirmed(&confirms, "", &[(queue, message)]).await?;
+            }
+            delivery
+                .ack(BasicAckOptions::default())
+                .await
+                .map_err(unavailable)?;
+        }
+    }
+}
+
+#[async_trait]
+impl EventBus for RabbitBus {
+    async fn declare(&self, config: &ConsumerConfig) -> Result<(), BusError> {
+        let channel = self.publisher_channel().await?;
+        declare_topology(&channel, config)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn publish(&self, exchange: &str, messages: &[Message]) -> Result<(), BusError> {
+        let routed: Vec<(String, Message)> = messages
+            .iter()
+            .map(|m| (m.routing_key.clone(), m.clone()))
+            .collect();
+        let mut last_error = None;
+        for attempt in 0..PUBLISH_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+            }
+            let channel = match self.publisher_channel().await {
+                Ok(channel) => channel,
+                Err(error) => {
+                    last_error = Some(error);
+                    continue;
+                }
+            };
+            match publish_confirmed(&channel, exchange, &routed).await {
+                Err(BusError::Unavailable(reason)) => {
+                    tracing::warn!(%reason, "publish failed; reconnecting");
+                    self.forget_publisher().await;
+                    last_error = Some(BusError::Unavailable(reason));
+                }
+                other => return other,
+            }
+        }
+        Err(last_error.unwrap_or_else(|| unavailable("publish failed")))
+    }
+
+    async fn consume(
+        &self,
+        config: ConsumerConfig,
+        handler: Arc<dyn Handler>,
+        shutdown: Shutdown,
+    ) -> Result<(), BusError> {
+        let mut delay = Duration::from_millis(200);
+        loop {
+            let mut connected = false;
+            let result = self
+                .consume_connected(&config, &handler, &shutdown, &mut connected)
+                .await;
+            match result {
+                Ok(()) => return Ok(()),
+                Err(error) => {
+                    if connected {
+                        delay = Duration::from_millis(200);
+                    }
+                    tracing::warn!(queue = %config.queue, %error, ?delay, "consumer lost the broker; reconnecting");
+                    tokio::select! {
+                        _ = shutdown.wait() => return Ok(()),
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                    delay = (delay * 2).min(MAX_RECONNECT_DELAY);
+                }
+            }
+        }
+    }
+
+    async fn dead_letters(&self, queue: &str, max: usize) -> Result<Vec<DeadLetter>, BusError> {
+        let (connection, _) = self.connect().await?;
+        let channel = connection.create_channel().await.map_err(unavailable)?;
+        let mut found = Vec::new();
+        let mut held = Vec::new();
+        while found.len() < max {
+            let got = channel
+                .basic_get(
+                    dead_letter_queue(queue).as_str().into(),
+                    BasicGetOptions::default(),
+                )
+                .await
+                .map_err(unavailable)?;
+            let Some(got) = got else { break };
+            let delivery = got.delivery;
+            let mut message = to_message(
+                &delivery.routing_key,
+                &delivery.properties,
+                delivery.data.clone(),
+            );
+            let reason = message
+                .headers
+                .remove(FAILURE_REASON_HEADER)
+                .unwrap_or_default();
+            found.push(DeadLetter { message, reason });
+            held.push(delivery);
+        }
+        // Reading is not removing: put every message back.
+        for delivery in held {
+            let options = BasicNackOptions {
+                requeue: true,
+                ..BasicNackOptions::default()
+            };
+            delivery.nack(options).await.map_err(unavailable)?;
+        }
+        let _ = connection.close(200, "done".into()).await;
+        Ok(found)
+    }
+}
+
+/// Publishes `(routing key, message)` pairs and waits for every confirm. `mandatory`
+/// makes an unroutable message come back instead of vanishing.
+async fn publish_confirmed(
+    channel: &Channel,
+    exchange: &str,
+    messages: &[(String, Message)],
+) -> Result<(), BusError> {
+    let mut confirms = Vec::with_capacity(messages.len());
+    for (routing_key, message) in messages {
+        let confirm = channel
+            .basic_publish(
+                exchange.into(),
+                routing_key.as_str().into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..BasicPublishOptions::default()
+                },
+                &message.payload,
+                properties(message),
+            )
+            .await
+            .map_err(unavailable)?;
+        confirms.push((routing_key, confirm));
+    }
+    for (routing_key, confirm) in confirms {
+        match confirm.await.map_err(unavailable)? {
+            Confirmation::Ack(None) | Confirmation::NotRequested => {}
+            Confirmation::Ack(Some(_)) => {
+                return Err(BusError::Unroutable {
+                    exchange: exchange.to_owned(),
+                    routing_key: routing_key.clone(),
+                });
+            }
+            Confirmation::Nack(_) => return Err(BusError::Refused),
+        }
+    }
+    Ok(())
+}
+
+fn properties(message: &Message) -> BasicProperties {
+    let mut headers = FieldTable::default();
+    for (key, value) in &message.headers {
+        headers.insert(
+            key.as_str().into(),
+            AMQPValue::LongString(value.as_str().into()),
+        );
+    }
+    BasicProperties::default()
+        .with_message_id(message.id.as_str().into())
+        .with_content_type("application/json".into())
+        // Persistent: survives a broker restart.
+        .with_delivery_mode(2)
+        .with_headers(headers)
+}
+
+fn to_message(
+    routing_key: &ShortString,
+    properties: &BasicProperties,
+    payload: Vec<u8>,
+) -> Message {
+    let headers: BTreeMap<String, String> = properties
+        .headers()
+        .as_ref()
+        .map(|table| {
+            table
+                .inner()
+                .iter()
+                .filter_map(|(key, value)| {
+                    let text = match value {
+                        AMQPValue::LongString(s) => {
+                            String::from_utf8_lossy(s.as_bytes()).into_owned()
+                        }
+                        AMQPValue::ShortString(s) => s.to_string(),
+                        _ => return None,
+                    };
+                    Some((key.to_string(), text))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let routing_key = headers
+        .get(ROUTING_KEY_HEADER)
+        .cloned()
+        .unwrap_or_else(|| routing_key.to_string());
+    Message {
+        id: properties
+            .message_id()
+            .as_ref()
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
+        routing_key,
+        payload,
+        headers: headers
+            .into_iter()
+            .filter(|(k, _)| k != ROUTING_KEY_HEADER)
+            .collect(),
+    }
+}
+
+/// A retried or dead-lettered message is re-published to a queue by name; its original
+/// routing key travels here.
+const ROUTING_KEY_HEADER: &str = "x-crm-routing-key";
+
+fn retry_queue(config: &ConsumerConfig, attempt: u32) -> String {
+    format!(
+        "{}.retry.{}ms",
+        config.queue,
+        config.backoff(attempt).as_millis()
+    )
+}
+
+fn dead_letter_queue(queue: &str) -> String {
+    format!("{queue}.dlq")
+}
+
+async fn declare_exchange(channel: &Channel, exchange: &str) -> lapin::Result<()> {
+    let options = ExchangeDeclareOptions {
+        durable: true,
+        ..ExchangeDeclareOptions::default()
+    };
+    channel
+        .exchange_declare(
+            exchange.into(),
+            ExchangeKind::Topic,
+            options,
+            FieldTable::default(),
+        )
+        .await
+}
+
+async fn declare_topology(channel: &Channel, config: &ConsumerConfig) -> lapin::Result<()> {
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    };
+    let quorum = || {
+        let mut args = FieldTable::default();
+        args.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString("quorum".into()),
+        );
+        args
+    };
+    declare_exchange(channel, &config.exchange).await?;
+    channel
+        .queue_declare(config.queue.as_str().into(), durable, quorum())
+        .await?;
+    for pattern in &config.bindings {
+        channel
+            .queue_bind(
+                config.queue.as_str().into(),
+                config.exchange.as_str().into(),
+                pattern.as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+    }
+    for attempt in 1..config.max_attempts {
+        let mut args = quorum();
+        let ttl = i64::try_from(config.backoff(attempt).as_millis()).unwrap_or(i64::MAX);
+        args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(ttl));
+        args.insert(
+            "x-dead-letter-exchange".into(),
+            AMQPValue::LongString("".into()),
+        );
+        args.insert(
+            "x-dead-letter-routing-key".into(),
+            AMQPValue::LongString(config.queue.as_str().into()),
+        );
+        channel
+            .queue_declare(retry_queue(config, attempt).as_str().into(), durable, args)
+            .await?;
+    }
+    channel
+        .queue_declare(
+            dead_letter_queue(&config.queue).as_str().into(),
+            durable,
+            quorum(),
+        )
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TestVhost;
+
+    #[tokio::test]
+    async fn contract() {
+        let vhost = TestVhost::create();
+        super::super::contract::run(
+            Arc::new(RabbitBus::new(Secret::new(&vhost.url))),
+            "rabbitmq",
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn publisher_and_consumer_come_back_after_the_connection_is_cut() {
+        struct Collect(tokio::sync::mpsc::UnboundedSender<String>);
+        #[async_trait]
+        impl Handler for Collect {
+            async fn handle(&self, delivery: &Delivery) -> Outcome {
+                let _ = self.0.send(delivery.message.id.clone());
+                Outcome::Ack
+            }
+        }
+        let vhost = TestVhost::create();
+        let bus = Arc::new(RabbitBus::new(Secret::new(&vhost.url)));
+        let config = ConsumerConfig::new("survivor", EVENTS_EXCHANGE, &["#"]);
+        bus.declare(&config).await.expect("declare");
+        let (seen, mut received) = tokio::sync::mpsc::unbounded_channel();
+        let shutdown = Shutdown::new();
+        let consumer = tokio::spawn({
+            let (bus, shutdown) = (bus.clone(), shutdown.clone());
+            async move { bus.consume(config, Arc::new(Collect(seen)), shutdown).await }
+        });
+        async fn wait(
+            received: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
+        ) -> Option<String> {
+            tokio::time::timeout(Duration::from_secs(20), received.recv())
+                .await
+                .expect("delivery")
+        }
+
+        bus.publish(
+            EVENTS_EXCHANGE,
+            &[Message::new("before", "a.b", b"{}".to_vec())],
+        )
+        .await
+        .unwrap();
+        assert_eq!(wait(&mut received).await.as_deref(), Some("before"));
+
+        let before = bus.connections_opened();
+        vhost.close_connections();
+        // The consumer reconnects by itself (with backoff) ...
+        for _ in 0..100 {
+            if bus.connections_opened() > before {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(
+            bus.connections_opened() > before,
+            "the consumer reconnected"
+        );
+        // ... and the publisher on its next publish.
+        bus.publish(
+            EVENTS_EXCHANGE,
+            &[Message::new("after", "a.b", b"{}".to_vec())],
+        )
+        .await
+        .unwrap();
+        assert_eq!(wait(&mut received).await.as_deref(), Some("after"));
+        assert!(
+            bus.connections_opened() >= before + 2,
+            "the publisher reconnected too"
+        );
+
+        shutdown.trigger();
+        consumer.await.unwrap().unwrap();
+    }
+}
