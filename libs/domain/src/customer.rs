@@ -205,6 +205,24 @@ pub struct Customer {
     pub merged_into: Option<CustomerId>,
 }
 
+impl CustomerMetrics {
+    /// The metrics after a completed order of `total` at `at` (the seed's
+    /// `UpdateMetrics`); lifetime value is what the customer has spent so far.
+    pub fn with_completed_order(&self, total: f64, at: DateTime<Utc>) -> Self {
+        let total_orders = self.total_orders + 1;
+        let total_spent = self.total_spent + total;
+        Self {
+            total_orders,
+            total_spent,
+            average_order: total_spent / total_orders as f64,
+            first_order_date: Some(self.first_order_date.map_or(at, |first| first.min(at))),
+            last_order_date: Some(self.last_order_date.map_or(at, |last| last.max(at))),
+            lifetime_value: total_spent,
+            nps: self.nps,
+        }
+    }
+}
+
 /// At most this many addresses per customer.
 pub const MAX_ADDRESSES: usize = 20;
 
@@ -324,6 +342,29 @@ impl Customer {
             updated_at: stored_precision(now),
             ..self.clone()
         }
+    }
+
+    /// The customer after an event of its activity: `last_activity_at` moves forward
+    /// (never back, events arrive out of order), a completed order updates the metrics,
+    /// and the version grows when anything changed.
+    pub fn after_activity(
+        &self,
+        at: DateTime<Utc>,
+        completed_order_total: Option<f64>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let mut next = self.clone();
+        next.last_activity_at = self.last_activity_at.max(stored_precision(at));
+        if let Some(total) = completed_order_total {
+            next.metrics = self
+                .metrics
+                .with_completed_order(total, stored_precision(at));
+        }
+        if next != *self {
+            next.version += 1;
+            next.updated_at = stored_precision(now);
+        }
+        next
     }
 
     pub fn is_deleted(&self) -> bool {
@@ -664,6 +705,35 @@ mod tests {
         customer.first_name = None;
         customer.last_name = None;
         assert_eq!(customer.full_name(), None);
+    }
+
+    #[test]
+    fn completed_orders_update_the_seed_metrics() {
+        let customer = Customer::create(CustomerId::generate(), draft(), at(9)).unwrap();
+        let one = customer.after_activity(at(11), Some(30.0), at(12));
+        let two = one.after_activity(at(10), Some(60.0), at(12));
+        let m = &two.metrics;
+        assert_eq!(
+            (m.total_orders, m.total_spent, m.average_order),
+            (2, 90.0, 45.0)
+        );
+        assert_eq!(
+            (m.first_order_date, m.last_order_date),
+            (Some(at(10)), Some(at(11)))
+        );
+        assert_eq!(m.lifetime_value, 90.0);
+        assert_eq!(
+            two.last_activity_at,
+            at(11),
+            "an older event does not move activity back"
+        );
+        assert_eq!(two.version, 3);
+    }
+
+    #[test]
+    fn old_activity_without_an_order_changes_nothing() {
+        let customer = Customer::create(CustomerId::generate(), draft(), at(9)).unwrap();
+        assert_eq!(customer.after_activity(at(8), None, at(12)), customer);
     }
 
     #[test]

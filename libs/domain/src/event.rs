@@ -48,6 +48,70 @@ pub struct CustomerEvent {
     pub timestamp: DateTime<Utc>,
 }
 
+/// What an order event says about the order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderFacts<'a> {
+    pub order_id: &'a str,
+    pub total: f64,
+    pub currency: &'a str,
+    pub items: &'a serde_json::Value,
+}
+
+/// What a `support.ticket` event says about the ticket.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TicketFacts<'a> {
+    pub ticket_id: &'a str,
+    pub subject: &'a str,
+    /// `open` when the event does not say.
+    pub status: &'a str,
+}
+
+impl CustomerEvent {
+    fn text(&self, field: &str) -> Option<&str> {
+        self.data.get(field)?.as_str()
+    }
+
+    /// The order of an `order.placed` / `order.completed` event; `None` for other types
+    /// or data that lacks the fields (ingest validates them, so only a foreign publisher
+    /// gets there).
+    pub fn order(&self) -> Option<OrderFacts<'_>> {
+        use CustomerEventType as T;
+        matches!(self.event_type, T::OrderPlaced | T::OrderCompleted).then_some(())?;
+        Some(OrderFacts {
+            order_id: self.text("order_id")?,
+            total: self.data.get("total")?.as_f64()?,
+            currency: self.text("currency")?,
+            items: self.data.get("items")?,
+        })
+    }
+
+    pub fn ticket(&self) -> Option<TicketFacts<'_>> {
+        (self.event_type == CustomerEventType::SupportTicket).then_some(())?;
+        Some(TicketFacts {
+            ticket_id: self.text("ticket_id")?,
+            subject: self.text("subject")?,
+            status: self.text("status").unwrap_or("open"),
+        })
+    }
+
+    /// `(product_id, category)` of a `product.viewed` event.
+    pub fn viewed_product(&self) -> Option<(&str, Option<&str>)> {
+        (self.event_type == CustomerEventType::ProductViewed).then_some(())?;
+        Some((self.text("product_id")?, self.text("category")))
+    }
+
+    /// Whether the event's data has what its type needs to be applied.
+    pub fn is_applicable(&self) -> bool {
+        use CustomerEventType as T;
+        match self.event_type {
+            T::OrderPlaced | T::OrderCompleted => self.order().is_some(),
+            T::SupportTicket => self.ticket().is_some(),
+            T::ProductViewed => self.viewed_product().is_some(),
+            _ => true,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

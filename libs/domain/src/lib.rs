@@ -6,6 +6,7 @@ pub mod currency;
 pub mod customer;
 pub mod email;
 pub mod event;
+pub mod ingest;
 pub mod input;
 pub mod language;
 pub mod name;
@@ -21,7 +22,8 @@ pub use customer::{
     Segment,
 };
 pub use email::Email;
-pub use event::{CustomerEvent, CustomerEventType};
+pub use event::{CustomerEvent, CustomerEventType, OrderFacts, TicketFacts};
+pub use ingest::EventDraft;
 pub use input::{AddressDraft, CustomerDraft, CustomerPatch, PreferencesPatch};
 pub use language::Language;
 pub use name::PersonName;

@@ -359,6 +359,52 @@ impl TryFrom<v1::Customer> for domain::Customer {
     }
 }
 
+/// An event as a gRPC caller sent it, before validation.
+impl From<v1::CustomerEvent> for domain::EventDraft {
+    fn from(e: v1::CustomerEvent) -> Self {
+        Self {
+            id: Some(e.id).filter(|id| !id.is_empty()),
+            customer_id: e.customer_id,
+            event_type: e.r#type,
+            data: e.data.map(crate::json::struct_to_json).unwrap_or_default(),
+            source: Some(e.source).filter(|s| !s.is_empty()),
+            timestamp: datetime(e.timestamp.as_ref()).map(|t| t.to_rfc3339()),
+        }
+    }
+}
+
+impl From<domain::CustomerEvent> for v1::CustomerEvent {
+    fn from(e: domain::CustomerEvent) -> Self {
+        let data = match e.data {
+            serde_json::Value::Object(object) => Some(crate::json::json_to_struct(object)),
+            _ => None,
+        };
+        Self {
+            id: e.id.to_string(),
+            customer_id: e.customer_id.to_string(),
+            r#type: e.event_type.as_str().to_owned(),
+            data,
+            source: e.source,
+            timestamp: Some(timestamp(e.timestamp)),
+        }
+    }
+}
+
+impl TryFrom<v1::CustomerEvent> for domain::CustomerEvent {
+    type Error = String;
+
+    fn try_from(e: v1::CustomerEvent) -> Result<Self, String> {
+        Ok(Self {
+            id: uuid::Uuid::parse_str(&e.id).map_err(|err| err.to_string())?,
+            customer_id: e.customer_id.parse()?,
+            event_type: e.r#type.parse()?,
+            data: e.data.map(crate::json::struct_to_json).unwrap_or_default(),
+            source: e.source,
+            timestamp: required_datetime(e.timestamp.as_ref(), "timestamp")?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::Utc;

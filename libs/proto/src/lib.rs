@@ -2,6 +2,7 @@
 //! and the domain types, so that business logic never touches prost structs.
 
 pub mod convert;
+pub mod json;
 pub mod status;
 
 /// Generated from `proto/crm/v1/*.proto`.

@@ -1,10 +1,176 @@
 //! The contract every `CustomerRepository` adapter passes.
 
-use chrono::{TimeZone, Utc};
-use crm_domain::{Customer, CustomerDraft, CustomerId, CustomerPatch};
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use crm_domain::{
+    Customer, CustomerDraft, CustomerEvent, CustomerEventType, CustomerId, CustomerPatch,
+};
+use serde_json::json;
+use uuid::Uuid;
 
-use super::CustomerRepository;
+use super::{CustomerRepository, FeedPosition, Recorded};
 use crate::Error;
+
+fn event(
+    customer: CustomerId,
+    event_type: CustomerEventType,
+    data: serde_json::Value,
+    at: DateTime<Utc>,
+) -> CustomerEvent {
+    CustomerEvent {
+        id: Uuid::now_v7(),
+        customer_id: customer,
+        event_type,
+        data,
+        source: "test".into(),
+        timestamp: at,
+    }
+}
+
+fn order(id: &str, total: f64) -> serde_json::Value {
+    json!({ "order_id": id, "total": total, "currency": "EUR",
+            "items": [{ "product_id": "p-1", "quantity": 1, "price": total }] })
+}
+
+/// Activity: idempotent recording, projections, metrics, the feed.
+async fn activity(repo: &dyn CustomerRepository) {
+    let customer = customer("activity@example.com");
+    repo.insert(&customer).await.expect("insert");
+    let id = customer.id;
+    let t0 = Utc.with_ymd_and_hms(2026, 11, 24, 13, 0, 0).unwrap();
+    let now = t0 + Duration::hours(1);
+
+    let stranger = event(
+        CustomerId::generate(),
+        CustomerEventType::ProductViewed,
+        json!({ "product_id": "p" }),
+        t0,
+    );
+    assert_eq!(
+        repo.record_event(&stranger, now).await.expect("record"),
+        Recorded::UnknownCustomer
+    );
+
+    let placed = event(id, CustomerEventType::OrderPlaced, order("o-1", 30.0), t0);
+    let completed = event(
+        id,
+        CustomerEventType::OrderCompleted,
+        order("o-1", 30.0),
+        t0 + Duration::minutes(5),
+    );
+    let Recorded::Applied {
+        customer: after,
+        changed,
+    } = repo.record_event(&placed, now).await.expect("placed")
+    else {
+        panic!("placed not applied")
+    };
+    assert!(changed, "activity moved forward");
+    assert_eq!(
+        after.metrics.total_orders, 0,
+        "a placed order is not a completed one"
+    );
+    let Recorded::Applied {
+        customer: after, ..
+    } = repo.record_event(&completed, now).await.expect("completed")
+    else {
+        panic!("completed not applied")
+    };
+    assert_eq!(
+        (after.metrics.total_orders, after.metrics.total_spent),
+        (1, 30.0)
+    );
+    assert_eq!(after.last_activity_at, completed.timestamp);
+    assert_eq!(
+        repo.get(id).await.expect("get"),
+        Some(*after.clone()),
+        "stored as returned"
+    );
+
+    // The same event again, and another event completing the same order: counted once.
+    assert_eq!(
+        repo.record_event(&completed, now).await.expect("again"),
+        Recorded::Duplicate
+    );
+    let resent = CustomerEvent {
+        id: Uuid::now_v7(),
+        ..completed.clone()
+    };
+    repo.record_event(&resent, now).await.expect("resent");
+    assert_eq!(
+        repo.get(id)
+            .await
+            .expect("get")
+            .unwrap()
+            .metrics
+            .total_orders,
+        1
+    );
+
+    let second = event(
+        id,
+        CustomerEventType::OrderCompleted,
+        order("o-2", 60.0),
+        t0 + Duration::minutes(10),
+    );
+    repo.record_event(&second, now).await.expect("second order");
+    let metrics = repo.get(id).await.expect("get").unwrap().metrics;
+    assert_eq!(
+        (
+            metrics.total_orders,
+            metrics.total_spent,
+            metrics.average_order
+        ),
+        (2, 90.0, 45.0)
+    );
+
+    let ticket = event(
+        id,
+        CustomerEventType::SupportTicket,
+        json!({ "ticket_id": "t-1", "subject": "Late" }),
+        t0 + Duration::minutes(1),
+    );
+    let view = event(
+        id,
+        CustomerEventType::ProductViewed,
+        json!({ "product_id": "p-9" }),
+        t0 + Duration::minutes(2),
+    );
+    for e in [&ticket, &view] {
+        assert!(matches!(
+            repo.record_event(e, now).await.expect("record"),
+            Recorded::Applied { .. }
+        ));
+    }
+
+    // The feed: newest first, by type, a page at a time.
+    let feed = repo.list_events(id, None, None, 10).await.expect("feed");
+    let ids: Vec<Uuid> = feed.iter().map(|e| e.id).collect();
+    assert_eq!(
+        ids,
+        [
+            second.id,
+            resent.id,
+            completed.id,
+            view.id,
+            ticket.id,
+            placed.id
+        ]
+    );
+    assert_eq!(feed[0], second, "an event reads back whole");
+    let orders = repo
+        .list_events(id, Some(CustomerEventType::OrderCompleted), None, 10)
+        .await
+        .expect("by type");
+    assert_eq!(orders.len(), 3);
+    let page = repo
+        .list_events(id, None, Some(FeedPosition::of(&feed[2])), 2)
+        .await
+        .expect("page");
+    assert_eq!(
+        page.iter().map(|e| e.id).collect::<Vec<_>>(),
+        [view.id, ticket.id]
+    );
+}
 
 fn customer(email: &str) -> Customer {
     let draft = CustomerDraft {
@@ -87,4 +253,6 @@ pub async fn run(repo: &dyn CustomerRepository) {
         seen.extend(page);
     }
     assert_eq!(seen, live);
+
+    activity(repo).await;
 }

@@ -9,7 +9,9 @@ mod sqlite;
 mod contract;
 
 use async_trait::async_trait;
-use crm_domain::{Customer, CustomerId};
+use chrono::{DateTime, Utc};
+use crm_domain::{Customer, CustomerEvent, CustomerEventType, CustomerId};
+use uuid::Uuid;
 
 pub use postgres::PostgresRepository;
 pub use sqlite::SqliteRepository;
@@ -30,7 +32,51 @@ pub trait CustomerRepository: Send + Sync {
     /// Live (not deleted) customers in id order, after `after`.
     async fn list(&self, after: Option<CustomerId>, limit: u32) -> Result<Vec<Customer>>;
 
+    /// Records one event of a customer's activity, its projection (order, ticket,
+    /// product view) and the customer's new metrics in one transaction. Idempotent by
+    /// event id: a second delivery is `Duplicate` and changes nothing.
+    async fn record_event(&self, event: &CustomerEvent, now: DateTime<Utc>) -> Result<Recorded>;
+
+    /// A customer's activity, newest first, after `before` (a feed position).
+    async fn list_events(
+        &self,
+        customer: CustomerId,
+        event_type: Option<CustomerEventType>,
+        before: Option<FeedPosition>,
+        limit: u32,
+    ) -> Result<Vec<CustomerEvent>>;
+
     async fn ping(&self) -> Result<()>;
+}
+
+/// What recording an event did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Recorded {
+    /// Recorded; the customer as it is now (`changed` when its version grew).
+    Applied {
+        customer: Box<Customer>,
+        changed: bool,
+    },
+    /// Recorded before: nothing changed.
+    Duplicate,
+    /// No such customer: nothing was recorded.
+    UnknownCustomer,
+}
+
+/// A position in the activity feed: the event's time in microseconds, then its id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeedPosition {
+    pub sort_key: i64,
+    pub id: Uuid,
+}
+
+impl FeedPosition {
+    pub fn of(event: &CustomerEvent) -> Self {
+        Self {
+            sort_key: event.timestamp.timestamp_micros(),
+            id: event.id,
+        }
+    }
 }
 
 /// For `/readyz`.

@@ -2,7 +2,9 @@
 //! and the row type they read into.
 
 use chrono::{DateTime, Utc};
-use crm_domain::{Address, Customer, CustomerMetrics, Email, PersonName, Phone, Preferences, Tag};
+use crm_domain::{
+    Address, Customer, CustomerEvent, CustomerMetrics, Email, PersonName, Phone, Preferences, Tag,
+};
 use sqlx::types::Json;
 use uuid::Uuid;
 
@@ -39,6 +41,68 @@ pub const SELECT_PAGE: &str = concat!(
 );
 
 pub const EXISTS: &str = "select 1 from customers where id = $1";
+
+pub const INSERT_EVENT: &str = "insert into customer_events (id, customer_id, type, data, source, \
+     occurred_at, sort_key, recorded_at) values ($1, $2, $3, $4, $5, $6, $7, $8) \
+     on conflict (id) do nothing";
+
+pub const SELECT_EVENTS: &str = "select id, customer_id, type, data, source, occurred_at \
+     from customer_events where customer_id = $1 and ($2 is null or type = $2) \
+     and ($3 is null or (sort_key, id) < ($3, $4)) order by sort_key desc, id desc limit $5";
+
+/// An order placed: kept unless it was completed already.
+pub const UPSERT_PLACED_ORDER: &str = "insert into orders (customer_id, order_id, status, total, \
+     currency, items, placed_at) values ($1, $2, 'placed', $3, $4, $5, $6) \
+     on conflict (customer_id, order_id) do update set total = excluded.total, \
+     currency = excluded.currency, items = excluded.items, placed_at = excluded.placed_at \
+     where orders.status = 'placed'";
+
+/// An order completed; changes a row only the first time, so metrics count it once.
+pub const UPSERT_COMPLETED_ORDER: &str = "insert into orders (customer_id, order_id, status, \
+     total, currency, items, completed_at) values ($1, $2, 'completed', $3, $4, $5, $6) \
+     on conflict (customer_id, order_id) do update set status = 'completed', \
+     total = excluded.total, currency = excluded.currency, items = excluded.items, \
+     completed_at = excluded.completed_at where orders.status <> 'completed'";
+
+pub const UPSERT_TICKET: &str = "insert into support_tickets (customer_id, ticket_id, subject, \
+     status, created_at, updated_at) values ($1, $2, $3, $4, $5, $5) \
+     on conflict (customer_id, ticket_id) do update set subject = excluded.subject, \
+     status = excluded.status, updated_at = excluded.updated_at";
+
+pub const UPSERT_PRODUCT_VIEW: &str = "insert into product_views (customer_id, product_id, \
+     category, views, last_viewed_at) values ($1, $2, $3, 1, $4) \
+     on conflict (customer_id, product_id) do update set views = product_views.views + 1, \
+     category = coalesce(excluded.category, product_views.category), \
+     last_viewed_at = excluded.last_viewed_at";
+
+#[derive(sqlx::FromRow)]
+pub struct EventRow {
+    id: Uuid,
+    customer_id: Uuid,
+    #[sqlx(rename = "type")]
+    event_type: String,
+    data: Json<serde_json::Value>,
+    source: String,
+    occurred_at: DateTime<Utc>,
+}
+
+impl TryFrom<EventRow> for CustomerEvent {
+    type Error = Error;
+
+    fn try_from(row: EventRow) -> Result<Self> {
+        Ok(CustomerEvent {
+            id: row.id,
+            customer_id: row.customer_id.into(),
+            event_type: row
+                .event_type
+                .parse()
+                .map_err(|e| Error::Corrupt(format!("event {}: {e}", row.id)))?,
+            data: row.data.0,
+            source: row.source,
+            timestamp: row.occurred_at,
+        })
+    }
+}
 
 /// Binds a customer to INSERT or UPDATE in column order; one macro for both databases,
 /// because sqlx's bind is generic over the database only through many bounds.
@@ -133,6 +197,117 @@ macro_rules! impl_customer_repository {
                 let rows: Vec<$crate::repo::sql::CustomerRow> =
                     sqlx::query_as($crate::repo::sql::SELECT_PAGE)
                         .bind(after.map(|id| id.as_uuid()))
+                        .bind(i64::from(limit))
+                        .fetch_all(&self.pool)
+                        .await?;
+                rows.into_iter().map(TryInto::try_into).collect()
+            }
+
+            async fn record_event(
+                &self,
+                event: &crm_domain::CustomerEvent,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::Result<$crate::repo::Recorded> {
+                use $crate::repo::{Recorded, sql};
+                // Optimistic: a concurrent write to the customer rolls back and retries.
+                for _ in 0..5 {
+                    let mut tx = self.pool.begin().await?;
+                    let customer_id = event.customer_id.as_uuid();
+                    let inserted = sqlx::query(sql::INSERT_EVENT)
+                        .bind(event.id)
+                        .bind(customer_id)
+                        .bind(event.event_type.as_str())
+                        .bind(sqlx::types::Json(&event.data))
+                        .bind(&event.source)
+                        .bind(event.timestamp)
+                        .bind(event.timestamp.timestamp_micros())
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await;
+                    match inserted {
+                        Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
+                            return Ok(Recorded::UnknownCustomer);
+                        }
+                        Err(e) => return Err(e.into()),
+                        Ok(done) if done.rows_affected() == 0 => return Ok(Recorded::Duplicate),
+                        Ok(_) => {}
+                    }
+                    let row: sql::CustomerRow = sqlx::query_as(sql::SELECT_BY_ID)
+                        .bind(customer_id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    let current = crm_domain::Customer::try_from(row)?;
+                    let mut completed_total = None;
+                    if let Some(order) = event.order() {
+                        let completed =
+                            event.event_type == crm_domain::CustomerEventType::OrderCompleted;
+                        let statement = if completed {
+                            sql::UPSERT_COMPLETED_ORDER
+                        } else {
+                            sql::UPSERT_PLACED_ORDER
+                        };
+                        let done = sqlx::query(statement)
+                            .bind(customer_id)
+                            .bind(order.order_id)
+                            .bind(order.total)
+                            .bind(order.currency)
+                            .bind(sqlx::types::Json(order.items))
+                            .bind(event.timestamp)
+                            .execute(&mut *tx)
+                            .await?;
+                        if completed && done.rows_affected() == 1 {
+                            completed_total = Some(order.total);
+                        }
+                    } else if let Some(ticket) = event.ticket() {
+                        sqlx::query(sql::UPSERT_TICKET)
+                            .bind(customer_id)
+                            .bind(ticket.ticket_id)
+                            .bind(ticket.subject)
+                            .bind(ticket.status)
+                            .bind(event.timestamp)
+                            .execute(&mut *tx)
+                            .await?;
+                    } else if let Some((product_id, category)) = event.viewed_product() {
+                        sqlx::query(sql::UPSERT_PRODUCT_VIEW)
+                            .bind(customer_id)
+                            .bind(product_id)
+                            .bind(category)
+                            .bind(event.timestamp)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    let next = current.after_activity(event.timestamp, completed_total, now);
+                    let changed = next.version != current.version;
+                    if changed {
+                        let update =
+                            $crate::repo::sql::bind_customer!(sqlx::query(sql::UPDATE), &next)
+                                .bind(current.version);
+                        if update.execute(&mut *tx).await?.rows_affected() == 0 {
+                            continue;
+                        }
+                    }
+                    tx.commit().await?;
+                    return Ok(Recorded::Applied {
+                        customer: Box::new(next),
+                        changed,
+                    });
+                }
+                Err($crate::Error::VersionConflict)
+            }
+
+            async fn list_events(
+                &self,
+                customer: crm_domain::CustomerId,
+                event_type: Option<crm_domain::CustomerEventType>,
+                before: Option<$crate::repo::FeedPosition>,
+                limit: u32,
+            ) -> $crate::Result<Vec<crm_domain::CustomerEvent>> {
+                let rows: Vec<$crate::repo::sql::EventRow> =
+                    sqlx::query_as($crate::repo::sql::SELECT_EVENTS)
+                        .bind(customer.as_uuid())
+                        .bind(event_type.map(|t| t.as_str()))
+                        .bind(before.map(|p| p.sort_key))
+                        .bind(before.map(|p| p.id))
                         .bind(i64::from(limit))
                         .fetch_all(&self.pool)
                         .await?;

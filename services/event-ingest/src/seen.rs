@@ -1,0 +1,164 @@
+//! Which event ids were accepted before, so a resent event counts as a duplicate. This
+//! is the courtesy answer to the client; the guarantee that an event has no second
+//! effect is customer-core's idempotent append.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use crm_platform::{cache::OutageLog, settings::Secret};
+use deadpool_redis::{Config, Pool, Runtime};
+use uuid::Uuid;
+
+/// How long an id is remembered.
+pub const REMEMBER_FOR: Duration = Duration::from_secs(7 * 24 * 3600);
+
+#[async_trait]
+pub trait SeenEvents: Send + Sync {
+    /// Remembers the ids; for each, whether it is new. An unreachable store says "new"
+    /// (the consumers still deduplicate).
+    async fn reserve(&self, ids: &[Uuid]) -> Vec<bool>;
+
+    /// Forgets ids whose publish failed, so that the client's retry is not a duplicate.
+    async fn release(&self, ids: &[Uuid]);
+}
+
+/// In-process, for the standalone binary.
+pub struct MemorySeen(moka::future::Cache<Uuid, ()>);
+
+impl MemorySeen {
+    pub fn new(capacity: u64) -> Self {
+        Self(
+            moka::future::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(REMEMBER_FOR)
+                .build(),
+        )
+    }
+}
+
+#[async_trait]
+impl SeenEvents for MemorySeen {
+    async fn reserve(&self, ids: &[Uuid]) -> Vec<bool> {
+        let mut fresh = Vec::with_capacity(ids.len());
+        for id in ids {
+            fresh.push(self.0.entry(*id).or_insert(()).await.is_fresh());
+        }
+        fresh
+    }
+
+    async fn release(&self, ids: &[Uuid]) {
+        for id in ids {
+            self.0.invalidate(id).await;
+        }
+    }
+}
+
+/// Redis `SET NX` per id, shared by every replica.
+pub struct RedisSeen {
+    pool: Pool,
+    prefix: String,
+    outage: OutageLog,
+}
+
+impl RedisSeen {
+    pub fn new(url: &Secret, prefix: &str) -> crm_platform::Result<Self> {
+        let pool = Config::from_url(url.expose())
+            .create_pool(Some(Runtime::Tokio1))
+            .map_err(|e| crm_platform::Error::Connect {
+                what: "redis",
+                reason: e.to_string(),
+            })?;
+        Ok(Self {
+            pool,
+            prefix: prefix.to_owned(),
+            outage: OutageLog::default(),
+        })
+    }
+
+    fn key(&self, id: &Uuid) -> String {
+        format!("{}event:{id}", self.prefix)
+    }
+
+    async fn run<T: redis::FromRedisValue>(&self, pipe: redis::Pipeline) -> Option<T> {
+        let attempt = async {
+            let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
+            pipe.query_async::<T>(&mut conn)
+                .await
+                .map_err(|e| e.to_string())
+        };
+        let outcome = tokio::time::timeout(Duration::from_millis(500), attempt)
+            .await
+            .unwrap_or_else(|_| Err("no answer within 500ms".into()));
+        match outcome {
+            Ok(value) => {
+                self.outage.succeeded("redis");
+                Some(value)
+            }
+            Err(error) => {
+                self.outage.failed("redis", &error);
+                None
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl SeenEvents for RedisSeen {
+    async fn reserve(&self, ids: &[Uuid]) -> Vec<bool> {
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.cmd("SET")
+                .arg(self.key(id))
+                .arg(1)
+                .arg("NX")
+                .arg("PX")
+                .arg(REMEMBER_FOR.as_millis() as u64);
+        }
+        match self.run::<Vec<Option<String>>>(pipe).await {
+            Some(answers) => answers.into_iter().map(|ok| ok.is_some()).collect(),
+            None => vec![true; ids.len()],
+        }
+    }
+
+    async fn release(&self, ids: &[Uuid]) {
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.cmd("DEL").arg(self.key(id)).ignore();
+        }
+        let _: Option<()> = self.run(pipe).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn contract(seen: &dyn SeenEvents) {
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        assert_eq!(seen.reserve(&[a]).await, [true]);
+        assert_eq!(seen.reserve(&[a, b]).await, [false, true]);
+        seen.release(&[b]).await;
+        assert_eq!(
+            seen.reserve(&[b]).await,
+            [true],
+            "a released id is new again"
+        );
+    }
+
+    #[tokio::test]
+    async fn memory() {
+        contract(&MemorySeen::new(100)).await;
+    }
+
+    #[tokio::test]
+    async fn redis() {
+        let prefix = format!("test:{}:", Uuid::new_v4().simple());
+        let seen = RedisSeen::new(&Secret::new("redis://127.0.0.1:6379"), &prefix).unwrap();
+        contract(&seen).await;
+        assert_eq!(
+            seen.outage.outages(),
+            0,
+            "Redis must be running on 127.0.0.1:6379"
+        );
+    }
+}
