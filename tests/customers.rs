@@ -385,7 +385,8 @@ async fn api_documents_and_health_are_served(app: TestApp) {
     assert_eq!(app.get("/docs").await.status(), StatusCode::OK);
     assert_eq!(app.get("/healthz").await.status(), StatusCode::OK);
     let ready = app.get("/readyz").await;
-    assert_eq!(ready.status(), StatusCode::OK);
+    let status = ready.status();
     let ready: Value = ready.json().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{ready}");
     assert_eq!(ready["checks"]["customer-core"], "ok");
 }

@@ -82,3 +82,72 @@ async fn services_without_features_yet_start_and_answer_health_checks() {
         assert_eq!(answer.into_inner().status, 1, "{name} is SERVING");
     }
 }
+
+#[tokio::test]
+async fn every_accepted_event_is_applied_once_across_a_broker_connection_cut() {
+    let app = TestApp::distributed().await;
+    let id = app.given_customer("ada@example.com").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let orders = 30;
+
+    for n in 0..orders {
+        if n == orders / 2 {
+            // Every client connection of the vhost dies, as in a broker restart.
+            app.vhost.as_ref().expect("distributed").close_connections();
+        }
+        let event = json!({
+            "id": format!("0194f8a0-0000-7000-8000-{n:012}"),
+            "customer_id": id, "type": "order.completed",
+            "data": { "order_id": format!("o-{n}"), "total": 10.0, "currency": "EUR",
+                      "items": [{ "product_id": "p", "quantity": 1, "price": 10.0 }] }
+        });
+        // A client resends until the event is accepted (or known as a duplicate).
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let response = app.send_events(&event).await;
+            if response.status() == StatusCode::ACCEPTED {
+                let answer: Value = response.json().await.unwrap();
+                assert_eq!(answer["rejected"], json!([]), "{answer}");
+                break;
+            }
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert!(attempts < 50, "ingest never recovered");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
+    let customer = app
+        .eventually("every order to be applied", || async {
+            let c: Value = app.get_customer(&id).await.json().await.unwrap();
+            (c["metrics"]["total_orders"] == orders).then_some(c)
+        })
+        .await;
+    assert_eq!(customer["metrics"]["total_spent"], 10.0 * orders as f64);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let later: Value = app.get_customer(&id).await.json().await.unwrap();
+    assert_eq!(
+        later["metrics"]["total_orders"], orders,
+        "nothing applied twice"
+    );
+    let feed: Value = app
+        .list_events(&id, "?limit=100")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(feed["items"].as_array().unwrap().len(), orders as usize);
+
+    // The cut really happened in the middle, to both sides.
+    let logs = app.logs().join("\n");
+    assert!(
+        logs.contains("consumer lost the broker"),
+        "the consumer reconnected"
+    );
+    assert!(
+        logs.contains(r#""reconnect":true"#),
+        "the publisher reconnected"
+    );
+}

@@ -31,6 +31,8 @@ pub struct TestApp {
     client: Client,
     processes: Vec<Process>,
     _data_dir: Option<tempfile::TempDir>,
+    /// The distributed mode's own RabbitMQ vhost.
+    pub vhost: Option<crm_platform::testing::TestVhost>,
 }
 
 /// A started binary; killed when dropped.
@@ -162,19 +164,23 @@ impl TestApp {
         Self::distributed_with_redis("redis://127.0.0.1:6379").await
     }
 
-    /// customer-core with the given Redis URL (an unreachable one tests the fallback).
+    /// The services with the given Redis URL (an unreachable one tests the fallback),
+    /// on a fresh database, Redis key prefix and RabbitMQ vhost.
     pub async fn distributed_with_redis(redis_url: &str) -> Self {
         let database_url = crm_customer_core::testing::fresh_postgres_url().await;
-        let core_env = [
-            ("CRM_DATABASE_URL", database_url),
+        let vhost = crm_platform::testing::TestVhost::create();
+        let shared = [
             ("CRM_REDIS_URL", redis_url.to_owned()),
             (
                 "CRM_REDIS_KEY_PREFIX",
                 format!("e2e:{}:", uuid::Uuid::new_v4().simple()),
             ),
+            ("CRM_AMQP_URL", vhost.url.clone()),
             ("CRM_GRPC_ADDR", "127.0.0.1:0".to_owned()),
             ("CRM_HTTP_ADDR", "127.0.0.1:0".to_owned()),
         ];
+        let mut core_env = shared.to_vec();
+        core_env.push(("CRM_DATABASE_URL", database_url));
         let (core, core_fields) = spawn(
             "crm-customer-core",
             &[],
@@ -182,15 +188,22 @@ impl TestApp {
             "customer-core listening",
         )
         .await;
+        let (ingest, ingest_fields) =
+            spawn("crm-event-ingest", &[], &shared, "event-ingest listening").await;
         let gateway_env = [
             ("CRM_HTTP_ADDR", "127.0.0.1:0".to_owned()),
             (
                 "CRM_CUSTOMER_CORE_URL",
                 format!("http://{}", core_fields["grpc"]),
             ),
+            (
+                "CRM_EVENT_INGEST_URL",
+                format!("http://{}", ingest_fields["grpc"]),
+            ),
         ];
         let (gateway, fields) = spawn("crm-gateway", &[], &gateway_env, "gateway listening").await;
-        let app = Self::new(&fields["http"], vec![core, gateway]);
+        let mut app = Self::new(&fields["http"], vec![core, ingest, gateway]);
+        app.vhost = Some(vhost);
         if redis_url.ends_with(":6379") {
             app.assert_redis_reachable(&core_fields["http"]).await;
         }
@@ -206,6 +219,7 @@ impl TestApp {
                 .expect("client"),
             processes,
             _data_dir: None,
+            vhost: None,
         }
     }
 
@@ -288,6 +302,38 @@ impl TestApp {
             .await;
         assert_eq!(response.status(), StatusCode::CREATED);
         response.json().await.expect("customer json")
+    }
+
+    /// `POST /api/events` with a JSON body.
+    pub async fn send_events(&self, body: &Value) -> Response {
+        self.send(self.client.post(self.url("/api/events")).json(body))
+            .await
+    }
+
+    pub async fn list_events(&self, id: &str, query: &str) -> Response {
+        self.send(
+            self.client
+                .get(self.url(&format!("/api/customers/{id}/events{query}"))),
+        )
+        .await
+    }
+
+    /// Polls `probe` until it returns `Some`, for effects that arrive through the bus.
+    pub async fn eventually<T, F, Fut>(&self, what: &str, mut probe: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Option<T>>,
+    {
+        for _ in 0..200 {
+            if let Some(value) = probe().await {
+                return value;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "timed out waiting for {what}; logs:\n{}",
+            self.logs().join("\n")
+        );
     }
 
     fn url(&self, path: &str) -> String {

@@ -99,10 +99,15 @@ impl CustomerEvent {
     }
 }
 
+/// An RFC 3339 timestamp, in UTC.
+pub fn parse_timestamp(raw: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(raw.trim())
+        .map(|at| at.with_timezone(&Utc))
+        .map_err(|_| "must be an RFC 3339 timestamp, e.g. 2026-11-24T12:00:00Z".to_owned())
+}
+
 fn timestamp(raw: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
-    let at = DateTime::parse_from_rfc3339(raw.trim())
-        .map_err(|_| "must be an RFC 3339 timestamp, e.g. 2026-11-24T12:00:00Z".to_owned())?
-        .with_timezone(&Utc);
+    let at = parse_timestamp(raw)?;
     if at > now + MAX_FUTURE {
         return Err("must not be more than 24 hours in the future".into());
     }

@@ -28,6 +28,8 @@ pub enum Error {
     Corrupt(String),
     #[error(transparent)]
     Platform(#[from] crm_platform::Error),
+    #[error(transparent)]
+    Bus(#[from] crm_platform::bus::BusError),
 }
 
 impl Error {
@@ -38,7 +40,7 @@ impl Error {
             Error::StaleVersion { .. } => ErrorKind::PreconditionFailed,
             Error::Invalid(_) => ErrorKind::Invalid,
             Error::Malformed(_) => ErrorKind::Malformed,
-            Error::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => {
+            Error::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) | Error::Bus(_) => {
                 ErrorKind::Unavailable
             }
             Error::Database(_) | Error::Migration(_) | Error::Corrupt(_) | Error::Platform(_) => {

@@ -77,6 +77,32 @@ impl CustomerRpc for CustomerGrpc {
         }))
     }
 
+    async fn list_customer_events(
+        &self,
+        request: Request<v1::ListCustomerEventsRequest>,
+    ) -> Result<Response<v1::ListCustomerEventsResponse>, Status> {
+        let request = request.into_inner();
+        let id = parse_id("customer_id", &request.customer_id)?;
+        let event_type = request
+            .r#type
+            .filter(|t| !t.is_empty())
+            .map(|t| {
+                t.parse()
+                    .map_err(|message: String| ValidationErrors::single("type", message))
+            })
+            .transpose()
+            .map_err(Error::from)?;
+        let page = request.page.unwrap_or_default();
+        let found = self
+            .service
+            .events(id, event_type, Some(&page.cursor), Some(page.limit))
+            .await?;
+        Ok(Response::new(v1::ListCustomerEventsResponse {
+            events: found.events.into_iter().map(Into::into).collect(),
+            next_cursor: found.next_cursor.unwrap_or_default(),
+        }))
+    }
+
     async fn list_customers(
         &self,
         request: Request<v1::ListCustomersRequest>,

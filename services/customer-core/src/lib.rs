@@ -4,6 +4,7 @@
 //! `Application::with_service` takes any adapters (the standalone binary uses SQLite and
 //! an in-process cache).
 
+pub mod consumer;
 mod error;
 pub mod grpc;
 pub mod repo;
@@ -16,6 +17,7 @@ use std::{net::SocketAddr, sync::Arc};
 
 use crm_platform::{
     Shutdown,
+    bus::{EventBus, RabbitBus},
     cache::{RedisCache, VersionedCache},
     health::{Probe, Readiness},
 };
@@ -31,11 +33,12 @@ pub struct Application {
     grpc_listener: TcpListener,
     http_listener: Option<TcpListener>,
     service: CustomerService,
+    bus: Arc<dyn EventBus>,
     readiness: Readiness,
 }
 
 impl Application {
-    /// The production wiring: PostgreSQL (migrated at start) and Redis.
+    /// The production wiring: PostgreSQL (migrated at start), Redis and RabbitMQ.
     pub async fn build(settings: &Settings) -> Result<Self> {
         let repo = repo::PostgresRepository::connect(
             settings.database_url.expose(),
@@ -45,18 +48,15 @@ impl Application {
         let cache = Arc::new(RedisCache::new(settings.redis())?);
         let service = CustomerService::new(Arc::new(repo), cache.clone());
         let cache_probe = Arc::new(CacheProbe(cache));
-        Self::with_service(
-            service,
-            settings.grpc_addr,
-            Some(settings.http_addr),
-            vec![cache_probe],
-        )
-        .await
+        let bus = Arc::new(RabbitBus::new(settings.amqp_url.clone()));
+        let (grpc, http) = (settings.grpc_addr, Some(settings.http_addr));
+        Self::with_service(service, bus, grpc, http, vec![cache_probe]).await
     }
 
     /// Binds the listeners (port 0 picks a free port) around a ready service.
     pub async fn with_service(
         service: CustomerService,
+        bus: Arc<dyn EventBus>,
         grpc_addr: SocketAddr,
         http_addr: Option<SocketAddr>,
         mut probes: Vec<Arc<dyn Probe>>,
@@ -71,6 +71,7 @@ impl Application {
             grpc_listener,
             http_listener,
             service,
+            bus,
             readiness: Readiness::new(probes),
         })
     }
@@ -91,7 +92,19 @@ impl Application {
         self.readiness.clone()
     }
 
+    /// Serves gRPC (and HTTP health) and consumes events until `shutdown`.
     pub async fn run(self, shutdown: Shutdown) -> Result<()> {
+        // Declared before anything is served, so that events ingested from now on are
+        // routed to this service even while its consumer connects.
+        let config = consumer::config();
+        if let Err(error) = self.bus.declare(&config).await {
+            tracing::warn!(%error, "cannot declare the event queue yet; the consumer will retry");
+        }
+        let activity = Arc::new(consumer::ActivityConsumer::new(self.service.clone()));
+        let consuming = {
+            let (bus, shutdown) = (self.bus.clone(), shutdown.clone());
+            async move { Ok::<_, Error>(bus.consume(config, activity, shutdown).await?) }
+        };
         let (router, health) = crm_platform::grpc::server_with_health();
         health
             .set_serving::<crm_proto::v1::customer_service_server::CustomerServiceServer<CustomerGrpc>>()
@@ -99,18 +112,19 @@ impl Application {
         let http = self.http_addr().map(|a| a.to_string()).unwrap_or_default();
         tracing::info!(grpc = %self.grpc_addr(), http, "customer-core listening");
         let router = router.add_service(CustomerGrpc::new(self.service).into_server());
-        let grpc = crm_platform::grpc::serve(router, self.grpc_listener, shutdown.clone());
-        match self.http_listener {
-            Some(listener) => {
-                let http = crm_platform::http::serve(
-                    listener,
-                    crm_platform::health::router(self.readiness),
-                    shutdown,
-                );
-                tokio::try_join!(grpc, http)?;
+        let grpc = async {
+            Ok::<_, Error>(
+                crm_platform::grpc::serve(router, self.grpc_listener, shutdown.clone()).await?,
+            )
+        };
+        let http = async {
+            if let Some(listener) = self.http_listener {
+                let health = crm_platform::health::router(self.readiness);
+                crm_platform::http::serve(listener, health, shutdown.clone()).await?;
             }
-            None => grpc.await?,
-        }
+            Ok::<_, Error>(())
+        };
+        tokio::try_join!(grpc, http, consuming)?;
         Ok(())
     }
 }

@@ -5,12 +5,18 @@ use std::sync::Arc;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::Utc;
-use crm_domain::{Customer, CustomerDraft, CustomerId, CustomerPatch, ValidationErrors};
+use crm_domain::{
+    Customer, CustomerDraft, CustomerEvent, CustomerEventType, CustomerId, CustomerPatch,
+    ValidationErrors,
+};
 use crm_platform::cache::VersionedCache;
 use tracing::instrument;
 use uuid::Uuid;
 
-use crate::{Error, Result, repo::CustomerRepository};
+use crate::{
+    Error, Result,
+    repo::{CustomerRepository, FeedPosition, Recorded},
+};
 
 pub const DEFAULT_PAGE_SIZE: u32 = 20;
 pub const MAX_PAGE_SIZE: u32 = 100;
@@ -21,6 +27,13 @@ const WRITE_ATTEMPTS: usize = 5;
 pub struct CustomerService {
     repo: Arc<dyn CustomerRepository>,
     cache: Arc<dyn VersionedCache>,
+}
+
+/// One page of a customer's activity and the cursor of the next one.
+#[derive(Debug)]
+pub struct EventPage {
+    pub events: Vec<CustomerEvent>,
+    pub next_cursor: Option<String>,
 }
 
 /// One page of customers and the cursor of the next one.
@@ -137,18 +150,58 @@ impl CustomerService {
         Err(Error::VersionConflict)
     }
 
-    pub async fn list(&self, cursor: Option<&str>, limit: Option<u32>) -> Result<CustomerPage> {
-        let limit = match limit.unwrap_or(0) {
-            0 => DEFAULT_PAGE_SIZE,
-            n if n <= MAX_PAGE_SIZE => n,
-            _ => {
-                return Err(ValidationErrors::single(
-                    "limit",
-                    format!("must be between 1 and {MAX_PAGE_SIZE}"),
-                )
-                .into());
-            }
+    /// Records an event of the customer's activity; invalidates the cache after the
+    /// commit when the customer changed.
+    #[instrument(skip_all, fields(customer_id = %event.customer_id, event_id = %event.id))]
+    pub async fn record_event(&self, event: &CustomerEvent) -> Result<Recorded> {
+        let recorded = self.repo.record_event(event, Utc::now()).await?;
+        if let Recorded::Applied {
+            customer,
+            changed: true,
+        } = &recorded
+        {
+            self.cache
+                .invalidate(&cache_key(customer.id), customer.version)
+                .await;
+        }
+        Ok(recorded)
+    }
+
+    /// The customer's activity, newest first.
+    pub async fn events(
+        &self,
+        id: CustomerId,
+        event_type: Option<CustomerEventType>,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<EventPage> {
+        let limit = page_size(limit)?;
+        // An unknown customer is a 404, not an empty feed.
+        self.get(id).await?;
+        let before = cursor
+            .filter(|c| !c.is_empty())
+            .map(decode_feed_cursor)
+            .transpose()?;
+        let mut events = self
+            .repo
+            .list_events(id, event_type, before, limit + 1)
+            .await?;
+        let next_cursor = if events.len() > limit as usize {
+            events.truncate(limit as usize);
+            events
+                .last()
+                .map(|e| encode_feed_cursor(FeedPosition::of(e)))
+        } else {
+            None
         };
+        Ok(EventPage {
+            events,
+            next_cursor,
+        })
+    }
+
+    pub async fn list(&self, cursor: Option<&str>, limit: Option<u32>) -> Result<CustomerPage> {
+        let limit = page_size(limit)?;
         let after = cursor
             .filter(|c| !c.is_empty())
             .map(decode_cursor)
@@ -166,6 +219,40 @@ impl CustomerService {
             next_cursor,
         })
     }
+}
+
+fn page_size(limit: Option<u32>) -> Result<u32> {
+    match limit.unwrap_or(0) {
+        0 => Ok(DEFAULT_PAGE_SIZE),
+        n if n <= MAX_PAGE_SIZE => Ok(n),
+        _ => {
+            let message = format!("must be between 1 and {MAX_PAGE_SIZE}");
+            Err(ValidationErrors::single("limit", message).into())
+        }
+    }
+}
+
+/// A feed cursor: the last event's sort key and id.
+fn encode_feed_cursor(position: FeedPosition) -> String {
+    let mut bytes = position.sort_key.to_be_bytes().to_vec();
+    bytes.extend_from_slice(position.id.as_bytes());
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn decode_feed_cursor(cursor: &str) -> Result<FeedPosition> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .filter(|b| b.len() == 24);
+    bytes
+        .and_then(|b| {
+            let sort_key = i64::from_be_bytes(b[..8].try_into().ok()?);
+            Some(FeedPosition {
+                sort_key,
+                id: Uuid::from_slice(&b[8..]).ok()?,
+            })
+        })
+        .ok_or_else(|| Error::Malformed("cursor is not valid; pass next_cursor unchanged".into()))
 }
 
 fn encode_cursor(id: CustomerId) -> String {

@@ -15,6 +15,7 @@ pub struct Settings {
     pub redis_url: Secret,
     pub redis_key_prefix: String,
     pub redis_timeout_ms: u64,
+    pub amqp_url: Secret,
 }
 
 impl Default for Settings {
@@ -27,6 +28,7 @@ impl Default for Settings {
             redis_url: Secret::new("redis://127.0.0.1:6379"),
             redis_key_prefix: String::new(),
             redis_timeout_ms: 250,
+            amqp_url: Secret::new("amqp://guest:guest@127.0.0.1:5672/%2f"),
         }
     }
 }

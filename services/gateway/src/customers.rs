@@ -36,7 +36,7 @@ pub struct CustomerList {
     pub next_cursor: Option<String>,
 }
 
-fn parse_id(raw: &str) -> Result<CustomerId> {
+pub(crate) fn parse_id(raw: &str) -> Result<CustomerId> {
     raw.parse()
         .map_err(|_| Error::Malformed(format!("{raw:?} is not a customer id (a UUID)")))
 }
@@ -61,6 +61,20 @@ fn version_precondition(headers: &HeaderMap, name: header::HeaderName) -> Result
         .ok_or_else(|| {
             Error::Malformed(format!("{name} must be an ETag of this API, such as \"3\""))
         })
+}
+
+/// A page size for the services, where 0 means "the default": an explicit 0 is refused.
+pub(crate) fn checked_limit(limit: Option<u32>) -> Result<u32> {
+    match limit {
+        Some(0) => Err(Error::Invalid(
+            "the request has invalid fields".into(),
+            vec![crm_domain::FieldError {
+                field: "limit".into(),
+                message: "must be between 1 and 100".into(),
+            }],
+        )),
+        other => Ok(other.unwrap_or_default()),
+    }
 }
 
 /// A customer from customer-core; one that does not parse is customer-core's bug (500).
@@ -235,18 +249,9 @@ pub async fn list_customers(
     params: std::result::Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Json<CustomerList>> {
     let Query(params) = params.map_err(|e| Error::Malformed(e.body_text()))?;
-    if params.limit == Some(0) {
-        return Err(Error::Invalid(
-            "the request has invalid fields".into(),
-            vec![crm_domain::FieldError {
-                field: "limit".into(),
-                message: "must be between 1 and 100".into(),
-            }],
-        ));
-    }
     let request = v1::ListCustomersRequest {
         page: Some(v1::Page {
-            limit: params.limit.unwrap_or_default(),
+            limit: checked_limit(params.limit)?,
             cursor: params.cursor.unwrap_or_default(),
         }),
     };

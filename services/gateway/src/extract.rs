@@ -80,7 +80,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
 }
 
 /// serde reports a missing or unknown field at the parent's path; name the field itself.
-fn field_error(path: &str, message: &str) -> (String, String) {
+pub(crate) fn field_error(path: &str, message: &str) -> (String, String) {
     let message = message
         .split(" at line ")
         .next()

@@ -2,6 +2,7 @@
 
 pub mod customers;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod openapi;
 pub mod settings;
@@ -13,7 +14,9 @@ use crm_platform::{
     Shutdown,
     health::{Probe, Readiness},
 };
-use crm_proto::v1::customer_service_client::CustomerServiceClient;
+use crm_proto::v1::{
+    customer_service_client::CustomerServiceClient, ingest_service_client::IngestServiceClient,
+};
 use tokio::net::TcpListener;
 use tonic::transport::Channel;
 use tower_http::trace::TraceLayer;
@@ -27,6 +30,7 @@ pub use settings::Settings;
 #[derive(Clone)]
 pub struct AppState {
     pub customers: CustomerServiceClient<Channel>,
+    pub ingest: IngestServiceClient<Channel>,
 }
 
 /// The whole REST surface: API routes, OpenAPI, docs and health.
@@ -41,6 +45,8 @@ pub fn router(state: AppState, readiness: Readiness) -> Router {
             customers::patch_customer,
             customers::delete_customer
         ))
+        .routes(routes!(events::ingest_events))
+        .routes(routes!(events::list_events))
         .with_state(state)
         .split_for_parts();
     let document = openapi.clone();
@@ -93,15 +99,25 @@ impl Application {
     /// standalone binary adds its database).
     pub async fn build(settings: &Settings, extra: Readiness) -> crm_platform::Result<Self> {
         let customer_core = crm_platform::grpc::channel(&settings.customer_core_url)?;
-        let probe = GrpcHealthProbe {
-            name: "customer-core",
-            service: "crm.v1.CustomerService",
-            channel: customer_core.clone(),
+        let event_ingest = crm_platform::grpc::channel(&settings.event_ingest_url)?;
+        let probe = |name, service, channel: &Channel| {
+            Arc::new(GrpcHealthProbe {
+                name,
+                service,
+                channel: channel.clone(),
+            })
         };
+        let readiness = extra
+            .with(probe(
+                "customer-core",
+                "crm.v1.CustomerService",
+                &customer_core,
+            ))
+            .with(probe("event-ingest", "crm.v1.IngestService", &event_ingest));
         let state = AppState {
             customers: CustomerServiceClient::new(customer_core),
+            ingest: IngestServiceClient::new(event_ingest),
         };
-        let readiness = extra.with(Arc::new(probe));
         let listener = crm_platform::grpc::bind(settings.http_addr).await?;
         Ok(Self {
             listener,

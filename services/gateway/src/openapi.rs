@@ -10,6 +10,9 @@ use utoipa::OpenApi;
                        RFC 9457 problem document (`application/problem+json`).",
         license(name = "Apache-2.0")
     ),
-    tags((name = "customers", description = "The customer record")),
+    tags(
+        (name = "customers", description = "The customer record"),
+        (name = "events", description = "Event ingestion and customer activity")
+    ),
 )]
 pub struct ApiDoc;

@@ -7,7 +7,8 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 use anyhow::Context;
 use clap::Parser;
 use crm_customer_core::{CustomerService, repo::SqliteRepository};
-use crm_platform::{Shutdown, cache::MemoryCache};
+use crm_event_ingest::{Ingestor, seen::MemorySeen};
+use crm_platform::{Shutdown, bus::MemoryBus, cache::MemoryCache};
 
 /// Entries the in-process cache holds at most.
 const CACHE_CAPACITY: u64 = 100_000;
@@ -29,6 +30,7 @@ pub struct Config {
 
 pub struct Standalone {
     core: crm_customer_core::Application,
+    ingest: crm_event_ingest::Application,
     gateway: crm_gateway::Application,
 }
 
@@ -40,20 +42,34 @@ impl Standalone {
         let repo = SqliteRepository::open(&database)
             .await
             .with_context(|| format!("cannot open {database:?}"))?;
-        let service =
-            CustomerService::new(Arc::new(repo), Arc::new(MemoryCache::new(CACHE_CAPACITY)));
+        let cache = Arc::new(MemoryCache::new(CACHE_CAPACITY));
+        let service = CustomerService::new(Arc::new(repo), cache);
+        let bus = Arc::new(MemoryBus::new());
         let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-        let core =
-            crm_customer_core::Application::with_service(service, loopback, None, vec![]).await?;
+        let core = crm_customer_core::Application::with_service(
+            service,
+            bus.clone(),
+            loopback,
+            None,
+            vec![],
+        )
+        .await?;
+        let ingestor = Ingestor::new(bus, Arc::new(MemorySeen::new(CACHE_CAPACITY)));
+        let ingest = crm_event_ingest::Application::with_ingestor(ingestor, loopback, None).await?;
         let gateway_settings = crm_gateway::Settings {
             http_addr: config.listen,
             customer_core_url: format!("http://{}", core.grpc_addr()),
+            event_ingest_url: format!("http://{}", ingest.grpc_addr()),
             ..crm_gateway::Settings::default()
         };
         let gateway = crm_gateway::Application::build(&gateway_settings, core.readiness())
             .await
             .context("cannot start the REST API")?;
-        Ok(Self { core, gateway })
+        Ok(Self {
+            core,
+            ingest,
+            gateway,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -62,12 +78,11 @@ impl Standalone {
 
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
         tracing::info!(http = %self.local_addr(), "crm listening");
-        tokio::try_join!(self.core.run(shutdown.clone()), async {
-            self.gateway
-                .run(shutdown)
-                .await
-                .map_err(crm_customer_core::Error::from)
-        })?;
+        let (core_stop, ingest_stop) = (shutdown.clone(), shutdown.clone());
+        let core = async { anyhow::Ok(self.core.run(core_stop).await?) };
+        let ingest = async { anyhow::Ok(self.ingest.run(ingest_stop).await?) };
+        let gateway = async { anyhow::Ok(self.gateway.run(shutdown).await?) };
+        tokio::try_join!(core, ingest, gateway)?;
         Ok(())
     }
 }

@@ -99,7 +99,9 @@ impl RabbitBus {
         {
             return Ok(channel.clone());
         }
+        let reconnect = link.is_some();
         let (connection, channel) = self.connect().await?;
+        tracing::info!(reconnect, "publisher connected to the broker");
         *link = Some((connection, channel.clone()));
         Ok(channel)
     }
