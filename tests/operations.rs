@@ -151,3 +151,64 @@ async fn every_accepted_event_is_applied_once_across_a_broker_connection_cut() {
         "the publisher reconnected"
     );
 }
+
+#[tokio::test]
+async fn customer_changes_are_published_through_the_outbox_with_their_snapshot() {
+    use std::sync::Arc;
+
+    use crm_platform::bus::{
+        ConsumerConfig, Delivery, EVENTS_EXCHANGE, EventBus, Handler, Outcome, RabbitBus,
+    };
+
+    struct Collect(tokio::sync::mpsc::UnboundedSender<Value>);
+    #[async_trait::async_trait]
+    impl Handler for Collect {
+        async fn handle(&self, delivery: &Delivery) -> Outcome {
+            let _ = self
+                .0
+                .send(serde_json::from_slice(&delivery.message.payload).unwrap());
+            Outcome::Ack
+        }
+    }
+
+    let app = TestApp::distributed().await;
+    let vhost = app.vhost.as_ref().expect("distributed");
+    let bus = Arc::new(RabbitBus::new(crm_platform::settings::Secret::new(
+        &vhost.url,
+    )));
+    let config = ConsumerConfig::new("e2e.customers", EVENTS_EXCHANGE, &["customer.#"]);
+    bus.declare(&config).await.unwrap();
+    let (seen, mut received) = tokio::sync::mpsc::unbounded_channel();
+    let shutdown = crm_platform::Shutdown::new();
+    tokio::spawn({
+        let (bus, shutdown) = (bus.clone(), shutdown.clone());
+        async move { bus.consume(config, Arc::new(Collect(seen)), shutdown).await }
+    });
+
+    let id = app.given_customer("ada@example.com").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.patch_customer(&id, &json!({ "last_name": "Lovelace" }), None)
+        .await;
+    app.delete_customer(&id).await;
+
+    let mut events = Vec::new();
+    for _ in 0..3 {
+        let next = tokio::time::timeout(std::time::Duration::from_secs(20), received.recv());
+        events.push(next.await.expect("an event within 20 s").unwrap());
+    }
+    shutdown.trigger();
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        ["customer.created", "customer.updated", "customer.deleted"]
+    );
+    for (event, version) in events.iter().zip(1..) {
+        assert_eq!(event["customer_id"], id.as_str());
+        assert_eq!(event["data"]["version"], version);
+        assert_eq!(event["data"]["customer"]["version"], version);
+    }
+    assert_eq!(events[1]["data"]["customer"]["last_name"], "Lovelace");
+    assert_eq!(events[2]["data"]["customer"]["status"], "deleted");
+}

@@ -67,6 +67,23 @@ pub struct TicketFacts<'a> {
 }
 
 impl CustomerEvent {
+    /// The event customer-core emits for a change of `customer`: its full snapshot and
+    /// version, so consumers never read back and can ignore older versions.
+    pub fn customer_changed(
+        event_type: CustomerEventType,
+        customer: &crate::Customer,
+        at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id: Uuid::now_v7(),
+            customer_id: customer.id,
+            event_type,
+            data: serde_json::json!({ "version": customer.version, "customer": customer }),
+            source: "customer-core".into(),
+            timestamp: at,
+        }
+    }
+
     fn text(&self, field: &str) -> Option<&str> {
         self.data.get(field)?.as_str()
     }

@@ -107,7 +107,11 @@ mod tests {
             timestamp: chrono::Utc::now(),
         };
         let messages = [
-            Message::new("1", "product.viewed", serde_json::to_vec(&stranger).unwrap()),
+            Message::new(
+                "1",
+                "product.viewed",
+                serde_json::to_vec(&stranger).unwrap(),
+            ),
             Message::new("2", "order.completed", b"not json".to_vec()),
         ];
         bus.publish(EVENTS_EXCHANGE, &messages).await.unwrap();
@@ -122,8 +126,15 @@ mod tests {
         }
         shutdown.trigger();
         assert_eq!(dead.len(), 2);
-        assert_eq!(dead[0].reason, format!("unknown customer {}", stranger.customer_id));
-        assert!(dead[1].reason.starts_with("not a customer event"), "{}", dead[1].reason);
+        assert_eq!(
+            dead[0].reason,
+            format!("unknown customer {}", stranger.customer_id)
+        );
+        assert!(
+            dead[1].reason.starts_with("not a customer event"),
+            "{}",
+            dead[1].reason
+        );
         assert_eq!(unknown.load(Ordering::Relaxed), 1, "counted");
     }
 }

@@ -7,6 +7,7 @@
 pub mod consumer;
 mod error;
 pub mod grpc;
+pub mod outbox;
 pub mod repo;
 pub mod service;
 pub mod settings;
@@ -100,6 +101,16 @@ impl Application {
         if let Err(error) = self.bus.declare(&config).await {
             tracing::warn!(%error, "cannot declare the event queue yet; the consumer will retry");
         }
+        let relay = outbox::relay(
+            self.service.repository(),
+            self.bus.clone(),
+            self.service.outbox_signal(),
+            shutdown.clone(),
+        );
+        let relaying = async {
+            relay.await;
+            Ok::<_, Error>(())
+        };
         let activity = Arc::new(consumer::ActivityConsumer::new(self.service.clone()));
         let consuming = {
             let (bus, shutdown) = (self.bus.clone(), shutdown.clone());
@@ -124,7 +135,7 @@ impl Application {
             }
             Ok::<_, Error>(())
         };
-        tokio::try_join!(grpc, http, consuming)?;
+        tokio::try_join!(grpc, http, consuming, relaying)?;
         Ok(())
     }
 }

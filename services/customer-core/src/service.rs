@@ -10,6 +10,7 @@ use crm_domain::{
     ValidationErrors,
 };
 use crm_platform::cache::VersionedCache;
+use tokio::sync::Notify;
 use tracing::instrument;
 use uuid::Uuid;
 
@@ -27,6 +28,8 @@ const WRITE_ATTEMPTS: usize = 5;
 pub struct CustomerService {
     repo: Arc<dyn CustomerRepository>,
     cache: Arc<dyn VersionedCache>,
+    /// Wakes the outbox relay after a commit, so events leave without polling delay.
+    outbox: Arc<Notify>,
 }
 
 /// One page of a customer's activity and the cursor of the next one.
@@ -49,7 +52,16 @@ fn cache_key(id: CustomerId) -> String {
 
 impl CustomerService {
     pub fn new(repo: Arc<dyn CustomerRepository>, cache: Arc<dyn VersionedCache>) -> Self {
-        Self { repo, cache }
+        Self {
+            repo,
+            cache,
+            outbox: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Notified after every commit that wrote to the outbox.
+    pub fn outbox_signal(&self) -> Arc<Notify> {
+        self.outbox.clone()
     }
 
     pub fn repository(&self) -> Arc<dyn CustomerRepository> {
@@ -60,6 +72,7 @@ impl CustomerService {
     pub async fn create(&self, draft: CustomerDraft) -> Result<Customer> {
         let customer = Customer::create(CustomerId::generate(), draft, Utc::now())?;
         self.repo.insert(&customer).await?;
+        self.outbox.notify_one();
         tracing::info!(customer_id = %customer.id, "customer created");
         Ok(customer)
     }
@@ -131,9 +144,15 @@ impl CustomerService {
             if next.version == current.version {
                 return Ok(current);
             }
-            match self.repo.update(&next).await {
+            let change = if next.is_deleted() {
+                CustomerEventType::CustomerDeleted
+            } else {
+                CustomerEventType::CustomerUpdated
+            };
+            match self.repo.update(&next, change).await {
                 Ok(()) => {
                     self.cache.invalidate(&cache_key(id), next.version).await;
+                    self.outbox.notify_one();
                     return Ok(next);
                 }
                 Err(Error::VersionConflict) if expected_version.is_none() => continue,
@@ -163,6 +182,7 @@ impl CustomerService {
             self.cache
                 .invalidate(&cache_key(customer.id), customer.version)
                 .await;
+            self.outbox.notify_one();
         }
         Ok(recorded)
     }

@@ -90,6 +90,12 @@ pub async fn run(bus: Arc<dyn EventBus>, name: &str) {
         "{name}: {lost:?}"
     );
 
+    // A broadcast nobody listens to is confirmed and dropped.
+    let nobody = [message("m00", "nobody.listens")];
+    bus.broadcast(EVENTS_EXCHANGE, &nobody)
+        .await
+        .expect("broadcast");
+
     // Routing by topic; id, key, payload and headers arrive intact.
     let mut orders = start(
         &bus,

@@ -40,6 +40,43 @@ impl MemoryBus {
         Self::default()
     }
 
+    /// Routes every message to its queues; with `routed`, a message no queue takes fails
+    /// the whole batch before anything is delivered.
+    fn route(&self, exchange: &str, messages: &[Message], routed: bool) -> Result<(), BusError> {
+        let state = self.lock();
+        // Check every message first: a batch is delivered whole or not at all.
+        let mut routes = Vec::with_capacity(messages.len());
+        for message in messages {
+            let mut queues: Vec<&str> = state
+                .bindings
+                .iter()
+                .filter(|(x, pattern, _)| {
+                    x == exchange && topic_matches(pattern, &message.routing_key)
+                })
+                .map(|(_, _, queue)| queue.as_str())
+                .collect();
+            queues.dedup();
+            if queues.is_empty() && routed {
+                return Err(BusError::Unroutable {
+                    exchange: exchange.to_owned(),
+                    routing_key: message.routing_key.clone(),
+                });
+            }
+            routes.push((message, queues));
+        }
+        for (message, queues) in routes {
+            for queue in queues {
+                let delivery = Delivery {
+                    message: message.clone(),
+                    attempt: 1,
+                };
+                // The receiver lives in the same map, so sending cannot fail.
+                let _ = state.queues[queue].sender.send(delivery);
+            }
+        }
+        Ok(())
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A handler never runs under this lock, so poisoning means a bug in this file.
         self.state.lock().expect("memory bus state")
@@ -72,38 +109,11 @@ impl EventBus for MemoryBus {
     }
 
     async fn publish(&self, exchange: &str, messages: &[Message]) -> Result<(), BusError> {
-        let state = self.lock();
-        // Check every message first: a batch is delivered whole or not at all.
-        let mut routes = Vec::with_capacity(messages.len());
-        for message in messages {
-            let mut queues: Vec<&str> = state
-                .bindings
-                .iter()
-                .filter(|(x, pattern, _)| {
-                    x == exchange && topic_matches(pattern, &message.routing_key)
-                })
-                .map(|(_, _, queue)| queue.as_str())
-                .collect();
-            queues.dedup();
-            if queues.is_empty() {
-                return Err(BusError::Unroutable {
-                    exchange: exchange.to_owned(),
-                    routing_key: message.routing_key.clone(),
-                });
-            }
-            routes.push((message, queues));
-        }
-        for (message, queues) in routes {
-            for queue in queues {
-                let delivery = Delivery {
-                    message: message.clone(),
-                    attempt: 1,
-                };
-                // The receiver lives in the same map, so sending cannot fail.
-                let _ = state.queues[queue].sender.send(delivery);
-            }
-        }
-        Ok(())
+        self.route(exchange, messages, true)
+    }
+
+    async fn broadcast(&self, exchange: &str, messages: &[Message]) -> Result<(), BusError> {
+        self.route(exchange, messages, false)
     }
 
     async fn consume(

@@ -145,6 +145,10 @@ pub trait EventBus: Send + Sync {
     /// A message no queue is bound to is an error, never silently dropped.
     async fn publish(&self, exchange: &str, messages: &[Message]) -> Result<(), BusError>;
 
+    /// Publishes notifications of state changes: confirmed by the broker like `publish`,
+    /// but a message no queue is bound to is dropped, because nobody subscribed to it.
+    async fn broadcast(&self, exchange: &str, messages: &[Message]) -> Result<(), BusError>;
+
     /// Runs `handler` on every delivery of the consumer's queue until `shutdown`,
     /// reconnecting with backoff when the broker goes away.
     async fn consume(

@@ -106,6 +106,41 @@ impl RabbitBus {
         Ok(channel)
     }
 
+    /// Publishes with confirms, reconnecting and trying again when the link broke.
+    async fn publish_with_retry(
+        &self,
+        exchange: &str,
+        messages: &[Message],
+        mandatory: bool,
+    ) -> Result<(), BusError> {
+        let routed: Vec<(String, Message)> = messages
+            .iter()
+            .map(|m| (m.routing_key.clone(), m.clone()))
+            .collect();
+        let mut last_error = None;
+        for attempt in 0..PUBLISH_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+            }
+            let channel = match self.publisher_channel().await {
+                Ok(channel) => channel,
+                Err(error) => {
+                    last_error = Some(error);
+                    continue;
+                }
+            };
+            match publish_confirmed(&channel, exchange, &routed, mandatory).await {
+                Err(BusError::Unavailable(reason)) => {
+                    tracing::warn!(%reason, "publish failed; reconnecting");
+                    self.forget_publisher().await;
+                    last_error = Some(BusError::Unavailable(reason));
+                }
+                other => return other,
+            }
+        }
+        Err(last_error.unwrap_or_else(|| unavailable("publish failed")))
+    }
+
     async fn forget_publisher(&self) {
         self.publisher.lock().await.take();
     }
@@ -190,7 +225,7 @@ impl RabbitBus {
                 message
                     .headers
                     .insert(ROUTING_KEY_HEADER.into(), message.routing_key.clone());
-                publish_confirmed(&confirms, "", &[(queue, message)]).await?;
+                publish_confirmed(&confirms, "", &[(queue, message)], true).await?;
             }
             delivery
                 .ack(BasicAckOptions::default())
@@ -210,32 +245,11 @@ impl EventBus for RabbitBus {
     }
 
     async fn publish(&self, exchange: &str, messages: &[Message]) -> Result<(), BusError> {
-        let routed: Vec<(String, Message)> = messages
-            .iter()
-            .map(|m| (m.routing_key.clone(), m.clone()))
-            .collect();
-        let mut last_error = None;
-        for attempt in 0..PUBLISH_ATTEMPTS {
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
-            }
-            let channel = match self.publisher_channel().await {
-                Ok(channel) => channel,
-                Err(error) => {
-                    last_error = Some(error);
-                    continue;
-                }
-            };
-            match publish_confirmed(&channel, exchange, &routed).await {
-                Err(BusError::Unavailable(reason)) => {
-                    tracing::warn!(%reason, "publish failed; reconnecting");
-                    self.forget_publisher().await;
-                    last_error = Some(BusError::Unavailable(reason));
-                }
-                other => return other,
-            }
-        }
-        Err(last_error.unwrap_or_else(|| unavailable("publish failed")))
+        self.publish_with_retry(exchange, messages, true).await
+    }
+
+    async fn broadcast(&self, exchange: &str, messages: &[Message]) -> Result<(), BusError> {
+        self.publish_with_retry(exchange, messages, false).await
     }
 
     async fn consume(
@@ -308,11 +322,12 @@ impl EventBus for RabbitBus {
 }
 
 /// Publishes `(routing key, message)` pairs and waits for every confirm. `mandatory`
-/// makes an unroutable message come back instead of vanishing.
+/// makes an unroutable message come back (an error) instead of vanishing.
 async fn publish_confirmed(
     channel: &Channel,
     exchange: &str,
     messages: &[(String, Message)],
+    mandatory: bool,
 ) -> Result<(), BusError> {
     let mut confirms = Vec::with_capacity(messages.len());
     for (routing_key, message) in messages {
@@ -321,7 +336,7 @@ async fn publish_confirmed(
                 exchange.into(),
                 routing_key.as_str().into(),
                 BasicPublishOptions {
-                    mandatory: true,
+                    mandatory,
                     ..BasicPublishOptions::default()
                 },
                 &message.payload,

@@ -10,6 +10,112 @@ use uuid::Uuid;
 use super::{CustomerRepository, FeedPosition, Recorded};
 use crate::Error;
 
+/// A bus that records what it is given (after an optional delay, to make relays overlap).
+#[derive(Default)]
+pub struct RecordingBus {
+    pub published: std::sync::Mutex<Vec<crm_platform::bus::Message>>,
+    pub delay: std::time::Duration,
+}
+
+#[async_trait::async_trait]
+impl crm_platform::bus::EventBus for RecordingBus {
+    async fn declare(
+        &self,
+        _: &crm_platform::bus::ConsumerConfig,
+    ) -> Result<(), crm_platform::bus::BusError> {
+        Ok(())
+    }
+
+    async fn publish(
+        &self,
+        exchange: &str,
+        messages: &[crm_platform::bus::Message],
+    ) -> Result<(), crm_platform::bus::BusError> {
+        self.broadcast(exchange, messages).await
+    }
+
+    async fn broadcast(
+        &self,
+        _: &str,
+        messages: &[crm_platform::bus::Message],
+    ) -> Result<(), crm_platform::bus::BusError> {
+        tokio::time::sleep(self.delay).await;
+        self.published.lock().unwrap().extend_from_slice(messages);
+        Ok(())
+    }
+
+    async fn consume(
+        &self,
+        _: crm_platform::bus::ConsumerConfig,
+        _: std::sync::Arc<dyn crm_platform::bus::Handler>,
+        _: crm_platform::Shutdown,
+    ) -> Result<(), crm_platform::bus::BusError> {
+        Ok(())
+    }
+
+    async fn dead_letters(
+        &self,
+        _: &str,
+        _: usize,
+    ) -> Result<Vec<crm_platform::bus::DeadLetter>, crm_platform::bus::BusError> {
+        Ok(Vec::new())
+    }
+}
+
+/// Every write leaves its `customer.*` event, with the snapshot, in order; the relay
+/// publishes each once.
+async fn outbox(repo: &dyn CustomerRepository) {
+    let bus = RecordingBus::default();
+    while repo.relay_outbox(&bus, 100).await.expect("drain") > 0 {}
+    bus.published.lock().unwrap().clear();
+
+    let created = customer("outbox@example.com");
+    repo.insert(&created).await.expect("insert");
+    let patch = CustomerPatch {
+        last_name: Some(Some("Box".into())),
+        ..CustomerPatch::default()
+    };
+    let updated = created.patched(&patch, Utc::now()).expect("patch");
+    repo.update(&updated, CustomerEventType::CustomerUpdated)
+        .await
+        .expect("update");
+    let deleted = updated.deleted(Utc::now());
+    repo.update(&deleted, CustomerEventType::CustomerDeleted)
+        .await
+        .expect("delete");
+
+    let mut batches = Vec::new();
+    loop {
+        let published = repo.relay_outbox(&bus, 2).await.expect("relay");
+        if published == 0 {
+            break;
+        }
+        batches.push(published);
+    }
+    assert_eq!(batches, [2, 1], "oldest first, in batches");
+    let published = bus.published.lock().unwrap().clone();
+    let keys: Vec<&str> = published.iter().map(|m| m.routing_key.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["customer.created", "customer.updated", "customer.deleted"]
+    );
+    for (message, version) in published.iter().zip(1..) {
+        let event: CustomerEvent = serde_json::from_slice(&message.payload).expect("event json");
+        assert_eq!(event.id.to_string(), message.id);
+        assert_eq!(event.customer_id, created.id);
+        assert_eq!(event.data["version"], version);
+        assert_eq!(
+            event.data["customer"]["version"], version,
+            "the full snapshot"
+        );
+    }
+    assert_eq!(
+        repo.relay_outbox(&bus, 100).await.expect("relay"),
+        0,
+        "published once"
+    );
+}
+
 fn event(
     customer: CustomerId,
     event_type: CustomerEventType,
@@ -185,6 +291,7 @@ fn customer(email: &str) -> Customer {
 
 pub async fn run(repo: &dyn CustomerRepository) {
     repo.ping().await.expect("ping");
+    outbox(repo).await;
 
     // Insert and read back every field.
     let alice = customer("alice@example.com");
@@ -203,16 +310,22 @@ pub async fn run(repo: &dyn CustomerRepository) {
     };
     let v2 = alice.patched(&patch, Utc::now()).expect("patch");
     assert_eq!(v2.version, 2);
-    repo.update(&v2).await.expect("update to v2");
+    repo.update(&v2, CustomerEventType::CustomerUpdated)
+        .await
+        .expect("update to v2");
     assert_eq!(repo.get(alice.id).await.expect("get"), Some(v2.clone()));
     assert!(
-        matches!(repo.update(&v2).await, Err(Error::VersionConflict)),
+        matches!(
+            repo.update(&v2, CustomerEventType::CustomerUpdated).await,
+            Err(Error::VersionConflict)
+        ),
         "writing v2 again over v2 is a conflict"
     );
     let ghost = customer("ghost@example.com");
     let ghost_v2 = ghost.patched(&patch, Utc::now()).expect("patch");
     assert!(matches!(
-        repo.update(&ghost_v2).await,
+        repo.update(&ghost_v2, CustomerEventType::CustomerUpdated)
+            .await,
         Err(Error::NotFound(_))
     ));
 
@@ -224,11 +337,17 @@ pub async fn run(repo: &dyn CustomerRepository) {
         ..CustomerPatch::default()
     };
     let bob_v2 = bob.patched(&steal, Utc::now()).expect("patch");
-    assert!(matches!(repo.update(&bob_v2).await, Err(Error::EmailTaken)));
+    assert!(matches!(
+        repo.update(&bob_v2, CustomerEventType::CustomerUpdated)
+            .await,
+        Err(Error::EmailTaken)
+    ));
 
     // A deleted customer frees the e-mail but stays readable.
     let deleted = v2.deleted(Utc::now());
-    repo.update(&deleted).await.expect("soft delete");
+    repo.update(&deleted, CustomerEventType::CustomerDeleted)
+        .await
+        .expect("soft delete");
     assert_eq!(
         repo.get(alice.id).await.expect("get"),
         Some(deleted.clone())
@@ -255,4 +374,33 @@ pub async fn run(repo: &dyn CustomerRepository) {
     assert_eq!(seen, live);
 
     activity(repo).await;
+}
+
+/// Two relays (replicas) over one outbox, with a slow broker so their rounds overlap:
+/// every event is published exactly once.
+pub async fn two_relays_publish_each_event_once(repo: std::sync::Arc<dyn CustomerRepository>) {
+    let count = 40;
+    for i in 0..count {
+        repo.insert(&customer(&format!("relay{i}@example.com")))
+            .await
+            .expect("insert");
+    }
+    let bus = std::sync::Arc::new(RecordingBus {
+        delay: std::time::Duration::from_millis(30),
+        ..RecordingBus::default()
+    });
+    let relay = |repo: std::sync::Arc<dyn CustomerRepository>,
+                 bus: std::sync::Arc<RecordingBus>| async move {
+        while repo.relay_outbox(bus.as_ref(), 5).await.expect("relay") > 0 {}
+    };
+    tokio::join!(
+        relay(repo.clone(), bus.clone()),
+        relay(repo.clone(), bus.clone())
+    );
+    let published = bus.published.lock().unwrap().clone();
+    let mut ids: Vec<&str> = published.iter().map(|m| m.id.as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(published.len(), count, "no event published twice");
+    assert_eq!(ids.len(), count);
 }

@@ -20,14 +20,16 @@ use crate::Result;
 
 #[async_trait]
 pub trait CustomerRepository: Send + Sync {
-    /// Fails with `EmailTaken` when a live customer has the e-mail.
+    /// Fails with `EmailTaken` when a live customer has the e-mail. Every write also puts
+    /// its `customer.*` event into the outbox, in the same transaction.
     async fn insert(&self, customer: &Customer) -> Result<()>;
 
     async fn get(&self, id: CustomerId) -> Result<Option<Customer>>;
 
     /// Writes `customer` if the stored version is still `customer.version - 1`, else
-    /// fails with `VersionConflict` (or `NotFound`).
-    async fn update(&self, customer: &Customer) -> Result<()>;
+    /// fails with `VersionConflict` (or `NotFound`). `change` names the outbox event
+    /// (`customer.updated` or `customer.deleted`).
+    async fn update(&self, customer: &Customer, change: CustomerEventType) -> Result<()>;
 
     /// Live (not deleted) customers in id order, after `after`.
     async fn list(&self, after: Option<CustomerId>, limit: u32) -> Result<Vec<Customer>>;
@@ -45,6 +47,10 @@ pub trait CustomerRepository: Send + Sync {
         before: Option<FeedPosition>,
         limit: u32,
     ) -> Result<Vec<CustomerEvent>>;
+
+    /// Publishes up to `max` outbox events (oldest first) and removes them once the
+    /// broker confirmed; how many were published.
+    async fn relay_outbox(&self, bus: &dyn crm_platform::bus::EventBus, max: u32) -> Result<usize>;
 
     async fn ping(&self) -> Result<()>;
 }

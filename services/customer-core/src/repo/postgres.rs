@@ -34,6 +34,13 @@ impl PostgresRepository {
     }
 }
 
+impl PostgresRepository {
+    const BEGIN_CLAIM: &str = "begin";
+    /// Rows another relay holds are skipped, not waited for: replicas share the work.
+    const CLAIM_OUTBOX: &str = "select seq, id, routing_key, payload from outbox order by seq \
+         limit $1 for update skip locked";
+}
+
 impl_customer_repository!(PostgresRepository);
 
 #[cfg(test)]
@@ -45,5 +52,38 @@ mod tests {
         let url = crate::testing::fresh_postgres_url().await;
         let repo = PostgresRepository::connect(&url, 5).await.expect("connect");
         super::super::contract::run(&repo).await;
+    }
+
+    #[tokio::test]
+    async fn two_relays_share_the_outbox() {
+        let url = crate::testing::fresh_postgres_url().await;
+        let repo = PostgresRepository::connect(&url, 5).await.expect("connect");
+        super::super::contract::two_relays_publish_each_event_once(std::sync::Arc::new(repo)).await;
+    }
+
+    #[tokio::test]
+    async fn events_written_before_a_crash_are_published_after_it() {
+        use crate::repo::CustomerRepository;
+        let url = crate::testing::fresh_postgres_url().await;
+        let repo = PostgresRepository::connect(&url, 5).await.expect("connect");
+        let draft = crm_domain::CustomerDraft {
+            email: "crash@example.com".into(),
+            ..Default::default()
+        };
+        let id = crm_domain::CustomerId::generate();
+        let customer = crm_domain::Customer::create(id, draft, chrono::Utc::now()).unwrap();
+        repo.insert(&customer).await.expect("insert");
+        // The process dies after the commit, before any relay ran.
+        repo.pool().close().await;
+
+        let restarted = PostgresRepository::connect(&url, 5)
+            .await
+            .expect("reconnect");
+        let bus = super::super::contract::RecordingBus::default();
+        assert_eq!(restarted.relay_outbox(&bus, 10).await.expect("relay"), 1);
+        assert_eq!(
+            bus.published.lock().unwrap()[0].routing_key,
+            "customer.created"
+        );
     }
 }

@@ -136,6 +136,43 @@ macro_rules! bind_customer {
 }
 pub(crate) use bind_customer;
 
+pub const INSERT_OUTBOX: &str = "insert into outbox (id, exchange, routing_key, payload, \
+     created_at) values ($1, $2, $3, $4, $5)";
+
+pub const DELETE_OUTBOX: &str = "delete from outbox where seq = $1";
+
+/// Writes the `customer.*` event of a change into the outbox, in the change's transaction.
+macro_rules! insert_outbox {
+    ($executor:expr, $event_type:expr, $customer:expr) => {{
+        let event =
+            crm_domain::CustomerEvent::customer_changed($event_type, $customer, chrono::Utc::now());
+        sqlx::query($crate::repo::sql::INSERT_OUTBOX)
+            .bind(event.id)
+            .bind(crm_platform::bus::EVENTS_EXCHANGE)
+            .bind(event.event_type.as_str())
+            .bind(sqlx::types::Json(&event))
+            .bind(event.timestamp)
+            .execute($executor)
+            .await?;
+    }};
+}
+pub(crate) use insert_outbox;
+
+#[derive(sqlx::FromRow)]
+pub struct OutboxRow {
+    pub seq: i64,
+    id: Uuid,
+    routing_key: String,
+    payload: Json<serde_json::Value>,
+}
+
+impl OutboxRow {
+    pub fn message(&self) -> crm_platform::bus::Message {
+        let payload = serde_json::to_vec(&self.payload.0).expect("JSON serializes");
+        crm_platform::bus::Message::new(self.id.to_string(), &self.routing_key, payload)
+    }
+}
+
 /// The `CustomerRepository` implementation over one sqlx pool type; both adapters use
 /// it, so PostgreSQL and SQLite cannot drift apart.
 macro_rules! impl_customer_repository {
@@ -143,14 +180,22 @@ macro_rules! impl_customer_repository {
         #[async_trait::async_trait]
         impl $crate::repo::CustomerRepository for $adapter {
             async fn insert(&self, customer: &crm_domain::Customer) -> $crate::Result<()> {
+                use crm_domain::CustomerEventType;
+                let mut tx = self.pool.begin().await?;
                 let query = $crate::repo::sql::bind_customer!(
                     sqlx::query($crate::repo::sql::INSERT),
                     customer
                 );
                 query
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await
                     .map_err($crate::repo::sql::map_write_error)?;
+                $crate::repo::sql::insert_outbox!(
+                    &mut *tx,
+                    CustomerEventType::CustomerCreated,
+                    customer
+                );
+                tx.commit().await?;
                 Ok(())
             }
 
@@ -166,22 +211,29 @@ macro_rules! impl_customer_repository {
                 row.map(TryInto::try_into).transpose()
             }
 
-            async fn update(&self, customer: &crm_domain::Customer) -> $crate::Result<()> {
+            async fn update(
+                &self,
+                customer: &crm_domain::Customer,
+                change: crm_domain::CustomerEventType,
+            ) -> $crate::Result<()> {
+                let mut tx = self.pool.begin().await?;
                 let query = $crate::repo::sql::bind_customer!(
                     sqlx::query($crate::repo::sql::UPDATE),
                     customer
                 )
                 .bind(customer.version - 1);
                 let done = query
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await
                     .map_err($crate::repo::sql::map_write_error)?;
                 if done.rows_affected() == 1 {
+                    $crate::repo::sql::insert_outbox!(&mut *tx, change, customer);
+                    tx.commit().await?;
                     return Ok(());
                 }
                 let exists = sqlx::query($crate::repo::sql::EXISTS)
                     .bind(customer.id.as_uuid())
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&mut *tx)
                     .await?;
                 Err(match exists {
                     Some(_) => $crate::Error::VersionConflict,
@@ -312,6 +364,38 @@ macro_rules! impl_customer_repository {
                         .fetch_all(&self.pool)
                         .await?;
                 rows.into_iter().map(TryInto::try_into).collect()
+            }
+
+            async fn relay_outbox(
+                &self,
+                bus: &dyn crm_platform::bus::EventBus,
+                max: u32,
+            ) -> $crate::Result<usize> {
+                // The claimed rows stay locked until commit, so a second relay skips them
+                // (PostgreSQL) or waits (SQLite, one writer): no row is published twice at
+                // once. A crash before the commit publishes them again: at least once.
+                let mut tx = self.pool.begin_with(Self::BEGIN_CLAIM).await?;
+                let rows: Vec<$crate::repo::sql::OutboxRow> = sqlx::query_as(Self::CLAIM_OUTBOX)
+                    .bind(i64::from(max))
+                    .fetch_all(&mut *tx)
+                    .await?;
+                if rows.is_empty() {
+                    return Ok(0);
+                }
+                let messages: Vec<crm_platform::bus::Message> = rows
+                    .iter()
+                    .map($crate::repo::sql::OutboxRow::message)
+                    .collect();
+                bus.broadcast(crm_platform::bus::EVENTS_EXCHANGE, &messages)
+                    .await?;
+                for row in &rows {
+                    sqlx::query($crate::repo::sql::DELETE_OUTBOX)
+                        .bind(row.seq)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(rows.len())
             }
 
             async fn ping(&self) -> $crate::Result<()> {

@@ -46,6 +46,14 @@ impl SqliteRepository {
     }
 }
 
+impl SqliteRepository {
+    /// SQLite has one writer at a time: the claim takes the write lock up front, so a
+    /// second relay waits instead of reading the same rows.
+    const BEGIN_CLAIM: &str = "begin immediate";
+    const CLAIM_OUTBOX: &str =
+        "select seq, id, routing_key, payload from outbox order by seq limit $1";
+}
+
 impl_customer_repository!(SqliteRepository);
 
 #[cfg(test)]
@@ -57,6 +65,15 @@ mod tests {
     async fn contract_in_memory() {
         let repo = SqliteRepository::in_memory().await.expect("open");
         super::super::contract::run(&repo).await;
+    }
+
+    #[tokio::test]
+    async fn two_relays_share_the_outbox() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let repo = SqliteRepository::open(&dir.path().join("crm.db"))
+            .await
+            .expect("open");
+        super::super::contract::two_relays_publish_each_event_once(std::sync::Arc::new(repo)).await;
     }
 
     #[tokio::test]
