@@ -27,7 +27,50 @@ in_both_modes!(
     each_bad_event_is_rejected_with_its_reasons,
     malformed_requests_are_refused_whole,
     the_activity_feed_pages_and_filters,
+    purchases_are_counted_per_day_and_segment,
 );
+
+async fn purchases_are_counted_per_day_and_segment(app: TestApp) {
+    let id = app.given_customer("ada@example.com").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut usd = order(&id, "o-3", 10.0, "2026-11-21T23:59:59Z");
+    usd["data"]["currency"] = json!("usd");
+    let events = [
+        order(&id, "o-1", 30.0, "2026-11-20T00:00:00Z"),
+        order(&id, "o-2", 60.0, "2026-11-20T23:00:00+00:00"),
+        usd,
+    ];
+    app.send_events(&json!({ "events": events })).await;
+    orders_applied(&app, &id, 3).await;
+
+    let report: Value = app
+        .get("/api/analytics/daily-sales?from=2026-11-20&to=2026-11-21")
+        .await
+        .json()
+        .await
+        .unwrap();
+
+    assert_eq!(
+        report["items"],
+        json!([
+            { "day": "2026-11-20", "segment": "new", "currency": "EUR", "orders": 2, "revenue": 90.0 },
+            { "day": "2026-11-21", "segment": "new", "currency": "USD", "orders": 1, "revenue": 10.0 },
+        ])
+    );
+    for query in [
+        "from=2026-11-22&to=2026-11-21",
+        "from=yesterday",
+        "from=2024-01-01&to=2026-01-01",
+    ] {
+        let response = app
+            .get(&format!("/api/analytics/daily-sales?{query}"))
+            .await;
+        let problem = assert_problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+        assert_eq!(invalid_fields(&problem), ["from"], "{query}");
+    }
+}
 
 fn order(customer: &str, order_id: &str, total: f64, at: &str) -> Value {
     json!({

@@ -2,6 +2,7 @@
 //! that later issues fill in.
 
 use crm_e2e::{StatusCode, TestApp, json, spawn};
+use crm_platform::bus::{EVENTS_EXCHANGE, NOTIFICATIONS_EXCHANGE};
 use serde_json::Value;
 
 #[tokio::test]
@@ -154,36 +155,8 @@ async fn every_accepted_event_is_applied_once_across_a_broker_connection_cut() {
 
 #[tokio::test]
 async fn customer_changes_are_published_through_the_outbox_with_their_snapshot() {
-    use std::sync::Arc;
-
-    use crm_platform::bus::{
-        ConsumerConfig, Delivery, EVENTS_EXCHANGE, EventBus, Handler, Outcome, RabbitBus,
-    };
-
-    struct Collect(tokio::sync::mpsc::UnboundedSender<Value>);
-    #[async_trait::async_trait]
-    impl Handler for Collect {
-        async fn handle(&self, delivery: &Delivery) -> Outcome {
-            let _ = self
-                .0
-                .send(serde_json::from_slice(&delivery.message.payload).unwrap());
-            Outcome::Ack
-        }
-    }
-
     let app = TestApp::distributed().await;
-    let vhost = app.vhost.as_ref().expect("distributed");
-    let bus = Arc::new(RabbitBus::new(crm_platform::settings::Secret::new(
-        &vhost.url,
-    )));
-    let config = ConsumerConfig::new("e2e.customers", EVENTS_EXCHANGE, &["customer.#"]);
-    bus.declare(&config).await.unwrap();
-    let (seen, mut received) = tokio::sync::mpsc::unbounded_channel();
-    let shutdown = crm_platform::Shutdown::new();
-    tokio::spawn({
-        let (bus, shutdown) = (bus.clone(), shutdown.clone());
-        async move { bus.consume(config, Arc::new(Collect(seen)), shutdown).await }
-    });
+    let mut changes = app.subscribe(EVENTS_EXCHANGE, "customer.#").await;
 
     let id = app.given_customer("ada@example.com").await["id"]
         .as_str()
@@ -193,22 +166,59 @@ async fn customer_changes_are_published_through_the_outbox_with_their_snapshot()
         .await;
     app.delete_customer(&id).await;
 
-    let mut events = Vec::new();
-    for _ in 0..3 {
-        let next = tokio::time::timeout(std::time::Duration::from_secs(20), received.recv());
-        events.push(next.await.expect("an event within 20 s").unwrap());
-    }
-    shutdown.trigger();
-    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    let events = changes.next(3).await;
+    let types: Vec<&str> = events.iter().map(|(key, _)| key.as_str()).collect();
     assert_eq!(
         types,
         ["customer.created", "customer.updated", "customer.deleted"]
     );
-    for (event, version) in events.iter().zip(1..) {
+    for ((_, event), version) in events.iter().zip(1..) {
         assert_eq!(event["customer_id"], id.as_str());
         assert_eq!(event["data"]["version"], version);
         assert_eq!(event["data"]["customer"]["version"], version);
     }
-    assert_eq!(events[1]["data"]["customer"]["last_name"], "Lovelace");
-    assert_eq!(events[2]["data"]["customer"]["status"], "deleted");
+    assert_eq!(events[1].1["data"]["customer"]["last_name"], "Lovelace");
+    assert_eq!(events[2].1["data"]["customer"]["status"], "deleted");
+}
+
+#[tokio::test]
+async fn milestones_and_abandoned_carts_notify_the_notification_service() {
+    let app = TestApp::distributed().await;
+    let mut notifications = app.subscribe(NOTIFICATIONS_EXCHANGE, "#").await;
+    let id = app.given_customer("ada@example.com").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let order = |n: u32, total: f64| {
+        json!({ "customer_id": id, "type": "order.completed",
+                "data": { "order_id": format!("o-{n}"), "total": total, "currency": "EUR",
+                          "items": [{ "product_id": "p", "quantity": 1, "price": total }] } })
+    };
+    let cart = json!({ "customer_id": id, "type": "cart.abandoned",
+                       "data": { "cart_id": "c-1", "cart_value": 42.5, "items": [] } });
+    app.send_events(&json!({ "events": [order(1, 1500.0), order(2, 10.0), cart] }))
+        .await;
+
+    let received = notifications.next(3).await;
+    let summary: Vec<(&str, &str)> = received
+        .iter()
+        .map(|(key, body)| (key.as_str(), body["milestone"].as_str().unwrap_or("-")))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("milestone.reached", "first_order"),
+            ("milestone.reached", "lifetime_value"),
+            ("cart.abandoned.flow", "-"),
+        ]
+    );
+    assert_eq!(received[1].1["threshold"], 1000.0);
+    assert_eq!(received[1].1["order_id"], "o-1");
+    assert_eq!(received[2].1["cart_value"], 42.5);
+    assert!(
+        received
+            .iter()
+            .all(|(_, body)| body["customer_id"] == id.as_str())
+    );
 }

@@ -372,3 +372,66 @@ pub fn invalid_fields(problem: &Value) -> Vec<String> {
         .filter_map(|e| e["field"].as_str().map(str::to_owned))
         .collect()
 }
+
+/// A subscription to `pattern` on `exchange` of the distributed app's broker: every
+/// message as `(routing key, JSON payload)`. Stops when dropped.
+pub struct Subscription {
+    received: tokio::sync::mpsc::UnboundedReceiver<(String, Value)>,
+    shutdown: crm_platform::Shutdown,
+}
+
+impl TestApp {
+    pub async fn subscribe(&self, exchange: &str, pattern: &str) -> Subscription {
+        use std::sync::Arc;
+
+        use crm_platform::bus::{ConsumerConfig, Delivery, EventBus, Handler, Outcome, RabbitBus};
+
+        struct Forward(tokio::sync::mpsc::UnboundedSender<(String, Value)>);
+        #[async_trait::async_trait]
+        impl Handler for Forward {
+            async fn handle(&self, delivery: &Delivery) -> Outcome {
+                let body = serde_json::from_slice(&delivery.message.payload).unwrap_or_default();
+                let _ = self.0.send((delivery.message.routing_key.clone(), body));
+                Outcome::Ack
+            }
+        }
+
+        let vhost = self
+            .vhost
+            .as_ref()
+            .expect("subscriptions need the distributed mode");
+        let bus = Arc::new(RabbitBus::new(crm_platform::settings::Secret::new(
+            &vhost.url,
+        )));
+        let queue = format!("e2e.{}", uuid::Uuid::new_v4().simple());
+        let config = ConsumerConfig::new(queue, exchange, &[pattern]);
+        bus.declare(&config).await.expect("declare the test queue");
+        let (sender, received) = tokio::sync::mpsc::unbounded_channel();
+        let shutdown = crm_platform::Shutdown::new();
+        let stop = shutdown.clone();
+        tokio::spawn(async move { bus.consume(config, Arc::new(Forward(sender)), stop).await });
+        Subscription { received, shutdown }
+    }
+}
+
+impl Subscription {
+    /// The next `count` messages (waiting up to 20 s for each).
+    pub async fn next(&mut self, count: usize) -> Vec<(String, Value)> {
+        let mut messages = Vec::with_capacity(count);
+        for _ in 0..count {
+            let next = tokio::time::timeout(Duration::from_secs(20), self.received.recv());
+            messages.push(
+                next.await
+                    .expect("a message within 20 s")
+                    .expect("subscribed"),
+            );
+        }
+        messages
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+    }
+}

@@ -103,6 +103,28 @@ impl CustomerRpc for CustomerGrpc {
         }))
     }
 
+    async fn get_daily_sales(
+        &self,
+        request: Request<v1::GetDailySalesRequest>,
+    ) -> Result<Response<v1::GetDailySalesResponse>, Status> {
+        let request = request.into_inner();
+        let rows = self
+            .service
+            .daily_sales(Some(&request.from), Some(&request.to))
+            .await?;
+        let rows = rows
+            .into_iter()
+            .map(|row| v1::DailySales {
+                day: row.day.to_string(),
+                segment: crm_proto::convert::segment_to_proto(row.segment) as i32,
+                currency: row.currency,
+                orders: row.orders,
+                revenue: row.revenue,
+            })
+            .collect();
+        Ok(Response::new(v1::GetDailySalesResponse { rows }))
+    }
+
     async fn list_customers(
         &self,
         request: Request<v1::ListCustomersRequest>,

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use chrono::Utc;
+use chrono::{Days, NaiveDate, Utc};
 use crm_domain::{
     Customer, CustomerDraft, CustomerEvent, CustomerEventType, CustomerId, CustomerPatch,
     ValidationErrors,
@@ -16,11 +16,13 @@ use uuid::Uuid;
 
 use crate::{
     Error, Result,
-    repo::{CustomerRepository, FeedPosition, Recorded},
+    repo::{CustomerRepository, DailySales, FeedPosition, Recorded},
 };
 
 pub const DEFAULT_PAGE_SIZE: u32 = 20;
 pub const MAX_PAGE_SIZE: u32 = 100;
+/// The longest range of purchase analytics per request.
+pub const MAX_SALES_DAYS: i64 = 366;
 /// Unconditional writes retry this often when another writer keeps winning.
 const WRITE_ATTEMPTS: usize = 5;
 
@@ -218,6 +220,35 @@ impl CustomerService {
             events,
             next_cursor,
         })
+    }
+
+    /// Purchase analytics for `from..=to` (at most a year; defaults: the last 30 days).
+    pub async fn daily_sales(
+        &self,
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> Result<Vec<DailySales>> {
+        let mut errors = ValidationErrors::default();
+        let day = |field: &str, raw: Option<&str>, errors: &mut ValidationErrors| {
+            let raw = raw.filter(|r| !r.is_empty())?;
+            let parsed = NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+                .map_err(|_| "must be a date, e.g. 2026-11-24".to_owned());
+            errors.check(field, parsed)
+        };
+        let to_day = day("to", to, &mut errors).unwrap_or_else(|| Utc::now().date_naive());
+        let from_day = day("from", from, &mut errors).unwrap_or(to_day - Days::new(30));
+        if from_day > to_day {
+            errors.push("from", "must not be after to");
+        } else if (to_day - from_day).num_days() > MAX_SALES_DAYS {
+            errors.push(
+                "from",
+                format!("the range may span at most {MAX_SALES_DAYS} days"),
+            );
+        }
+        if !errors.is_empty() {
+            return Err(errors.into());
+        }
+        self.repo.daily_sales(from_day, to_day).await
     }
 
     pub async fn list(&self, cursor: Option<&str>, limit: Option<u32>) -> Result<CustomerPage> {

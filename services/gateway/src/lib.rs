@@ -1,5 +1,6 @@
 //! crm-gateway: the REST API for web clients, in front of the services' gRPC.
 
+pub mod analytics;
 pub mod customers;
 pub mod error;
 pub mod events;
@@ -47,6 +48,7 @@ pub fn router(state: AppState, readiness: Readiness) -> Router {
         ))
         .routes(routes!(events::ingest_events))
         .routes(routes!(events::list_events))
+        .routes(routes!(analytics::daily_sales))
         .with_state(state)
         .split_for_parts();
     let document = openapi.clone();

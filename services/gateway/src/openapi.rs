@@ -12,7 +12,8 @@ use utoipa::OpenApi;
     ),
     tags(
         (name = "customers", description = "The customer record"),
-        (name = "events", description = "Event ingestion and customer activity")
+        (name = "events", description = "Event ingestion and customer activity"),
+        (name = "analytics", description = "Purchase analytics")
     ),
 )]
 pub struct ApiDoc;

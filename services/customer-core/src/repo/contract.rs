@@ -13,7 +13,8 @@ use crate::Error;
 /// A bus that records what it is given (after an optional delay, to make relays overlap).
 #[derive(Default)]
 pub struct RecordingBus {
-    pub published: std::sync::Mutex<Vec<crm_platform::bus::Message>>,
+    /// (exchange, message)
+    pub published: std::sync::Mutex<Vec<(String, crm_platform::bus::Message)>>,
     pub delay: std::time::Duration,
 }
 
@@ -36,11 +37,12 @@ impl crm_platform::bus::EventBus for RecordingBus {
 
     async fn broadcast(
         &self,
-        _: &str,
+        exchange: &str,
         messages: &[crm_platform::bus::Message],
     ) -> Result<(), crm_platform::bus::BusError> {
         tokio::time::sleep(self.delay).await;
-        self.published.lock().unwrap().extend_from_slice(messages);
+        let mut published = self.published.lock().unwrap();
+        published.extend(messages.iter().map(|m| (exchange.to_owned(), m.clone())));
         Ok(())
     }
 
@@ -93,7 +95,13 @@ async fn outbox(repo: &dyn CustomerRepository) {
         batches.push(published);
     }
     assert_eq!(batches, [2, 1], "oldest first, in batches");
-    let published = bus.published.lock().unwrap().clone();
+    let published: Vec<_> = bus
+        .published
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, m)| m.clone())
+        .collect();
     let keys: Vec<&str> = published.iter().map(|m| m.routing_key.as_str()).collect();
     assert_eq!(
         keys,
@@ -139,6 +147,9 @@ fn order(id: &str, total: f64) -> serde_json::Value {
 
 /// Activity: idempotent recording, projections, metrics, the feed.
 async fn activity(repo: &dyn CustomerRepository) {
+    let bus = RecordingBus::default();
+    while repo.relay_outbox(&bus, 100).await.expect("drain") > 0 {}
+    bus.published.lock().unwrap().clear();
     let customer = customer("activity@example.com");
     repo.insert(&customer).await.expect("insert");
     let id = customer.id;
@@ -276,6 +287,60 @@ async fn activity(repo: &dyn CustomerRepository) {
         page.iter().map(|e| e.id).collect::<Vec<_>>(),
         [view.id, ticket.id]
     );
+
+    // An abandoned cart starts the notification flow.
+    let cart = event(
+        id,
+        CustomerEventType::CartAbandoned,
+        json!({ "cart_id": "c-1", "cart_value": 42.0, "items": [] }),
+        t0 + Duration::minutes(20),
+    );
+    repo.record_event(&cart, now).await.expect("cart");
+
+    // Purchase analytics: both completed orders, counted once, on their day.
+    let day = t0.date_naive();
+    let sales = repo.daily_sales(day, day).await.expect("daily sales");
+    assert_eq!(sales.len(), 1);
+    assert_eq!((sales[0].orders, sales[0].revenue), (2, 90.0));
+    assert_eq!(
+        (sales[0].segment, sales[0].currency.as_str()),
+        (crm_domain::Segment::New, "EUR")
+    );
+    assert!(
+        repo.daily_sales(day.succ_opt().unwrap(), day.succ_opt().unwrap())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Every change announced itself; the notifications went to their own exchange.
+    while repo.relay_outbox(&bus, 100).await.expect("relay") > 0 {}
+    let published = bus.published.lock().unwrap().clone();
+    let notifications: Vec<(&str, serde_json::Value)> = published
+        .iter()
+        .filter(|(exchange, _)| exchange == crm_platform::bus::NOTIFICATIONS_EXCHANGE)
+        .map(|(_, m)| {
+            (
+                m.routing_key.as_str(),
+                serde_json::from_slice(&m.payload).unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(notifications.len(), 2, "{notifications:?}");
+    assert_eq!(notifications[0].0, "milestone.reached");
+    assert_eq!(notifications[0].1["milestone"], "first_order");
+    assert_eq!(notifications[1].0, "cart.abandoned.flow");
+    assert_eq!(notifications[1].1["cart_id"], "c-1");
+    let updates = published
+        .iter()
+        .filter(|(_, m)| m.routing_key == "customer.updated")
+        .count();
+    let final_version = repo.get(id).await.unwrap().unwrap().version;
+    assert_eq!(
+        updates as i64,
+        final_version - 1,
+        "one customer.updated per new version"
+    );
 }
 
 fn customer(email: &str) -> Customer {
@@ -398,7 +463,7 @@ pub async fn two_relays_publish_each_event_once(repo: std::sync::Arc<dyn Custome
         relay(repo.clone(), bus.clone())
     );
     let published = bus.published.lock().unwrap().clone();
-    let mut ids: Vec<&str> = published.iter().map(|m| m.id.as_str()).collect();
+    let mut ids: Vec<&str> = published.iter().map(|(_, m)| m.id.as_str()).collect();
     ids.sort();
     ids.dedup();
     assert_eq!(published.len(), count, "no event published twice");

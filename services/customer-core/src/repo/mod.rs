@@ -9,7 +9,7 @@ mod sqlite;
 mod contract;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use crm_domain::{Customer, CustomerEvent, CustomerEventType, CustomerId};
 use uuid::Uuid;
 
@@ -52,7 +52,22 @@ pub trait CustomerRepository: Send + Sync {
     /// broker confirmed; how many were published.
     async fn relay_outbox(&self, bus: &dyn crm_platform::bus::EventBus, max: u32) -> Result<usize>;
 
+    /// Completed orders and revenue per day, segment and currency, `from` to `to`
+    /// inclusive.
+    async fn daily_sales(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<DailySales>>;
+
     async fn ping(&self) -> Result<()>;
+}
+
+/// One row of the purchase analytics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DailySales {
+    pub day: NaiveDate,
+    /// The customer's segment when the order completed.
+    pub segment: crm_domain::Segment,
+    pub currency: String,
+    pub orders: i64,
+    pub revenue: f64,
 }
 
 /// What recording an event did.

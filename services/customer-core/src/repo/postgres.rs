@@ -37,7 +37,7 @@ impl PostgresRepository {
 impl PostgresRepository {
     const BEGIN_CLAIM: &str = "begin";
     /// Rows another relay holds are skipped, not waited for: replicas share the work.
-    const CLAIM_OUTBOX: &str = "select seq, id, routing_key, payload from outbox order by seq \
+    const CLAIM_OUTBOX: &str = "select seq, exchange, id, routing_key, payload from outbox order by seq \
          limit $1 for update skip locked";
 }
 
@@ -82,7 +82,7 @@ mod tests {
         let bus = super::super::contract::RecordingBus::default();
         assert_eq!(restarted.relay_outbox(&bus, 10).await.expect("relay"), 1);
         assert_eq!(
-            bus.published.lock().unwrap()[0].routing_key,
+            bus.published.lock().unwrap()[0].1.routing_key,
             "customer.created"
         );
     }

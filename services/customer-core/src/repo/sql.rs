@@ -141,26 +141,94 @@ pub const INSERT_OUTBOX: &str = "insert into outbox (id, exchange, routing_key, 
 
 pub const DELETE_OUTBOX: &str = "delete from outbox where seq = $1";
 
-/// Writes the `customer.*` event of a change into the outbox, in the change's transaction.
+/// One message for the outbox.
+pub struct OutboxMessage {
+    pub id: Uuid,
+    pub exchange: &'static str,
+    pub routing_key: String,
+    pub payload: serde_json::Value,
+    pub at: DateTime<Utc>,
+}
+
+impl OutboxMessage {
+    /// The `customer.*` event of a change, with the customer's snapshot.
+    pub fn customer_changed(
+        event_type: crm_domain::CustomerEventType,
+        customer: &Customer,
+    ) -> Self {
+        let event = CustomerEvent::customer_changed(event_type, customer, Utc::now());
+        Self {
+            id: event.id,
+            exchange: crm_platform::bus::EVENTS_EXCHANGE,
+            routing_key: event.event_type.as_str().to_owned(),
+            payload: serde_json::to_value(&event).expect("an event serializes"),
+            at: event.timestamp,
+        }
+    }
+
+    pub fn notification(notification: crm_domain::notification::Notification) -> Self {
+        Self {
+            id: notification.id,
+            exchange: crm_platform::bus::NOTIFICATIONS_EXCHANGE,
+            routing_key: notification.routing_key.to_owned(),
+            payload: notification.payload,
+            at: Utc::now(),
+        }
+    }
+}
+
+/// Writes outbox messages, in the transaction of the change they belong to.
 macro_rules! insert_outbox {
-    ($executor:expr, $event_type:expr, $customer:expr) => {{
-        let event =
-            crm_domain::CustomerEvent::customer_changed($event_type, $customer, chrono::Utc::now());
-        sqlx::query($crate::repo::sql::INSERT_OUTBOX)
-            .bind(event.id)
-            .bind(crm_platform::bus::EVENTS_EXCHANGE)
-            .bind(event.event_type.as_str())
-            .bind(sqlx::types::Json(&event))
-            .bind(event.timestamp)
-            .execute($executor)
-            .await?;
+    ($executor:expr, $messages:expr) => {{
+        for message in $messages {
+            let message: $crate::repo::sql::OutboxMessage = message;
+            sqlx::query($crate::repo::sql::INSERT_OUTBOX)
+                .bind(message.id)
+                .bind(message.exchange)
+                .bind(&message.routing_key)
+                .bind(sqlx::types::Json(&message.payload))
+                .bind(message.at)
+                .execute(&mut *$executor)
+                .await?;
+        }
     }};
 }
 pub(crate) use insert_outbox;
 
+pub const UPSERT_DAILY_SALES: &str = "insert into daily_sales (day, segment, currency, orders, \
+     revenue) values ($1, $2, $3, 1, $4) on conflict (day, segment, currency) do update set \
+     orders = daily_sales.orders + 1, revenue = daily_sales.revenue + excluded.revenue";
+
+pub const SELECT_DAILY_SALES: &str = "select day, segment, currency, orders, revenue from \
+     daily_sales where day >= $1 and day <= $2 order by day, segment, currency";
+
+#[derive(sqlx::FromRow)]
+pub struct DailySalesRow {
+    day: chrono::NaiveDate,
+    segment: String,
+    currency: String,
+    orders: i64,
+    revenue: f64,
+}
+
+impl TryFrom<DailySalesRow> for super::DailySales {
+    type Error = Error;
+
+    fn try_from(row: DailySalesRow) -> Result<Self> {
+        Ok(Self {
+            day: row.day,
+            segment: row.segment.parse().map_err(Error::Corrupt)?,
+            currency: row.currency,
+            orders: row.orders,
+            revenue: row.revenue,
+        })
+    }
+}
+
 #[derive(sqlx::FromRow)]
 pub struct OutboxRow {
     pub seq: i64,
+    pub exchange: String,
     id: Uuid,
     routing_key: String,
     payload: Json<serde_json::Value>,
@@ -190,11 +258,11 @@ macro_rules! impl_customer_repository {
                     .execute(&mut *tx)
                     .await
                     .map_err($crate::repo::sql::map_write_error)?;
-                $crate::repo::sql::insert_outbox!(
-                    &mut *tx,
+                let created = $crate::repo::sql::OutboxMessage::customer_changed(
                     CustomerEventType::CustomerCreated,
-                    customer
+                    customer,
                 );
+                $crate::repo::sql::insert_outbox!(tx, [created]);
                 tx.commit().await?;
                 Ok(())
             }
@@ -227,7 +295,9 @@ macro_rules! impl_customer_repository {
                     .await
                     .map_err($crate::repo::sql::map_write_error)?;
                 if done.rows_affected() == 1 {
-                    $crate::repo::sql::insert_outbox!(&mut *tx, change, customer);
+                    let changed =
+                        $crate::repo::sql::OutboxMessage::customer_changed(change, customer);
+                    $crate::repo::sql::insert_outbox!(tx, [changed]);
                     tx.commit().await?;
                     return Ok(());
                 }
@@ -337,7 +407,24 @@ macro_rules! impl_customer_repository {
                         if update.execute(&mut *tx).await?.rows_affected() == 0 {
                             continue;
                         }
+                        let updated = crm_domain::CustomerEventType::CustomerUpdated;
+                        let message = sql::OutboxMessage::customer_changed(updated, &next);
+                        $crate::repo::sql::insert_outbox!(tx, [message]);
                     }
+                    if let (Some(total), Some(order)) = (completed_total, event.order()) {
+                        sqlx::query(sql::UPSERT_DAILY_SALES)
+                            .bind(event.timestamp.date_naive())
+                            .bind(current.segment.as_str())
+                            .bind(order.currency.to_ascii_uppercase())
+                            .bind(total)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    let notifications =
+                        crm_domain::notification::notifications_for(event, &current, &next)
+                            .into_iter()
+                            .map(sql::OutboxMessage::notification);
+                    $crate::repo::sql::insert_outbox!(tx, notifications);
                     tx.commit().await?;
                     return Ok(Recorded::Applied {
                         customer: Box::new(next),
@@ -382,12 +469,14 @@ macro_rules! impl_customer_repository {
                 if rows.is_empty() {
                     return Ok(0);
                 }
-                let messages: Vec<crm_platform::bus::Message> = rows
-                    .iter()
-                    .map($crate::repo::sql::OutboxRow::message)
-                    .collect();
-                bus.broadcast(crm_platform::bus::EVENTS_EXCHANGE, &messages)
-                    .await?;
+                // In order, one broadcast per run of rows bound for the same exchange.
+                for run in rows.chunk_by(|a, b| a.exchange == b.exchange) {
+                    let messages: Vec<crm_platform::bus::Message> = run
+                        .iter()
+                        .map($crate::repo::sql::OutboxRow::message)
+                        .collect();
+                    bus.broadcast(&run[0].exchange, &messages).await?;
+                }
                 for row in &rows {
                     sqlx::query($crate::repo::sql::DELETE_OUTBOX)
                         .bind(row.seq)
@@ -396,6 +485,20 @@ macro_rules! impl_customer_repository {
                 }
                 tx.commit().await?;
                 Ok(rows.len())
+            }
+
+            async fn daily_sales(
+                &self,
+                from: chrono::NaiveDate,
+                to: chrono::NaiveDate,
+            ) -> $crate::Result<Vec<$crate::repo::DailySales>> {
+                let rows: Vec<$crate::repo::sql::DailySalesRow> =
+                    sqlx::query_as($crate::repo::sql::SELECT_DAILY_SALES)
+                        .bind(from)
+                        .bind(to)
+                        .fetch_all(&self.pool)
+                        .await?;
+                rows.into_iter().map(TryInto::try_into).collect()
             }
 
             async fn ping(&self) -> $crate::Result<()> {

@@ -51,7 +51,7 @@ impl SqliteRepository {
     /// second relay waits instead of reading the same rows.
     const BEGIN_CLAIM: &str = "begin immediate";
     const CLAIM_OUTBOX: &str =
-        "select seq, id, routing_key, payload from outbox order by seq limit $1";
+        "select seq, exchange, id, routing_key, payload from outbox order by seq limit $1";
 }
 
 impl_customer_repository!(SqliteRepository);
