@@ -222,3 +222,41 @@ async fn milestones_and_abandoned_carts_notify_the_notification_service() {
             .all(|(_, body)| body["customer_id"] == id.as_str())
     );
 }
+
+#[tokio::test]
+async fn the_import_command_uploads_a_file_and_prints_the_outcome() {
+    let app = TestApp::standalone().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("customers.csv");
+    std::fs::write(
+        &file,
+        "email,first_name\nada@example.com,Ada\nnot-an-email,Bob\n",
+    )
+    .unwrap();
+
+    let output = tokio::process::Command::new(crm_e2e::binary("crm"))
+        .args(["import", file.to_str().unwrap(), "--url", &app.base_url])
+        .output()
+        .await
+        .unwrap();
+
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("completed; 1 created, 0 updated, 0 unchanged, 1 failed"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("line 3: email:"), "{stdout}");
+
+    let missing = tokio::process::Command::new(crm_e2e::binary("crm"))
+        .args(["import", "nowhere.csv", "--url", &app.base_url])
+        .output()
+        .await
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot open"));
+}

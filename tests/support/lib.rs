@@ -49,7 +49,7 @@ impl Process {
 }
 
 /// Where cargo put the binaries: the tests run from `<target>/<profile>/deps/`.
-fn binary(name: &str) -> PathBuf {
+pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let dir = exe
         .parent()

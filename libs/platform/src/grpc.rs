@@ -41,14 +41,19 @@ pub async fn serve(router: Router, listener: TcpListener, shutdown: Shutdown) ->
 }
 
 /// A lazily connecting channel: the caller starts even when the service is not up yet,
-/// and every call has a deadline.
+/// and every call has a deadline of 10 s.
 pub fn channel(url: &str) -> Result<Channel> {
+    channel_with_deadline(url, Duration::from_secs(10))
+}
+
+/// As [`channel`], for long calls (a bulk import streams for as long as its upload).
+pub fn channel_with_deadline(url: &str, deadline: Duration) -> Result<Channel> {
     let endpoint = Endpoint::from_shared(url.to_owned()).map_err(|e| Error::Connect {
         what: "gRPC service",
         reason: format!("{url}: {e}"),
     })?;
     Ok(endpoint
         .connect_timeout(Duration::from_secs(2))
-        .timeout(Duration::from_secs(10))
+        .timeout(deadline)
         .connect_lazy())
 }

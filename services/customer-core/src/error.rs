@@ -14,6 +14,8 @@ pub enum Error {
     /// The row changed between read and write (another writer won).
     #[error("customer changed concurrently")]
     VersionConflict,
+    #[error("import {0} not found")]
+    ImportNotFound(uuid::Uuid),
     #[error("customer {0} is deleted")]
     Deleted(CustomerId),
     #[error(transparent)]
@@ -35,7 +37,7 @@ pub enum Error {
 impl Error {
     fn kind(&self) -> ErrorKind {
         match self {
-            Error::NotFound(_) => ErrorKind::NotFound,
+            Error::NotFound(_) | Error::ImportNotFound(_) => ErrorKind::NotFound,
             Error::EmailTaken | Error::Deleted(_) | Error::VersionConflict => ErrorKind::Conflict,
             Error::StaleVersion { .. } => ErrorKind::PreconditionFailed,
             Error::Invalid(_) => ErrorKind::Invalid,

@@ -1,9 +1,14 @@
 //! The tonic `CustomerService`: decodes requests, calls the use cases, encodes answers.
 //! RPCs of later issues keep the generated UNIMPLEMENTED stubs.
 
+use bytes::Bytes;
 use crm_domain::{CustomerId, CustomerPatch, ValidationErrors};
 use crm_proto::v1::{self, customer_service_server::CustomerService as CustomerRpc};
-use tonic::{Request, Response, Status};
+use futures::StreamExt;
+use tokio_util::io::StreamReader;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::import::{ImportFormat, ImportJob};
 
 use crate::{Error, service::CustomerService};
 
@@ -18,6 +23,26 @@ impl CustomerGrpc {
 
     pub fn into_server(self) -> v1::customer_service_server::CustomerServiceServer<Self> {
         v1::customer_service_server::CustomerServiceServer::new(self)
+    }
+}
+
+fn import_job(job: ImportJob) -> v1::ImportJob {
+    v1::ImportJob {
+        id: job.id.to_string(),
+        status: job.status.as_str().to_owned(),
+        created: job.created,
+        updated: job.updated,
+        unchanged: job.unchanged,
+        failed: job.failed,
+        errors: job
+            .errors
+            .into_iter()
+            .map(|e| v1::ImportError {
+                line: e.line,
+                message: e.message,
+            })
+            .collect(),
+        reason: job.reason.unwrap_or_default(),
     }
 }
 
@@ -101,6 +126,43 @@ impl CustomerRpc for CustomerGrpc {
             events: found.events.into_iter().map(Into::into).collect(),
             next_cursor: found.next_cursor.unwrap_or_default(),
         }))
+    }
+
+    /// The first chunk names the format; the rows are imported as the chunks arrive.
+    async fn import_customers(
+        &self,
+        request: Request<Streaming<v1::ImportChunk>>,
+    ) -> Result<Response<v1::ImportJob>, Status> {
+        let mut chunks = request.into_inner();
+        let first = chunks.message().await?.unwrap_or_default();
+        let format = match v1::ImportFormat::try_from(first.format) {
+            Ok(v1::ImportFormat::Csv) => ImportFormat::Csv,
+            Ok(v1::ImportFormat::Ndjson) => ImportFormat::Ndjson,
+            _ => {
+                let errors = ValidationErrors::single("format", "must be CSV or NDJSON");
+                return Err(Error::from(errors).into());
+            }
+        };
+        let rest = chunks.map(|chunk| {
+            chunk
+                .map(|c| Bytes::from(c.data))
+                .map_err(std::io::Error::other)
+        });
+        let data = futures::stream::iter([Ok(Bytes::from(first.data))]).chain(rest);
+        let job = self.service.import(format, StreamReader::new(data)).await?;
+        Ok(Response::new(import_job(job)))
+    }
+
+    async fn get_import(
+        &self,
+        request: Request<v1::GetImportRequest>,
+    ) -> Result<Response<v1::ImportJob>, Status> {
+        let raw = request.into_inner().id;
+        let id = uuid::Uuid::parse_str(&raw)
+            .map_err(|_| Error::from(ValidationErrors::single("id", "must be a UUID")))?;
+        Ok(Response::new(import_job(
+            self.service.import_job(id).await?,
+        )))
     }
 
     async fn get_daily_sales(

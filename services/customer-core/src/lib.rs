@@ -7,6 +7,7 @@
 pub mod consumer;
 mod error;
 pub mod grpc;
+pub mod import;
 pub mod outbox;
 pub mod repo;
 pub mod service;

@@ -5,6 +5,7 @@ pub mod customers;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod imports;
 pub mod openapi;
 pub mod settings;
 
@@ -31,6 +32,8 @@ pub use settings::Settings;
 #[derive(Clone)]
 pub struct AppState {
     pub customers: CustomerServiceClient<Channel>,
+    /// customer-core again, with a deadline long enough for a bulk import.
+    pub imports: CustomerServiceClient<Channel>,
     pub ingest: IngestServiceClient<Channel>,
 }
 
@@ -49,6 +52,8 @@ pub fn router(state: AppState, readiness: Readiness) -> Router {
         .routes(routes!(events::ingest_events))
         .routes(routes!(events::list_events))
         .routes(routes!(analytics::daily_sales))
+        .routes(routes!(imports::start_import))
+        .routes(routes!(imports::get_import))
         .with_state(state)
         .split_for_parts();
     let document = openapi.clone();
@@ -116,7 +121,12 @@ impl Application {
                 &customer_core,
             ))
             .with(probe("event-ingest", "crm.v1.IngestService", &event_ingest));
+        let imports = crm_platform::grpc::channel_with_deadline(
+            &settings.customer_core_url,
+            imports::IMPORT_DEADLINE,
+        )?;
         let state = AppState {
+            imports: CustomerServiceClient::new(imports),
             customers: CustomerServiceClient::new(customer_core),
             ingest: IngestServiceClient::new(event_ingest),
         };

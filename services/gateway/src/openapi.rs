@@ -13,7 +13,8 @@ use utoipa::OpenApi;
     tags(
         (name = "customers", description = "The customer record"),
         (name = "events", description = "Event ingestion and customer activity"),
-        (name = "analytics", description = "Purchase analytics")
+        (name = "analytics", description = "Purchase analytics"),
+        (name = "imports", description = "Bulk import of customers")
     ),
 )]
 pub struct ApiDoc;

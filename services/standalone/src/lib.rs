@@ -13,12 +13,32 @@ use crm_platform::{Shutdown, bus::MemoryBus, cache::MemoryCache};
 /// Entries the in-process cache holds at most.
 const CACHE_CAPACITY: u64 = 100_000;
 
-#[derive(Debug, Clone, Parser)]
+pub mod import;
+
+/// `crm` starts the platform; `crm import FILE` feeds a running one.
+#[derive(Debug, Parser)]
 #[command(
     name = "crm",
     version,
     about = "The CRM customer platform in one process"
 )]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub serve: Config,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Start the platform (what `crm` alone does).
+    Serve(Config),
+    /// Import customers from a CSV or NDJSON file into a running platform.
+    Import(import::ImportArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
 pub struct Config {
     /// Address of the REST API.
     #[arg(long, env = "CRM_LISTEN", default_value = "127.0.0.1:8080")]

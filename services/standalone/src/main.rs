@@ -1,11 +1,19 @@
 use clap::Parser;
 use crm_platform::{Shutdown, telemetry::init_telemetry};
-use crm_standalone::{Config, Standalone};
+use crm_standalone::{Cli, Command, Config, Standalone, import};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Import(args)) => import::run(args).await,
+        Some(Command::Serve(config)) => serve(config).await,
+        None => serve(cli.serve).await,
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
     let _telemetry = init_telemetry("crm");
-    let config = Config::parse();
     let app = Standalone::build(&config).await?;
     let url = format!("http://{}", app.local_addr());
     println!(

@@ -56,6 +56,14 @@ pub trait CustomerRepository: Send + Sync {
     /// inclusive.
     async fn daily_sales(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<DailySales>>;
 
+    /// The live (not deleted) customer with this e-mail.
+    async fn find_live_by_email(&self, email: &crm_domain::Email) -> Result<Option<Customer>>;
+
+    /// Inserts or replaces an import job's progress.
+    async fn save_import(&self, job: &crate::import::ImportJob) -> Result<()>;
+
+    async fn get_import(&self, id: Uuid) -> Result<Option<crate::import::ImportJob>>;
+
     async fn ping(&self) -> Result<()>;
 }
 

@@ -42,6 +42,56 @@ pub const SELECT_PAGE: &str = concat!(
 
 pub const EXISTS: &str = "select 1 from customers where id = $1";
 
+pub const SELECT_LIVE_BY_EMAIL: &str = concat!(
+    "select ",
+    columns!(),
+    " from customers where email = $1 and status <> 'deleted'"
+);
+
+pub const UPSERT_IMPORT: &str = "insert into import_jobs (id, status, created, updated, \
+     unchanged, failed, errors, reason, started_at, finished_at) values ($1, $2, $3, $4, $5, \
+     $6, $7, $8, $9, $10) on conflict (id) do update set status = excluded.status, \
+     created = excluded.created, updated = excluded.updated, unchanged = excluded.unchanged, \
+     failed = excluded.failed, errors = excluded.errors, reason = excluded.reason, \
+     finished_at = excluded.finished_at";
+
+pub const SELECT_IMPORT: &str = "select id, status, created, updated, unchanged, failed, errors, \
+     reason, started_at, finished_at from import_jobs where id = $1";
+
+#[derive(sqlx::FromRow)]
+pub struct ImportRow {
+    id: Uuid,
+    status: String,
+    created: i64,
+    updated: i64,
+    unchanged: i64,
+    failed: i64,
+    errors: Json<Vec<crate::import::ImportError>>,
+    reason: Option<String>,
+    started_at: DateTime<Utc>,
+    finished_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<ImportRow> for crate::import::ImportJob {
+    type Error = Error;
+
+    fn try_from(row: ImportRow) -> Result<Self> {
+        let count = |n: i64| u64::try_from(n).unwrap_or_default();
+        Ok(Self {
+            id: row.id,
+            status: row.status.parse().map_err(Error::Corrupt)?,
+            created: count(row.created),
+            updated: count(row.updated),
+            unchanged: count(row.unchanged),
+            failed: count(row.failed),
+            errors: row.errors.0,
+            reason: row.reason,
+            started_at: row.started_at,
+            finished_at: row.finished_at,
+        })
+    }
+}
+
 pub const INSERT_EVENT: &str = "insert into customer_events (id, customer_id, type, data, source, \
      occurred_at, sort_key, recorded_at) values ($1, $2, $3, $4, $5, $6, $7, $8) \
      on conflict (id) do nothing";
@@ -499,6 +549,48 @@ macro_rules! impl_customer_repository {
                         .fetch_all(&self.pool)
                         .await?;
                 rows.into_iter().map(TryInto::try_into).collect()
+            }
+
+            async fn find_live_by_email(
+                &self,
+                email: &crm_domain::Email,
+            ) -> $crate::Result<Option<crm_domain::Customer>> {
+                let row: Option<$crate::repo::sql::CustomerRow> =
+                    sqlx::query_as($crate::repo::sql::SELECT_LIVE_BY_EMAIL)
+                        .bind(email.as_str())
+                        .fetch_optional(&self.pool)
+                        .await?;
+                row.map(TryInto::try_into).transpose()
+            }
+
+            async fn save_import(&self, job: &$crate::import::ImportJob) -> $crate::Result<()> {
+                let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+                sqlx::query($crate::repo::sql::UPSERT_IMPORT)
+                    .bind(job.id)
+                    .bind(job.status.as_str())
+                    .bind(count(job.created))
+                    .bind(count(job.updated))
+                    .bind(count(job.unchanged))
+                    .bind(count(job.failed))
+                    .bind(sqlx::types::Json(&job.errors))
+                    .bind(&job.reason)
+                    .bind(job.started_at)
+                    .bind(job.finished_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn get_import(
+                &self,
+                id: uuid::Uuid,
+            ) -> $crate::Result<Option<$crate::import::ImportJob>> {
+                let row: Option<$crate::repo::sql::ImportRow> =
+                    sqlx::query_as($crate::repo::sql::SELECT_IMPORT)
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                row.map(TryInto::try_into).transpose()
             }
 
             async fn ping(&self) -> $crate::Result<()> {

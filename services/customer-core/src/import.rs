@@ -1,0 +1,480 @@
+//! Bulk import of customers: CSV (a header row with the seed's field names, `tags` and
+//! `categories` separated by `|`) or NDJSON (one customer JSON per line), read as a
+//! stream and upserted by e-mail row by row, so a file of any size never sits in memory.
+//! Progress and the first 100 errors (by line) are saved while it runs.
+
+use std::{fmt, str::FromStr};
+
+use chrono::{DateTime, Utc};
+use crm_domain::{CustomerDraft, CustomerPatch, Email, PreferencesPatch, ValidationErrors};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use uuid::Uuid;
+
+use crate::{Error, Result, service::CustomerService};
+
+/// Errors kept per job; the count of failed rows goes on.
+pub const MAX_ERRORS: usize = 100;
+/// Rows between two progress saves.
+const PROGRESS_EVERY: u64 = 500;
+
+/// The CSV columns, as the seed names the fields.
+pub const CSV_COLUMNS: [&str; 10] = [
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "tags",
+    "language",
+    "currency",
+    "newsletter",
+    "sms_notifications",
+    "categories",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportFormat {
+    Csv,
+    Ndjson,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportStatus {
+    Running,
+    Completed,
+    Failed,
+}
+
+impl ImportStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+impl FromStr for ImportStatus {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "running" => Ok(Self::Running),
+            "completed" => Ok(Self::Completed),
+            "failed" => Ok(Self::Failed),
+            other => Err(format!("unknown import status {other}")),
+        }
+    }
+}
+
+impl fmt::Display for ImportStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportError {
+    pub line: u64,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportJob {
+    pub id: Uuid,
+    pub status: ImportStatus,
+    pub created: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub failed: u64,
+    pub errors: Vec<ImportError>,
+    /// Why the whole import stopped, when it did.
+    pub reason: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl ImportJob {
+    fn start() -> Self {
+        Self {
+            id: Uuid::now_v7(),
+            status: ImportStatus::Running,
+            created: 0,
+            updated: 0,
+            unchanged: 0,
+            failed: 0,
+            errors: Vec::new(),
+            reason: None,
+            started_at: Utc::now(),
+            finished_at: None,
+        }
+    }
+
+    fn rows(&self) -> u64 {
+        self.created + self.updated + self.unchanged + self.failed
+    }
+
+    fn reject(&mut self, line: u64, message: String) {
+        self.failed += 1;
+        if self.errors.len() < MAX_ERRORS {
+            self.errors.push(ImportError { line, message });
+        }
+    }
+
+    fn finish(&mut self, reason: Option<String>) {
+        self.status = if reason.is_some() {
+            ImportStatus::Failed
+        } else {
+            ImportStatus::Completed
+        };
+        self.reason = reason;
+        self.finished_at = Some(Utc::now());
+    }
+}
+
+/// What an upsert did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upserted {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+fn describe(errors: &ValidationErrors) -> String {
+    errors
+        .0
+        .iter()
+        .map(|e| format!("{}: {}", e.field, e.message))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The fields a row gives, as a patch of an existing customer (empty ones stay).
+fn patch_from(draft: CustomerDraft) -> CustomerPatch {
+    CustomerPatch {
+        phone: draft.phone.map(Some),
+        first_name: draft.first_name.map(Some),
+        last_name: draft.last_name.map(Some),
+        tags: (!draft.tags.is_empty()).then_some(draft.tags),
+        addresses: (!draft.addresses.is_empty()).then_some(draft.addresses),
+        preferences: Some(draft.preferences),
+        ..CustomerPatch::default()
+    }
+}
+
+fn flag(raw: &str) -> Result<bool, String> {
+    match raw.to_ascii_lowercase().as_str() {
+        "true" | "yes" | "1" => Ok(true),
+        "false" | "no" | "0" => Ok(false),
+        _ => Err("must be true or false".into()),
+    }
+}
+
+/// One CSV record as a draft; `columns[i]` names field `i`.
+fn csv_draft(
+    record: &csv_async::StringRecord,
+    columns: &[&'static str],
+) -> Result<CustomerDraft, String> {
+    let mut draft = CustomerDraft::default();
+    let mut preferences = PreferencesPatch::default();
+    let list = |raw: &str| {
+        raw.split('|')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    for (value, column) in record.iter().zip(columns) {
+        if value.is_empty() {
+            continue;
+        }
+        let owned = Some(value.to_owned());
+        match *column {
+            "email" => draft.email = value.to_owned(),
+            "phone" => draft.phone = owned,
+            "first_name" => draft.first_name = owned,
+            "last_name" => draft.last_name = owned,
+            "tags" => draft.tags = list(value),
+            "language" => preferences.language = owned,
+            "currency" => preferences.currency = owned,
+            "newsletter" => {
+                preferences.newsletter = Some(flag(value).map_err(|m| format!("newsletter: {m}"))?)
+            }
+            "sms_notifications" => {
+                preferences.sms_notifications =
+                    Some(flag(value).map_err(|m| format!("sms_notifications: {m}"))?)
+            }
+            "categories" => preferences.categories = Some(list(value)),
+            _ => {}
+        }
+    }
+    draft.preferences = preferences;
+    Ok(draft)
+}
+
+impl CustomerService {
+    /// Creates the customer, or changes the live one with the same e-mail.
+    pub async fn upsert_by_email(&self, draft: CustomerDraft) -> Result<Upserted> {
+        let email = Email::parse(&draft.email).map_err(|m| ValidationErrors::single("email", m))?;
+        // Two tries: a concurrent create of the same e-mail turns the second into an update.
+        for _ in 0..2 {
+            match self.repository().find_live_by_email(&email).await? {
+                None => match self.create(draft.clone()).await {
+                    Ok(_) => return Ok(Upserted::Created),
+                    Err(Error::EmailTaken) => continue,
+                    Err(other) => return Err(other),
+                },
+                Some(existing) => {
+                    let patch = patch_from(draft);
+                    let after = self.update(existing.id, &patch, None).await?;
+                    return Ok(if after.version == existing.version {
+                        Upserted::Unchanged
+                    } else {
+                        Upserted::Updated
+                    });
+                }
+            }
+        }
+        Err(Error::EmailTaken)
+    }
+
+    pub async fn import_job(&self, id: Uuid) -> Result<ImportJob> {
+        self.repository()
+            .get_import(id)
+            .await?
+            .ok_or(Error::ImportNotFound(id))
+    }
+
+    /// Imports every row of `input`; the job is saved as it goes and returned finished.
+    pub async fn import(
+        &self,
+        format: ImportFormat,
+        input: impl AsyncRead + Unpin + Send,
+    ) -> Result<ImportJob> {
+        let mut job = ImportJob::start();
+        self.repository().save_import(&job).await?;
+        tracing::info!(import_id = %job.id, ?format, "import started");
+        let outcome = match format {
+            ImportFormat::Csv => self.import_csv(input, &mut job).await,
+            ImportFormat::Ndjson => self.import_ndjson(input, &mut job).await,
+        };
+        let reason = match outcome {
+            Ok(()) => None,
+            Err(Stop::Input(reason)) => Some(reason),
+            Err(Stop::Store(error)) => {
+                tracing::error!(%error, import_id = %job.id, "import stopped");
+                Some("the customer store failed; the rows before were imported".into())
+            }
+        };
+        job.finish(reason);
+        self.repository().save_import(&job).await?;
+        tracing::info!(import_id = %job.id, created = job.created, updated = job.updated,
+            failed = job.failed, status = %job.status, "import finished");
+        Ok(job)
+    }
+
+    async fn import_row(
+        &self,
+        job: &mut ImportJob,
+        line: u64,
+        draft: Result<CustomerDraft, String>,
+    ) -> Result<(), Stop> {
+        match draft {
+            Err(message) => job.reject(line, message),
+            Ok(draft) => match self.upsert_by_email(draft).await {
+                Ok(Upserted::Created) => job.created += 1,
+                Ok(Upserted::Updated) => job.updated += 1,
+                Ok(Upserted::Unchanged) => job.unchanged += 1,
+                Err(Error::Invalid(errors)) => job.reject(line, describe(&errors)),
+                Err(Error::EmailTaken) => job.reject(line, "the e-mail address is taken".into()),
+                Err(other) => return Err(Stop::Store(other)),
+            },
+        }
+        if job.rows().is_multiple_of(PROGRESS_EVERY) {
+            self.repository()
+                .save_import(job)
+                .await
+                .map_err(Stop::Store)?;
+        }
+        Ok(())
+    }
+
+    async fn import_csv(
+        &self,
+        input: impl AsyncRead + Unpin + Send,
+        job: &mut ImportJob,
+    ) -> Result<(), Stop> {
+        let mut reader = csv_async::AsyncReaderBuilder::new()
+            .trim(csv_async::Trim::All)
+            .create_reader(input);
+        let headers = reader
+            .headers()
+            .await
+            .map_err(|e| Stop::Input(format!("line 1: {e}")))?
+            .clone();
+        let mut columns = Vec::with_capacity(headers.len());
+        for name in headers.iter() {
+            let column = CSV_COLUMNS.iter().find(|c| **c == name).ok_or_else(|| {
+                Stop::Input(format!(
+                    "line 1: unknown column {name:?}; known: {}",
+                    CSV_COLUMNS.join(", ")
+                ))
+            })?;
+            columns.push(*column);
+        }
+        if !columns.contains(&"email") {
+            return Err(Stop::Input("line 1: the email column is required".into()));
+        }
+        let mut records = reader.records();
+        while let Some(record) = records.next().await {
+            let (line, draft) = match record {
+                Ok(record) => {
+                    let line = record.position().map_or(0, |p| p.line());
+                    (line, csv_draft(&record, &columns))
+                }
+                Err(error) => {
+                    let line = error.position().map_or(0, |p| p.line());
+                    let message = match error.kind() {
+                        csv_async::ErrorKind::UnequalLengths {
+                            expected_len, len, ..
+                        } => {
+                            format!("{len} fields where the header has {expected_len}")
+                        }
+                        _ => error.to_string(),
+                    };
+                    (line, Err(message))
+                }
+            };
+            self.import_row(job, line, draft).await?;
+        }
+        Ok(())
+    }
+
+    async fn import_ndjson(
+        &self,
+        input: impl AsyncRead + Unpin + Send,
+        job: &mut ImportJob,
+    ) -> Result<(), Stop> {
+        let mut lines = BufReader::new(input).lines();
+        let mut line = 0;
+        loop {
+            let text = match lines.next_line().await {
+                Ok(Some(text)) => text,
+                Ok(None) => return Ok(()),
+                Err(error) => return Err(Stop::Input(format!("line {}: {error}", line + 1))),
+            };
+            line += 1;
+            if text.trim().is_empty() {
+                continue;
+            }
+            let draft = serde_json::from_str::<CustomerDraft>(&text).map_err(|e| {
+                let message = e.to_string();
+                message
+                    .split(" at line ")
+                    .next()
+                    .unwrap_or(&message)
+                    .to_owned()
+            });
+            self.import_row(job, line, draft).await?;
+        }
+    }
+}
+
+/// Why an import stopped before the end of its input.
+enum Stop {
+    /// The input cannot be read on (a bad header, broken encoding, a cut upload).
+    Input(String),
+    Store(Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crm_platform::cache::MemoryCache;
+
+    use super::*;
+    use crate::repo::SqliteRepository;
+
+    async fn service() -> CustomerService {
+        let repo = SqliteRepository::in_memory().await.unwrap();
+        CustomerService::new(Arc::new(repo), Arc::new(MemoryCache::new(100)))
+    }
+
+    #[tokio::test]
+    async fn csv_rows_are_upserted_by_email_and_bad_lines_reported() {
+        let service = service().await;
+        let csv = "email,first_name,tags,newsletter\n\
+                   ada@example.com,Ada,vip|tech,yes\n\
+                   not-an-email,Bob,,\n\
+                   \"grace@example.com\",\"Grace, Admiral\",,no\n\
+                   ADA@example.com,Augusta,,\n\
+                   too,many,fields,here,now\n\
+                   ada@example.com,Augusta,,\n";
+        let job = service
+            .import(ImportFormat::Csv, csv.as_bytes())
+            .await
+            .unwrap();
+        assert_eq!(job.status, ImportStatus::Completed);
+        assert_eq!(
+            (job.created, job.updated, job.unchanged, job.failed),
+            (2, 1, 1, 2)
+        );
+        let lines: Vec<u64> = job.errors.iter().map(|e| e.line).collect();
+        assert_eq!(lines, [3, 6]);
+        assert!(
+            job.errors[0].message.starts_with("email:"),
+            "{}",
+            job.errors[0].message
+        );
+        let ada = service
+            .repository()
+            .find_live_by_email(&Email::parse("ada@example.com").unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            ada.first_name.unwrap().as_str(),
+            "Augusta",
+            "the later row updated it"
+        );
+        assert_eq!(ada.tags.len(), 2, "an empty cell keeps the value");
+        assert!(ada.preferences.newsletter);
+        assert_eq!(
+            service.import_job(job.id).await.unwrap(),
+            job,
+            "saved as returned"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unknown_column_fails_the_import_before_any_row() {
+        let service = service().await;
+        let job = service
+            .import(ImportFormat::Csv, "email,shoe_size\na@b.co,42\n".as_bytes())
+            .await
+            .unwrap();
+        assert_eq!(job.status, ImportStatus::Failed);
+        assert!(job.reason.unwrap().contains("shoe_size"));
+        assert_eq!(job.created, 0);
+    }
+
+    #[tokio::test]
+    async fn ndjson_lines_are_numbered_and_blank_ones_skipped() {
+        let service = service().await;
+        let ndjson = "{\"email\": \"a@example.com\", \"tags\": [\"x\"]}\n\n\
+                      {\"email\": \"b@example.com\", \"segment\": \"vip\"}\n\
+                      not json\n\
+                      {\"email\": \"c@example.com\", \"preferences\": {\"currency\": \"usd\"}}\n";
+        let job = service
+            .import(ImportFormat::Ndjson, ndjson.as_bytes())
+            .await
+            .unwrap();
+        assert_eq!((job.created, job.failed), (2, 2));
+        let lines: Vec<u64> = job.errors.iter().map(|e| e.line).collect();
+        assert_eq!(lines, [3, 4]);
+        assert!(job.errors[0].message.contains("unknown field `segment`"));
+    }
+}
