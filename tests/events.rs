@@ -28,7 +28,31 @@ in_both_modes!(
     malformed_requests_are_refused_whole,
     the_activity_feed_pages_and_filters,
     purchases_are_counted_per_day_and_segment,
+    events_for_unknown_customers_are_counted,
 );
+
+async fn events_for_unknown_customers_are_counted(app: TestApp) {
+    let stranger = "01a20df5-a41c-776f-9af3-8d4642c2bb6b";
+    let event =
+        json!({ "customer_id": stranger, "type": "product.viewed", "data": { "product_id": "p" } });
+
+    let answer: Value = app.send_events(&event).await.json().await.unwrap();
+
+    assert_eq!(answer["accepted"], 1, "ingest cannot know every customer");
+    app.eventually("the metric", || async {
+        let metrics = reqwest::get(&app.metrics_url)
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        metrics
+            .contains("crm_events_unknown_customer_total 1")
+            .then_some(())
+    })
+    .await;
+    assert_problem(app.list_events(stranger, "").await, StatusCode::NOT_FOUND).await;
+}
 
 async fn purchases_are_counted_per_day_and_segment(app: TestApp) {
     let id = app.given_customer("ada@example.com").await["id"]

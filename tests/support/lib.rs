@@ -33,6 +33,8 @@ pub struct TestApp {
     _data_dir: Option<tempfile::TempDir>,
     /// The distributed mode's own RabbitMQ vhost.
     pub vhost: Option<crm_platform::testing::TestVhost>,
+    /// Where customer-core's Prometheus metrics are.
+    pub metrics_url: String,
 }
 
 /// A started binary; killed when dropped.
@@ -204,6 +206,7 @@ impl TestApp {
         let (gateway, fields) = spawn("crm-gateway", &[], &gateway_env, "gateway listening").await;
         let mut app = Self::new(&fields["http"], vec![core, ingest, gateway]);
         app.vhost = Some(vhost);
+        app.metrics_url = format!("http://{}/metrics", core_fields["http"]);
         if redis_url.ends_with(":6379") {
             app.assert_redis_reachable(&core_fields["http"]).await;
         }
@@ -220,6 +223,7 @@ impl TestApp {
             processes,
             _data_dir: None,
             vhost: None,
+            metrics_url: format!("http://{addr}/metrics"),
         }
     }
 

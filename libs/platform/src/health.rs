@@ -1,5 +1,5 @@
-//! `/healthz` (the process is up) and `/readyz` (its dependencies answer), served by
-//! every binary so that Kubernetes probes and load balancers see the same thing.
+//! `/healthz` (the process is up), `/readyz` (its dependencies answer) and `/metrics`,
+//! served by every binary so that Kubernetes probes and load balancers see the same thing.
 
 use std::{sync::Arc, time::Duration};
 
@@ -65,6 +65,7 @@ impl Readiness {
 
 /// The health routes, to merge into a binary's HTTP router.
 pub fn router(readiness: Readiness) -> Router {
+    crate::metrics::init();
     Router::new()
         .route(
             "/healthz",
@@ -72,6 +73,7 @@ pub fn router(readiness: Readiness) -> Router {
         )
         .route("/readyz", get(readyz))
         .with_state(readiness)
+        .merge(crate::metrics::router())
 }
 
 async fn readyz(State(readiness): State<Readiness>) -> (StatusCode, Json<Value>) {

@@ -57,16 +57,29 @@ impl Handler for ActivityConsumer {
                 event.event_type
             ));
         }
-        match self.service.record_event(&event).await {
-            Ok(Recorded::Applied { .. } | Recorded::Duplicate) => Outcome::Ack,
+        let outcome = match self.service.record_event(&event).await {
+            Ok(Recorded::Applied { .. }) => {
+                metrics::counter!("crm_events_applied_total", "type" => event.event_type.as_str())
+                    .increment(1);
+                Outcome::Ack
+            }
+            Ok(Recorded::Duplicate) => {
+                metrics::counter!("crm_events_duplicate_total").increment(1);
+                Outcome::Ack
+            }
             Ok(Recorded::UnknownCustomer) => {
                 self.unknown_customer.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("crm_events_unknown_customer_total").increment(1);
                 tracing::warn!(customer_id = %event.customer_id, event_id = %event.id, "event for an unknown customer");
                 Outcome::DeadLetter(format!("unknown customer {}", event.customer_id))
             }
             Err(Error::Corrupt(reason)) => Outcome::DeadLetter(reason),
             Err(error) => Outcome::Retry(error.to_string()),
+        };
+        if matches!(outcome, Outcome::DeadLetter(_)) {
+            metrics::counter!("crm_events_dead_lettered_total").increment(1);
         }
+        outcome
     }
 }
 
