@@ -30,6 +30,11 @@ test: ## Run every test: unit, adapters against the real servers, end to end, de
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace
 
+.PHONY: bench
+bench: ## Throughput benchmarks against the local servers (release build; BENCH_EVENTS=20000)
+	scripts/check-services
+	$(CARGO) bench -p crm-benches
+
 .PHONY: lint
 lint: ## cargo fmt --check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check

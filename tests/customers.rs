@@ -4,25 +4,7 @@
 use crm_e2e::{StatusCode, TestApp, assert_problem, invalid_fields, json};
 use serde_json::Value;
 
-/// Runs each scenario once per mode.
-macro_rules! in_both_modes {
-    ($($scenario:ident),+ $(,)?) => {
-        mod standalone {
-            $(#[tokio::test]
-            async fn $scenario() {
-                super::$scenario(crm_e2e::TestApp::standalone().await).await;
-            })+
-        }
-        mod distributed {
-            $(#[tokio::test]
-            async fn $scenario() {
-                super::$scenario(crm_e2e::TestApp::distributed().await).await;
-            })+
-        }
-    };
-}
-
-in_both_modes!(
+crm_e2e::in_both_modes!(
     create_answers_201_with_location_etag_and_defaults,
     get_answers_200_with_etag_and_304_when_unchanged,
     patch_merges_and_null_clears,

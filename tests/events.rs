@@ -4,24 +4,7 @@
 use crm_e2e::{StatusCode, TestApp, assert_problem, invalid_fields, json};
 use serde_json::Value;
 
-macro_rules! in_both_modes {
-    ($($scenario:ident),+ $(,)?) => {
-        mod standalone {
-            $(#[tokio::test]
-            async fn $scenario() {
-                super::$scenario(crm_e2e::TestApp::standalone().await).await;
-            })+
-        }
-        mod distributed {
-            $(#[tokio::test]
-            async fn $scenario() {
-                super::$scenario(crm_e2e::TestApp::distributed().await).await;
-            })+
-        }
-    };
-}
-
-in_both_modes!(
+crm_e2e::in_both_modes!(
     events_change_metrics_and_activity,
     the_same_batch_twice_changes_nothing,
     each_bad_event_is_rejected_with_its_reasons,

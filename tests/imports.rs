@@ -4,24 +4,7 @@
 use crm_e2e::{StatusCode, TestApp, assert_problem, json};
 use serde_json::Value;
 
-macro_rules! in_both_modes {
-    ($($scenario:ident),+ $(,)?) => {
-        mod standalone {
-            $(#[tokio::test]
-            async fn $scenario() {
-                super::$scenario(crm_e2e::TestApp::standalone().await).await;
-            })+
-        }
-        mod distributed {
-            $(#[tokio::test]
-            async fn $scenario() {
-                super::$scenario(crm_e2e::TestApp::distributed().await).await;
-            })+
-        }
-    };
-}
-
-in_both_modes!(
+crm_e2e::in_both_modes!(
     ten_thousand_rows_with_ten_bad_lines_report_exactly_those,
     ndjson_rows_update_customers_with_the_same_email,
     refused_uploads_say_why,

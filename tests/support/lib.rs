@@ -439,3 +439,23 @@ impl Drop for Subscription {
         self.shutdown.trigger();
     }
 }
+
+/// Runs each scenario (an `async fn(TestApp)`) once per mode, as tests
+/// `standalone::<name>` and `distributed::<name>`.
+#[macro_export]
+macro_rules! in_both_modes {
+    ($($scenario:ident),+ $(,)?) => {
+        mod standalone {
+            $(#[tokio::test]
+            async fn $scenario() {
+                super::$scenario($crate::TestApp::standalone().await).await;
+            })+
+        }
+        mod distributed {
+            $(#[tokio::test]
+            async fn $scenario() {
+                super::$scenario($crate::TestApp::distributed().await).await;
+            })+
+        }
+    };
+}

@@ -65,10 +65,7 @@ impl Application {
     ) -> Result<Self> {
         probes.push(Arc::new(DatabaseProbe(service.repository())));
         let grpc_listener = crm_platform::grpc::bind(grpc_addr).await?;
-        let http_listener = match http_addr {
-            Some(addr) => Some(crm_platform::grpc::bind(addr).await?),
-            None => None,
-        };
+        let http_listener = crm_platform::grpc::bind_optional(http_addr).await?;
         Ok(Self {
             grpc_listener,
             http_listener,

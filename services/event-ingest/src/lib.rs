@@ -47,10 +47,7 @@ impl Application {
         http_addr: Option<SocketAddr>,
     ) -> Result<Self> {
         let grpc_listener = crm_platform::grpc::bind(grpc_addr).await?;
-        let http_listener = match http_addr {
-            Some(addr) => Some(crm_platform::grpc::bind(addr).await?),
-            None => None,
-        };
+        let http_listener = crm_platform::grpc::bind_optional(http_addr).await?;
         Ok(Self {
             grpc_listener,
             http_listener,

@@ -5,8 +5,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use crm_platform::{cache::OutageLog, settings::Secret};
-use deadpool_redis::{Config, Pool, Runtime};
+use crm_platform::{redis::RedisClient, settings::Secret};
 use uuid::Uuid;
 
 /// How long an id is remembered.
@@ -55,23 +54,15 @@ impl SeenEvents for MemorySeen {
 
 /// Redis `SET NX` per id, shared by every replica.
 pub struct RedisSeen {
-    pool: Pool,
+    client: RedisClient,
     prefix: String,
-    outage: OutageLog,
 }
 
 impl RedisSeen {
     pub fn new(url: &Secret, prefix: &str) -> crm_platform::Result<Self> {
-        let pool = Config::from_url(url.expose())
-            .create_pool(Some(Runtime::Tokio1))
-            .map_err(|e| crm_platform::Error::Connect {
-                what: "redis",
-                reason: e.to_string(),
-            })?;
         Ok(Self {
-            pool,
+            client: RedisClient::new(url, Duration::from_millis(500))?,
             prefix: prefix.to_owned(),
-            outage: OutageLog::default(),
         })
     }
 
@@ -80,25 +71,9 @@ impl RedisSeen {
     }
 
     async fn run<T: redis::FromRedisValue>(&self, pipe: redis::Pipeline) -> Option<T> {
-        let attempt = async {
-            let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
-            pipe.query_async::<T>(&mut conn)
-                .await
-                .map_err(|e| e.to_string())
-        };
-        let outcome = tokio::time::timeout(Duration::from_millis(500), attempt)
+        self.client
+            .call(|mut conn| async move { pipe.query_async::<T>(&mut conn).await })
             .await
-            .unwrap_or_else(|_| Err("no answer within 500ms".into()));
-        match outcome {
-            Ok(value) => {
-                self.outage.succeeded("redis");
-                Some(value)
-            }
-            Err(error) => {
-                self.outage.failed("redis", &error);
-                None
-            }
-        }
     }
 }
 
@@ -156,7 +131,7 @@ mod tests {
         let seen = RedisSeen::new(&Secret::new("redis://127.0.0.1:6379"), &prefix).unwrap();
         contract(&seen).await;
         assert_eq!(
-            seen.outage.outages(),
+            seen.client.outages(),
             0,
             "Redis must be running on 127.0.0.1:6379"
         );

@@ -5,12 +5,11 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use deadpool_redis::{Config, Pool, Runtime};
 use redis::Script;
 use serde::{Deserialize, Serialize};
 
-use super::{OutageLog, TTL, VersionedCache};
-use crate::{Error, Result, settings::Secret};
+use super::{TTL, VersionedCache};
+use crate::{Result, redis::RedisClient, settings::Secret};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RedisCacheSettings {
@@ -56,63 +55,30 @@ return 1
 ";
 
 pub struct RedisCache {
-    pool: Pool,
-    settings: RedisCacheSettings,
+    client: RedisClient,
+    key_prefix: String,
     put: Script,
     invalidate: Script,
-    outage: OutageLog,
 }
 
 impl RedisCache {
     /// Connects lazily: a Redis that is down at start only means cache misses.
     pub fn new(settings: RedisCacheSettings) -> Result<Self> {
-        let pool = Config::from_url(settings.url.expose())
-            .create_pool(Some(Runtime::Tokio1))
-            .map_err(|e| Error::Connect {
-                what: "redis",
-                reason: e.to_string(),
-            })?;
         Ok(Self {
-            pool,
-            settings,
+            client: RedisClient::new(&settings.url, settings.timeout)?,
+            key_prefix: settings.key_prefix,
             put: Script::new(PUT),
             invalidate: Script::new(INVALIDATE),
-            outage: OutageLog::default(),
         })
     }
 
     /// How many outages began since start.
     pub fn outages(&self) -> u64 {
-        self.outage.outages()
+        self.client.outages()
     }
 
     fn key(&self, key: &str) -> String {
-        format!("{}{key}", self.settings.key_prefix)
-    }
-
-    /// Runs `op` with a connection and the deadline; failures become `None`.
-    async fn call<T, F>(&self, op: impl FnOnce(deadpool_redis::Connection) -> F) -> Option<T>
-    where
-        F: Future<Output = redis::RedisResult<T>>,
-    {
-        let attempt = async {
-            let conn = self.pool.get().await.map_err(|e| e.to_string())?;
-            op(conn).await.map_err(|e| e.to_string())
-        };
-        let outcome = match tokio::time::timeout(self.settings.timeout, attempt).await {
-            Ok(outcome) => outcome,
-            Err(_) => Err(format!("no answer within {:?}", self.settings.timeout)),
-        };
-        match outcome {
-            Ok(value) => {
-                self.outage.succeeded("redis");
-                Some(value)
-            }
-            Err(error) => {
-                self.outage.failed("redis", &error);
-                None
-            }
-        }
+        format!("{}{key}", self.key_prefix)
     }
 }
 
@@ -125,6 +91,7 @@ impl VersionedCache for RedisCache {
     async fn get(&self, key: &str) -> Option<Vec<u8>> {
         let key = self.key(key);
         let raw = self
+            .client
             .call(|mut conn| async move {
                 redis::cmd("GET")
                     .arg(&key)
@@ -140,6 +107,7 @@ impl VersionedCache for RedisCache {
         let key = self.key(key);
         let script = &self.put;
         let _: Option<i64> = self
+            .client
             .call(|mut conn| async move {
                 script
                     .key(&key)
@@ -156,6 +124,7 @@ impl VersionedCache for RedisCache {
         let key = self.key(key);
         let script = &self.invalidate;
         let _: Option<i64> = self
+            .client
             .call(|mut conn| async move {
                 script
                     .key(&key)
@@ -168,12 +137,7 @@ impl VersionedCache for RedisCache {
     }
 
     async fn ping(&self) -> Result<(), String> {
-        let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
-        redis::cmd("PING")
-            .query_async::<String>(&mut conn)
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        self.client.ping().await
     }
 }
 
