@@ -22,7 +22,12 @@ pub fn config() -> ConsumerConfig {
         .filter(|t| !t.is_derived())
         .map(|t| t.as_str())
         .collect();
-    ConsumerConfig::new(QUEUE, EVENTS_EXCHANGE, &bindings)
+    ConsumerConfig {
+        // Applying an event does not depend on the order of events (sums, latest dates,
+        // idempotent upserts), and writes to one customer retry on conflict.
+        concurrency: 8,
+        ..ConsumerConfig::new(QUEUE, EVENTS_EXCHANGE, &bindings)
+    }
 }
 
 pub struct ActivityConsumer {

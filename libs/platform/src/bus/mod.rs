@@ -93,6 +93,9 @@ pub struct ConsumerConfig {
     pub bindings: Vec<String>,
     /// Unacknowledged deliveries at most (RabbitMQ prefetch).
     pub prefetch: u16,
+    /// Deliveries handled at once (1 keeps the queue's order; more suit handlers whose
+    /// effects do not depend on order).
+    pub concurrency: usize,
     /// Deliveries at most before the dead-letter queue.
     pub max_attempts: u32,
     /// The delay before the first retry; doubled for each later one.
@@ -107,6 +110,7 @@ impl ConsumerConfig {
             exchange: exchange.into(),
             bindings: bindings.iter().map(|b| (*b).to_owned()).collect(),
             prefetch: 32,
+            concurrency: 1,
             max_attempts: 5,
             first_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(60),

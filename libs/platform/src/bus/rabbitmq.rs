@@ -21,7 +21,7 @@ use std::{
 };
 
 use async_trait::async_trait;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use lapin::{
     BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
     options::{
@@ -162,7 +162,7 @@ impl RabbitBus {
         declare_topology(&channel, config)
             .await
             .map_err(unavailable)?;
-        let mut deliveries = channel
+        let deliveries = channel
             .basic_consume(
                 config.queue.as_str().into(),
                 ShortString::from(format!("{}-{}", config.queue, std::process::id())),
@@ -172,65 +172,21 @@ impl RabbitBus {
             .await
             .map_err(unavailable)?;
         *connected = true;
-        tracing::info!(queue = %config.queue, "consuming");
-        loop {
-            let next = tokio::select! {
-                _ = shutdown.wait() => {
-                    let _ = connection.close(200, "shutdown".into()).await;
-                    return Ok(());
-                }
-                next = deliveries.next() => next,
-            };
-            let delivery = match next {
-                Some(Ok(delivery)) => delivery,
-                Some(Err(error)) => return Err(unavailable(error)),
-                None => return Err(unavailable("the broker cancelled the consumer")),
-            };
-            let message = to_message(
-                &delivery.routing_key,
-                &delivery.properties,
-                delivery.data.clone(),
-            );
-            let attempt = message
-                .headers
-                .get(ATTEMPT_HEADER)
-                .and_then(|a| a.parse().ok())
-                .unwrap_or(1);
-            let outcome = handler
-                .handle(&Delivery {
-                    message: message.clone(),
-                    attempt,
-                })
-                .await;
-            // Re-publish first and acknowledge after: a crash in between delivers twice,
-            // never zero times (consumers deduplicate by message id).
-            let target = match outcome {
-                Outcome::Ack => None,
-                Outcome::Retry(reason) if attempt < config.max_attempts => {
-                    let mut again = message;
-                    again
-                        .headers
-                        .insert(ATTEMPT_HEADER.into(), (attempt + 1).to_string());
-                    again.headers.insert(FAILURE_REASON_HEADER.into(), reason);
-                    Some((retry_queue(config, attempt), again))
-                }
-                Outcome::Retry(reason) | Outcome::DeadLetter(reason) => {
-                    tracing::warn!(queue = %config.queue, %reason, "message dead-lettered");
-                    let mut dead = message;
-                    dead.headers.insert(FAILURE_REASON_HEADER.into(), reason);
-                    Some((dead_letter_queue(&config.queue), dead))
-                }
-            };
-            if let Some((queue, mut message)) = target {
-                message
-                    .headers
-                    .insert(ROUTING_KEY_HEADER.into(), message.routing_key.clone());
-                publish_confirmed(&confirms, "", &[(queue, message)], true).await?;
+        tracing::info!(queue = %config.queue, concurrency = config.concurrency, "consuming");
+        let work = deliveries
+            .map(|next| next.map_err(unavailable))
+            .try_for_each_concurrent(config.concurrency.max(1), |delivery| {
+                process(config, handler, &confirms, delivery)
+            });
+        tokio::select! {
+            _ = shutdown.wait() => {
+                let _ = connection.close(200, "shutdown".into()).await;
+                Ok(())
             }
-            delivery
-                .ack(BasicAckOptions::default())
-                .await
-                .map_err(unavailable)?;
+            ended = work => match ended {
+                Ok(()) => Err(unavailable("the broker cancelled the consumer")),
+                Err(error) => Err(error),
+            },
         }
     }
 }
@@ -319,6 +275,62 @@ impl EventBus for RabbitBus {
         let _ = connection.close(200, "done".into()).await;
         Ok(found)
     }
+}
+
+/// Hands one delivery to the handler and settles it: acknowledged, re-published to a
+/// retry queue, or dead-lettered with the reason. Re-publishing comes before the
+/// acknowledgement: a crash in between delivers twice, never zero times (consumers
+/// deduplicate by message id).
+async fn process(
+    config: &ConsumerConfig,
+    handler: &Arc<dyn Handler>,
+    confirms: &Channel,
+    delivery: lapin::message::Delivery,
+) -> Result<(), BusError> {
+    let message = to_message(
+        &delivery.routing_key,
+        &delivery.properties,
+        delivery.data.clone(),
+    );
+    let attempt = message
+        .headers
+        .get(ATTEMPT_HEADER)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1);
+    let outcome = handler
+        .handle(&Delivery {
+            message: message.clone(),
+            attempt,
+        })
+        .await;
+    let target = match outcome {
+        Outcome::Ack => None,
+        Outcome::Retry(reason) if attempt < config.max_attempts => {
+            let mut again = message;
+            again
+                .headers
+                .insert(ATTEMPT_HEADER.into(), (attempt + 1).to_string());
+            again.headers.insert(FAILURE_REASON_HEADER.into(), reason);
+            Some((retry_queue(config, attempt), again))
+        }
+        Outcome::Retry(reason) | Outcome::DeadLetter(reason) => {
+            tracing::warn!(queue = %config.queue, %reason, "message dead-lettered");
+            let mut dead = message;
+            dead.headers.insert(FAILURE_REASON_HEADER.into(), reason);
+            Some((dead_letter_queue(&config.queue), dead))
+        }
+    };
+    if let Some((queue, mut message)) = target {
+        message
+            .headers
+            .insert(ROUTING_KEY_HEADER.into(), message.routing_key.clone());
+        publish_confirmed(confirms, "", &[(queue, message)], true).await?;
+    }
+    delivery
+        .ack(BasicAckOptions::default())
+        .await
+        .map_err(unavailable)?;
+    Ok(())
 }
 
 /// Publishes `(routing key, message)` pairs and waits for every confirm. `mandatory`
@@ -519,6 +531,77 @@ mod tests {
             "rabbitmq",
         )
         .await;
+    }
+
+    #[tokio::test]
+    async fn deliveries_are_handled_concurrently_up_to_the_limit() {
+        use std::sync::atomic::AtomicUsize;
+
+        /// Counts handlers running at once; each waits until `release` says so.
+        struct InFlight {
+            now: AtomicUsize,
+            most: AtomicUsize,
+            done: tokio::sync::mpsc::UnboundedSender<()>,
+            release: tokio::sync::watch::Receiver<bool>,
+        }
+        #[async_trait]
+        impl Handler for InFlight {
+            async fn handle(&self, _: &Delivery) -> Outcome {
+                let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+                self.most.fetch_max(now, Ordering::SeqCst);
+                let mut release = self.release.clone();
+                let _ = release.wait_for(|go| *go).await;
+                self.now.fetch_sub(1, Ordering::SeqCst);
+                let _ = self.done.send(());
+                Outcome::Ack
+            }
+        }
+
+        let vhost = TestVhost::create();
+        let bus = Arc::new(RabbitBus::new(Secret::new(&vhost.url)));
+        let config = ConsumerConfig {
+            concurrency: 4,
+            ..ConsumerConfig::new("parallel", EVENTS_EXCHANGE, &["#"])
+        };
+        bus.declare(&config).await.unwrap();
+        let messages: Vec<Message> = (0..10)
+            .map(|n| Message::new(n.to_string(), "a.b", b"{}".to_vec()))
+            .collect();
+        bus.publish(EVENTS_EXCHANGE, &messages).await.unwrap();
+        let (done, mut finished) = tokio::sync::mpsc::unbounded_channel();
+        let (go, release) = tokio::sync::watch::channel(false);
+        let handler = Arc::new(InFlight {
+            now: AtomicUsize::new(0),
+            most: AtomicUsize::new(0),
+            done,
+            release,
+        });
+        let shutdown = Shutdown::new();
+        tokio::spawn({
+            let (bus, handler, shutdown) = (bus.clone(), handler.clone(), shutdown.clone());
+            async move { bus.consume(config, handler, shutdown).await }
+        });
+
+        // Held back, the handlers pile up to the limit and no further.
+        for _ in 0..200 {
+            if handler.now.load(Ordering::SeqCst) == 4 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(handler.now.load(Ordering::SeqCst), 4);
+        go.send(true).unwrap();
+        for _ in 0..10 {
+            tokio::time::timeout(Duration::from_secs(20), finished.recv())
+                .await
+                .unwrap();
+        }
+        shutdown.trigger();
+        assert_eq!(
+            handler.most.load(Ordering::SeqCst),
+            4,
+            "never more than the limit"
+        );
     }
 
     #[tokio::test]
