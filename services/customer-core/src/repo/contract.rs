@@ -469,3 +469,37 @@ pub async fn two_relays_publish_each_event_once(repo: std::sync::Arc<dyn Custome
     assert_eq!(published.len(), count, "no event published twice");
     assert_eq!(ids.len(), count);
 }
+
+/// The same event delivered to two consumers at once (two replicas, or a redelivery
+/// racing the first): applied exactly once.
+pub async fn a_racing_duplicate_is_applied_once(repo: std::sync::Arc<dyn CustomerRepository>) {
+    let customer = customer("race@example.com");
+    repo.insert(&customer).await.expect("insert");
+    let at = Utc.with_ymd_and_hms(2026, 11, 24, 13, 0, 0).unwrap();
+    let completed = event(
+        customer.id,
+        CustomerEventType::OrderCompleted,
+        order("o-race", 25.0),
+        at,
+    );
+    let now = Utc::now();
+    let (first, second) = tokio::join!(
+        repo.record_event(&completed, now),
+        repo.record_event(&completed, now)
+    );
+    let outcomes = [first.expect("first"), second.expect("second")];
+    let applied = outcomes
+        .iter()
+        .filter(|o| matches!(o, Recorded::Applied { .. }))
+        .count();
+    let duplicates = outcomes
+        .iter()
+        .filter(|o| **o == Recorded::Duplicate)
+        .count();
+    assert_eq!((applied, duplicates), (1, 1), "{outcomes:?}");
+    let stored = repo.get(customer.id).await.expect("get").expect("customer");
+    assert_eq!(
+        (stored.metrics.total_orders, stored.metrics.total_spent),
+        (1, 25.0)
+    );
+}

@@ -55,6 +55,13 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_racing_duplicate_is_applied_once() {
+        let url = crate::testing::fresh_postgres_url().await;
+        let repo = PostgresRepository::connect(&url, 5).await.expect("connect");
+        super::super::contract::a_racing_duplicate_is_applied_once(std::sync::Arc::new(repo)).await;
+    }
+
+    #[tokio::test]
     async fn two_relays_share_the_outbox() {
         let url = crate::testing::fresh_postgres_url().await;
         let repo = PostgresRepository::connect(&url, 5).await.expect("connect");

@@ -68,6 +68,15 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_racing_duplicate_is_applied_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let repo = SqliteRepository::open(&dir.path().join("crm.db"))
+            .await
+            .expect("open");
+        super::super::contract::a_racing_duplicate_is_applied_once(std::sync::Arc::new(repo)).await;
+    }
+
+    #[tokio::test]
     async fn two_relays_share_the_outbox() {
         let dir = tempfile::tempdir().expect("tempdir");
         let repo = SqliteRepository::open(&dir.path().join("crm.db"))
