@@ -262,3 +262,37 @@ async fn the_import_command_uploads_a_file_and_prints_the_outcome() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot open"));
 }
+
+#[tokio::test]
+async fn events_accepted_just_before_the_standalone_process_is_killed_are_applied_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::standalone_in(dir.path()).await;
+    let id = app.given_customer("ada@example.com").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let events: Vec<Value> = (0..200)
+        .map(|n| {
+            json!({ "customer_id": id, "type": "order.completed",
+                    "data": { "order_id": format!("o-{n}"), "total": 1.0, "currency": "EUR",
+                              "items": [{ "product_id": "p", "quantity": 1, "price": 1.0 }] } })
+        })
+        .collect();
+    let answer: Value = app
+        .send_events(&json!({ "events": events }))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["accepted"], 200);
+    drop(app); // SIGKILL, right after the answer
+
+    let restarted = TestApp::standalone_in(dir.path()).await;
+
+    restarted
+        .eventually("every accepted order to be applied", || async {
+            let c: Value = restarted.get_customer(&id).await.json().await.unwrap();
+            (c["metrics"]["total_orders"] == 200).then_some(())
+        })
+        .await;
+}

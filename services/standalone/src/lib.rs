@@ -8,12 +8,13 @@ use anyhow::Context;
 use clap::Parser;
 use crm_customer_core::{CustomerService, repo::SqliteRepository};
 use crm_event_ingest::{Ingestor, seen::MemorySeen};
-use crm_platform::{Shutdown, bus::MemoryBus, cache::MemoryCache};
+use crm_platform::{Shutdown, cache::MemoryCache};
 
 /// Entries the in-process cache holds at most.
 const CACHE_CAPACITY: u64 = 100_000;
 
 pub mod import;
+pub mod journal;
 
 /// `crm` starts the platform; `crm import FILE` feeds a running one.
 #[derive(Debug, Parser)]
@@ -64,7 +65,12 @@ impl Standalone {
             .with_context(|| format!("cannot open {database:?}"))?;
         let cache = Arc::new(MemoryCache::new(CACHE_CAPACITY));
         let service = CustomerService::new(Arc::new(repo), cache);
-        let bus = Arc::new(MemoryBus::new());
+        let bus_journal = config.data_dir.join("bus.db");
+        let bus = Arc::new(
+            journal::JournaledBus::open(&bus_journal)
+                .await
+                .with_context(|| format!("cannot open {bus_journal:?}"))?,
+        );
         let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
         let core = crm_customer_core::Application::with_service(
             service,

@@ -40,38 +40,55 @@ impl MemoryBus {
         Self::default()
     }
 
-    /// Routes every message to its queues; with `routed`, a message no queue takes fails
-    /// the whole batch before anything is delivered.
-    fn route(&self, exchange: &str, messages: &[Message], routed: bool) -> Result<(), BusError> {
+    /// The queues each message goes to; with `routed`, a message no queue takes fails
+    /// the whole batch.
+    pub fn targets(
+        &self,
+        exchange: &str,
+        messages: &[Message],
+        routed: bool,
+    ) -> Result<Vec<Vec<String>>, BusError> {
         let state = self.lock();
-        // Check every message first: a batch is delivered whole or not at all.
-        let mut routes = Vec::with_capacity(messages.len());
-        for message in messages {
-            let mut queues: Vec<&str> = state
-                .bindings
-                .iter()
-                .filter(|(x, pattern, _)| {
-                    x == exchange && topic_matches(pattern, &message.routing_key)
-                })
-                .map(|(_, _, queue)| queue.as_str())
-                .collect();
-            queues.dedup();
-            if queues.is_empty() && routed {
-                return Err(BusError::Unroutable {
-                    exchange: exchange.to_owned(),
-                    routing_key: message.routing_key.clone(),
-                });
-            }
-            routes.push((message, queues));
+        messages
+            .iter()
+            .map(|message| {
+                let mut queues: Vec<String> = state
+                    .bindings
+                    .iter()
+                    .filter(|(x, pattern, _)| {
+                        x == exchange && topic_matches(pattern, &message.routing_key)
+                    })
+                    .map(|(_, _, queue)| queue.clone())
+                    .collect();
+                queues.dedup();
+                if queues.is_empty() && routed {
+                    return Err(BusError::Unroutable {
+                        exchange: exchange.to_owned(),
+                        routing_key: message.routing_key.clone(),
+                    });
+                }
+                Ok(queues)
+            })
+            .collect()
+    }
+
+    /// Puts a message into a declared queue (a redelivery after a restart, say).
+    pub fn deliver(&self, queue: &str, message: Message) {
+        if let Some(queue) = self.lock().queues.get(queue) {
+            // The receiver lives in the same map, so sending cannot fail.
+            let _ = queue.sender.send(Delivery {
+                message,
+                attempt: 1,
+            });
         }
-        for (message, queues) in routes {
+    }
+
+    fn route(&self, exchange: &str, messages: &[Message], routed: bool) -> Result<(), BusError> {
+        // Every message is checked first: a batch is delivered whole or not at all.
+        let targets = self.targets(exchange, messages, routed)?;
+        for (message, queues) in messages.iter().zip(targets) {
             for queue in queues {
-                let delivery = Delivery {
-                    message: message.clone(),
-                    attempt: 1,
-                };
-                // The receiver lives in the same map, so sending cannot fail.
-                let _ = state.queues[queue].sender.send(delivery);
+                self.deliver(&queue, message.clone());
             }
         }
         Ok(())
