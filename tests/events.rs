@@ -80,11 +80,10 @@ async fn purchases_are_counted_per_day_and_segment(app: TestApp) {
 }
 
 fn order(customer: &str, order_id: &str, total: f64, at: &str) -> Value {
-    json!({
-        "customer_id": customer, "type": "order.completed", "source": "website", "timestamp": at,
-        "data": { "order_id": order_id, "total": total, "currency": "EUR",
-                  "items": [{ "product_id": "p-1", "quantity": 1, "price": total }] }
-    })
+    let mut event = crm_e2e::completed_order(customer, order_id, total);
+    event["source"] = json!("website");
+    event["timestamp"] = json!(at);
+    event
 }
 
 async fn customer_json(app: &TestApp, id: &str) -> Value {

@@ -1,7 +1,7 @@
 //! How the platform behaves as a deployment: restarts, a cache outage, and the services
 //! that later issues fill in.
 
-use crm_e2e::{StatusCode, TestApp, json, spawn};
+use crm_e2e::{StatusCode, TestApp, completed_order, json, spawn};
 use crm_platform::bus::{EVENTS_EXCHANGE, NOTIFICATIONS_EXCHANGE};
 use serde_json::Value;
 
@@ -98,12 +98,8 @@ async fn every_accepted_event_is_applied_once_across_a_broker_connection_cut() {
             // Every client connection of the vhost dies, as in a broker restart.
             app.vhost.as_ref().expect("distributed").close_connections();
         }
-        let event = json!({
-            "id": format!("0194f8a0-0000-7000-8000-{n:012}"),
-            "customer_id": id, "type": "order.completed",
-            "data": { "order_id": format!("o-{n}"), "total": 10.0, "currency": "EUR",
-                      "items": [{ "product_id": "p", "quantity": 1, "price": 10.0 }] }
-        });
+        let mut event = completed_order(&id, &format!("o-{n}"), 10.0);
+        event["id"] = json!(format!("0194f8a0-0000-7000-8000-{n:012}"));
         // A client resends until the event is accepted (or known as a duplicate).
         let mut attempts = 0;
         loop {
@@ -190,11 +186,7 @@ async fn milestones_and_abandoned_carts_notify_the_notification_service() {
         .unwrap()
         .to_owned();
 
-    let order = |n: u32, total: f64| {
-        json!({ "customer_id": id, "type": "order.completed",
-                "data": { "order_id": format!("o-{n}"), "total": total, "currency": "EUR",
-                          "items": [{ "product_id": "p", "quantity": 1, "price": total }] } })
-    };
+    let order = |n: u32, total: f64| completed_order(&id, &format!("o-{n}"), total);
     let cart = json!({ "customer_id": id, "type": "cart.abandoned",
                        "data": { "cart_id": "c-1", "cart_value": 42.5, "items": [] } });
     app.send_events(&json!({ "events": [order(1, 1500.0), order(2, 10.0), cart] }))
@@ -272,11 +264,7 @@ async fn events_accepted_just_before_the_standalone_process_is_killed_are_applie
         .unwrap()
         .to_owned();
     let events: Vec<Value> = (0..200)
-        .map(|n| {
-            json!({ "customer_id": id, "type": "order.completed",
-                    "data": { "order_id": format!("o-{n}"), "total": 1.0, "currency": "EUR",
-                              "items": [{ "product_id": "p", "quantity": 1, "price": 1.0 }] } })
-        })
+        .map(|n| completed_order(&id, &format!("o-{n}"), 1.0))
         .collect();
     let answer: Value = app
         .send_events(&json!({ "events": events }))

@@ -459,3 +459,12 @@ macro_rules! in_both_modes {
         }
     };
 }
+
+/// A valid `order.completed` event of one item, in euros.
+pub fn completed_order(customer: &str, order_id: &str, total: f64) -> Value {
+    json!({
+        "customer_id": customer, "type": "order.completed",
+        "data": { "order_id": order_id, "total": total, "currency": "EUR",
+                  "items": [{ "product_id": "p-1", "quantity": 1, "price": total }] }
+    })
+}
