@@ -285,12 +285,14 @@ impl TestApp {
             .await
     }
 
-    /// A raw body with a given content type.
+    /// A raw body with a given content type. Uploads (imports) may take minutes on a
+    /// loaded machine, so the deadline is longer than other requests'.
     pub async fn post_raw(&self, path: &str, content_type: &str, body: Vec<u8>) -> Response {
         let request = self
             .client
             .post(self.url(path))
             .header("content-type", content_type)
+            .timeout(Duration::from_secs(600))
             .body(body);
         self.send(request).await
     }
