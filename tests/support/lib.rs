@@ -330,7 +330,7 @@ impl TestApp {
         F: FnMut() -> Fut,
         Fut: Future<Output = Option<T>>,
     {
-        for _ in 0..200 {
+        for _ in 0..600 {
             if let Some(value) = probe().await {
                 return value;
             }

@@ -135,7 +135,7 @@ mod tests {
         bus.publish(EVENTS_EXCHANGE, &messages).await.unwrap();
 
         let mut dead = Vec::new();
-        for _ in 0..100 {
+        for _ in 0..500 {
             dead = bus.dead_letters(QUEUE, 10).await.unwrap();
             if dead.len() == 2 {
                 break;

@@ -198,7 +198,7 @@ pub async fn run(bus: Arc<dyn EventBus>, name: &str) {
 }
 
 async fn eventually_dead(bus: &Arc<dyn EventBus>, queue: &str) -> Vec<super::DeadLetter> {
-    for _ in 0..100 {
+    for _ in 0..400 {
         let dead = bus.dead_letters(queue, 10).await.expect("dead letters");
         if !dead.is_empty() {
             return dead;

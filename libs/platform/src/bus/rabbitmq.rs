@@ -583,7 +583,7 @@ mod tests {
         });
 
         // Held back, the handlers pile up to the limit and no further.
-        for _ in 0..200 {
+        for _ in 0..1000 {
             if handler.now.load(Ordering::SeqCst) == 4 {
                 break;
             }
@@ -643,7 +643,7 @@ mod tests {
         let before = bus.connections_opened();
         vhost.close_connections();
         // The consumer reconnects by itself (with backoff) ...
-        for _ in 0..100 {
+        for _ in 0..400 {
             if bus.connections_opened() > before {
                 break;
             }
