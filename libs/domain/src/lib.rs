@@ -13,6 +13,8 @@ pub mod milestone;
 pub mod name;
 pub mod notification;
 pub mod phone;
+pub mod rfm;
+pub mod segmentation;
 pub mod tag;
 pub mod validation;
 mod value;
