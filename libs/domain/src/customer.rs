@@ -367,6 +367,17 @@ impl Customer {
         next
     }
 
+    /// The customer in `segment`, one version later (segments are computed by the
+    /// segmentation service, never patched by clients).
+    pub fn with_segment(&self, segment: Segment, now: DateTime<Utc>) -> Self {
+        Self {
+            segment,
+            version: self.version + 1,
+            updated_at: stored_precision(now),
+            ..self.clone()
+        }
+    }
+
     pub fn is_deleted(&self) -> bool {
         self.status == CustomerStatus::Deleted
     }

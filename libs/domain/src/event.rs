@@ -80,8 +80,26 @@ impl CustomerEvent {
             event_type,
             data: serde_json::json!({ "version": customer.version, "customer": customer }),
             source: "customer-core".into(),
-            timestamp: at,
+            // Stored with microseconds, as every timestamp.
+            timestamp: chrono::SubsecRound::trunc_subsecs(at, 6),
         }
+    }
+
+    /// `customer.segment_changed` for `customer` (already in its new segment): the old
+    /// and the new segment (the seed overwrote the old one before publishing), why, and
+    /// the snapshot.
+    pub fn segment_changed(
+        customer: &crate::Customer,
+        old: crate::Segment,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Self {
+        let mut event =
+            Self::customer_changed(CustomerEventType::CustomerSegmentChanged, customer, at);
+        event.data["old_segment"] = serde_json::json!(old);
+        event.data["new_segment"] = serde_json::json!(customer.segment);
+        event.data["reason"] = serde_json::json!(reason);
+        event
     }
 
     fn text(&self, field: &str) -> Option<&str> {

@@ -102,6 +102,21 @@ impl CustomerRpc for CustomerGrpc {
         }))
     }
 
+    async fn set_segment(
+        &self,
+        request: Request<v1::SetSegmentRequest>,
+    ) -> Result<Response<v1::Customer>, Status> {
+        let request = request.into_inner();
+        let id = parse_id("customer_id", &request.customer_id)?;
+        let segment = crm_proto::convert::segment_from_proto(request.segment)
+            .ok_or_else(|| Error::from(ValidationErrors::single("segment", "must be a segment")))?;
+        let customer = self
+            .service
+            .set_segment(id, segment, &request.reason)
+            .await?;
+        Ok(Response::new(customer.into()))
+    }
+
     async fn list_customer_events(
         &self,
         request: Request<v1::ListCustomerEventsRequest>,
@@ -200,5 +215,94 @@ impl CustomerRpc for CustomerGrpc {
             customers: found.customers.into_iter().map(Into::into).collect(),
             next_cursor: found.next_cursor.unwrap_or_default(),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crm_platform::{Shutdown, bus::MemoryBus, cache::MemoryCache};
+    use crm_proto::v1::customer_service_client::CustomerServiceClient;
+    use tonic_types::StatusExt;
+
+    use super::*;
+    use crate::{Application, repo::SqliteRepository};
+
+    async fn client() -> (CustomerServiceClient<tonic::transport::Channel>, Shutdown) {
+        let repo = SqliteRepository::in_memory().await.unwrap();
+        let service = CustomerService::new(Arc::new(repo), Arc::new(MemoryCache::new(100)));
+        let loopback = ([127, 0, 0, 1], 0).into();
+        let app =
+            Application::with_service(service, Arc::new(MemoryBus::new()), loopback, None, vec![])
+                .await
+                .unwrap();
+        let url = format!("http://{}", app.grpc_addr());
+        let shutdown = Shutdown::new();
+        tokio::spawn(app.run(shutdown.clone()));
+        (CustomerServiceClient::connect(url).await.unwrap(), shutdown)
+    }
+
+    #[tokio::test]
+    async fn set_segment_changes_it_and_records_why() {
+        let (mut client, _shutdown) = client().await;
+        let input = v1::CustomerInput {
+            email: "vip@example.com".into(),
+            ..Default::default()
+        };
+        let created = client
+            .create_customer(v1::CreateCustomerRequest {
+                customer: Some(input),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+
+        let request = v1::SetSegmentRequest {
+            customer_id: created.id.clone(),
+            segment: v1::Segment::Vip as i32,
+            reason: "lifetime value reached 1000".into(),
+            rfm: None,
+        };
+        let changed = client.set_segment(request).await.unwrap().into_inner();
+
+        assert_eq!(
+            (changed.segment, changed.version),
+            (v1::Segment::Vip as i32, 2)
+        );
+        let page = v1::Page {
+            limit: 10,
+            cursor: String::new(),
+        };
+        let events = client
+            .list_customer_events(v1::ListCustomerEventsRequest {
+                customer_id: created.id.clone(),
+                page: Some(page),
+                r#type: Some("customer.segment_changed".into()),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .events;
+        let data = crm_proto::json::struct_to_json(events[0].data.clone().unwrap());
+        assert_eq!(
+            (&data["old_segment"], &data["new_segment"]),
+            (&"new".into(), &"vip".into())
+        );
+        assert_eq!(data["reason"], "lifetime value reached 1000");
+
+        let unspecified = v1::SetSegmentRequest {
+            customer_id: created.id,
+            ..Default::default()
+        };
+        let status = client.set_segment(unspecified).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        let violations = status
+            .get_error_details()
+            .bad_request()
+            .unwrap()
+            .field_violations
+            .clone();
+        assert_eq!(violations[0].field, "segment");
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{Days, NaiveDate, Utc};
 use crm_domain::{
-    Customer, CustomerDraft, CustomerEvent, CustomerEventType, CustomerId, CustomerPatch,
+    Customer, CustomerDraft, CustomerEvent, CustomerEventType, CustomerId, CustomerPatch, Segment,
     ValidationErrors,
 };
 use crm_platform::cache::VersionedCache;
@@ -165,6 +165,41 @@ impl CustomerService {
                         current,
                     });
                 }
+                Err(other) => return Err(other),
+            }
+        }
+        Err(Error::VersionConflict)
+    }
+
+    /// Puts the customer in `segment` (the segmentation service decides); a change is a
+    /// new version and a `customer.segment_changed` event with the old and the new
+    /// segment and the reason, in its activity and on the bus. The same segment again
+    /// changes nothing.
+    #[instrument(skip_all, fields(customer_id = %id))]
+    pub async fn set_segment(
+        &self,
+        id: CustomerId,
+        segment: Segment,
+        reason: &str,
+    ) -> Result<Customer> {
+        for _ in 0..WRITE_ATTEMPTS {
+            let current = self.repo.get(id).await?.ok_or(Error::NotFound(id))?;
+            if current.is_deleted() {
+                return Err(Error::Deleted(id));
+            }
+            if current.segment == segment {
+                return Ok(current);
+            }
+            let now = Utc::now();
+            let next = current.with_segment(segment, now);
+            let event = CustomerEvent::segment_changed(&next, current.segment, reason, now);
+            match self.repo.update_with_event(&next, &event).await {
+                Ok(()) => {
+                    self.cache.invalidate(&cache_key(id), next.version).await;
+                    self.outbox.notify_one();
+                    return Ok(next);
+                }
+                Err(Error::VersionConflict) => continue,
                 Err(other) => return Err(other),
             }
         }
@@ -396,6 +431,32 @@ mod tests {
             service.update(created.id, &patch, None).await,
             Err(Error::Deleted(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn a_segment_is_set_once_and_never_on_a_deleted_customer() {
+        let service = service().await;
+        let created = service.create(draft("a@example.com")).await.unwrap();
+        let vip = service
+            .set_segment(created.id, Segment::Vip, "ltv")
+            .await
+            .unwrap();
+        assert_eq!((vip.segment, vip.version), (Segment::Vip, 2));
+        let again = service
+            .set_segment(created.id, Segment::Vip, "ltv")
+            .await
+            .unwrap();
+        assert_eq!(again.version, 2, "the same segment is no change");
+        assert_eq!(
+            service.get(created.id).await.unwrap().segment,
+            Segment::Vip,
+            "not cached stale"
+        );
+        service.delete(created.id, None).await.unwrap();
+        let refused = service
+            .set_segment(created.id, Segment::Churned, "time")
+            .await;
+        assert!(matches!(refused, Err(Error::Deleted(_))));
     }
 
     #[tokio::test]

@@ -439,6 +439,7 @@ pub async fn run(repo: &dyn CustomerRepository) {
     assert_eq!(seen, live);
 
     activity(repo).await;
+    segment_change(repo).await;
 }
 
 /// Two relays (replicas) over one outbox, with a slow broker so their rounds overlap:
@@ -501,5 +502,46 @@ pub async fn a_racing_duplicate_is_applied_once(repo: std::sync::Arc<dyn Custome
     assert_eq!(
         (stored.metrics.total_orders, stored.metrics.total_spent),
         (1, 25.0)
+    );
+}
+
+/// A change with its event: the write, the activity and the outbox move together.
+async fn segment_change(repo: &dyn CustomerRepository) {
+    let bus = RecordingBus::default();
+    while repo.relay_outbox(&bus, 100).await.expect("drain") > 0 {}
+    bus.published.lock().unwrap().clear();
+    let customer = customer("segment@example.com");
+    repo.insert(&customer).await.expect("insert");
+    let vip = customer.with_segment(crm_domain::Segment::Vip, Utc::now());
+    let event =
+        CustomerEvent::segment_changed(&vip, customer.segment, "lifetime value", Utc::now());
+
+    repo.update_with_event(&vip, &event)
+        .await
+        .expect("segment change");
+
+    assert_eq!(repo.get(customer.id).await.expect("get"), Some(vip.clone()));
+    let feed = repo
+        .list_events(customer.id, None, None, 10)
+        .await
+        .expect("feed");
+    assert_eq!(feed, std::slice::from_ref(&event), "in the activity");
+    assert_eq!(feed[0].data["old_segment"], "new");
+    assert_eq!(feed[0].data["new_segment"], "vip");
+    while repo.relay_outbox(&bus, 100).await.expect("relay") > 0 {}
+    let keys: Vec<String> = bus
+        .published
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, m)| m.routing_key.clone())
+        .collect();
+    assert_eq!(keys, ["customer.created", "customer.segment_changed"]);
+    assert!(
+        matches!(
+            repo.update_with_event(&vip, &event).await,
+            Err(Error::VersionConflict)
+        ),
+        "a stale write changes nothing"
     );
 }

@@ -31,6 +31,10 @@ pub trait CustomerRepository: Send + Sync {
     /// (`customer.updated` or `customer.deleted`).
     async fn update(&self, customer: &Customer, change: CustomerEventType) -> Result<()>;
 
+    /// Writes `customer` as `update` does, and records `event` both in the customer's
+    /// activity and in the outbox, in the same transaction.
+    async fn update_with_event(&self, customer: &Customer, event: &CustomerEvent) -> Result<()>;
+
     /// Live (not deleted) customers in id order, after `after`.
     async fn list(&self, after: Option<CustomerId>, limit: u32) -> Result<Vec<Customer>>;
 

@@ -206,12 +206,20 @@ impl OutboxMessage {
         event_type: crm_domain::CustomerEventType,
         customer: &Customer,
     ) -> Self {
-        let event = CustomerEvent::customer_changed(event_type, customer, Utc::now());
+        Self::event(&CustomerEvent::customer_changed(
+            event_type,
+            customer,
+            Utc::now(),
+        ))
+    }
+
+    /// A `customer.*` event, as it goes on the bus.
+    pub fn event(event: &CustomerEvent) -> Self {
         Self {
             id: event.id,
             exchange: crm_platform::bus::EVENTS_EXCHANGE,
             routing_key: event.event_type.as_str().to_owned(),
-            payload: serde_json::to_value(&event).expect("an event serializes"),
+            payload: serde_json::to_value(event).expect("an event serializes"),
             at: event.timestamp,
         }
     }
@@ -359,6 +367,45 @@ macro_rules! impl_customer_repository {
                     Some(_) => $crate::Error::VersionConflict,
                     None => $crate::Error::NotFound(customer.id),
                 })
+            }
+
+            async fn update_with_event(
+                &self,
+                customer: &crm_domain::Customer,
+                event: &crm_domain::CustomerEvent,
+            ) -> $crate::Result<()> {
+                use $crate::repo::sql;
+                let mut tx = self.pool.begin().await?;
+                let query = sql::bind_customer!(sqlx::query(sql::UPDATE), customer)
+                    .bind(customer.version - 1);
+                let done = query
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(sql::map_write_error)?;
+                if done.rows_affected() == 0 {
+                    let exists = sqlx::query(sql::EXISTS)
+                        .bind(customer.id.as_uuid())
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    return Err(match exists {
+                        Some(_) => $crate::Error::VersionConflict,
+                        None => $crate::Error::NotFound(customer.id),
+                    });
+                }
+                sqlx::query(sql::INSERT_EVENT)
+                    .bind(event.id)
+                    .bind(event.customer_id.as_uuid())
+                    .bind(event.event_type.as_str())
+                    .bind(sqlx::types::Json(&event.data))
+                    .bind(&event.source)
+                    .bind(event.timestamp)
+                    .bind(event.timestamp.timestamp_micros())
+                    .bind(chrono::Utc::now())
+                    .execute(&mut *tx)
+                    .await?;
+                sql::insert_outbox!(tx, [sql::OutboxMessage::event(event)]);
+                tx.commit().await?;
+                Ok(())
             }
 
             async fn list(
