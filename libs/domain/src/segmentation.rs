@@ -32,6 +32,13 @@ impl Default for SegmentConfig {
     }
 }
 
+/// A segment and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub segment: Segment,
+    pub reason: String,
+}
+
 /// Whole days from `from` to `now` (a day is 24 hours; the future counts as 0).
 pub fn days_since(from: DateTime<Utc>, now: DateTime<Utc>) -> i64 {
     (now - from).num_days().max(0)
@@ -45,19 +52,51 @@ impl SegmentConfig {
         created_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Segment {
+        self.decide(metrics, created_at, now).segment
+    }
+
+    /// The segment and, in words, why.
+    pub fn decide(
+        &self,
+        metrics: &CustomerMetrics,
+        created_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Decision {
+        let decision = |segment, reason: String| Decision { segment, reason };
         if metrics.lifetime_value >= self.vip_threshold {
-            return Segment::Vip;
+            let reason = format!(
+                "lifetime value {:.2} reached the VIP threshold {:.2}",
+                metrics.lifetime_value, self.vip_threshold
+            );
+            return decision(Segment::Vip, reason);
         }
         // Inactivity counts from the last order, or from creation for who never ordered.
-        let inactive = days_since(metrics.last_order_date.unwrap_or(created_at), now);
+        let (since, what) = match metrics.last_order_date {
+            Some(last) => (last, "the last order"),
+            None => (created_at, "sign-up, without an order"),
+        };
+        let inactive = days_since(since, now);
+        let age = days_since(created_at, now);
         if inactive > self.churn_days {
-            Segment::Churned
+            decision(
+                Segment::Churned,
+                format!("{inactive} days since {what} (over {})", self.churn_days),
+            )
         } else if inactive > self.at_risk_days {
-            Segment::AtRisk
-        } else if days_since(created_at, now) <= self.new_customer_days {
-            Segment::New
+            decision(
+                Segment::AtRisk,
+                format!("{inactive} days since {what} (over {})", self.at_risk_days),
+            )
+        } else if age <= self.new_customer_days {
+            decision(
+                Segment::New,
+                format!(
+                    "customer for {age} days (new for {})",
+                    self.new_customer_days
+                ),
+            )
         } else {
-            Segment::Regular
+            decision(Segment::Regular, format!("{inactive} days since {what}"))
         }
     }
 }
@@ -151,6 +190,23 @@ mod tests {
             SegmentConfig::default().segment(&metrics, ago(400), now()),
             Segment::Regular
         );
+    }
+
+    #[test]
+    fn each_decision_says_why() {
+        let config = SegmentConfig::default();
+        let vip = config.decide(&ordered(1, 1_200.0), ago(400), now());
+        assert_eq!(
+            vip.reason,
+            "lifetime value 1200.00 reached the VIP threshold 1000.00"
+        );
+        let churned = config.decide(&CustomerMetrics::default(), ago(200), now());
+        assert_eq!(
+            churned.reason,
+            "200 days since sign-up, without an order (over 180)"
+        );
+        let at_risk = config.decide(&ordered(95, 1.0), ago(400), now());
+        assert_eq!(at_risk.reason, "95 days since the last order (over 90)");
     }
 
     #[test]

@@ -112,7 +112,7 @@ impl CustomerRpc for CustomerGrpc {
             .ok_or_else(|| Error::from(ValidationErrors::single("segment", "must be a segment")))?;
         let customer = self
             .service
-            .set_segment(id, segment, &request.reason)
+            .set_segment(id, segment, &request.reason, request.based_on_version)
             .await?;
         Ok(Response::new(customer.into()))
     }
@@ -263,6 +263,7 @@ mod tests {
             segment: v1::Segment::Vip as i32,
             reason: "lifetime value reached 1000".into(),
             rfm: None,
+            based_on_version: Some(1),
         };
         let changed = client.set_segment(request).await.unwrap().into_inner();
 

@@ -181,11 +181,18 @@ impl CustomerService {
         id: CustomerId,
         segment: Segment,
         reason: &str,
+        based_on_version: Option<i64>,
     ) -> Result<Customer> {
         for _ in 0..WRITE_ATTEMPTS {
             let current = self.repo.get(id).await?.ok_or(Error::NotFound(id))?;
             if current.is_deleted() {
                 return Err(Error::Deleted(id));
+            }
+            if let Some(expected) = based_on_version.filter(|v| *v != current.version) {
+                return Err(Error::StaleVersion {
+                    expected,
+                    current: current.version,
+                });
             }
             if current.segment == segment {
                 return Ok(current);
@@ -438,12 +445,12 @@ mod tests {
         let service = service().await;
         let created = service.create(draft("a@example.com")).await.unwrap();
         let vip = service
-            .set_segment(created.id, Segment::Vip, "ltv")
+            .set_segment(created.id, Segment::Vip, "ltv", None)
             .await
             .unwrap();
         assert_eq!((vip.segment, vip.version), (Segment::Vip, 2));
         let again = service
-            .set_segment(created.id, Segment::Vip, "ltv")
+            .set_segment(created.id, Segment::Vip, "ltv", None)
             .await
             .unwrap();
         assert_eq!(again.version, 2, "the same segment is no change");
@@ -454,9 +461,17 @@ mod tests {
         );
         service.delete(created.id, None).await.unwrap();
         let refused = service
-            .set_segment(created.id, Segment::Churned, "time")
+            .set_segment(created.id, Segment::Churned, "time", None)
             .await;
         assert!(matches!(refused, Err(Error::Deleted(_))));
+        let other = service.create(draft("b@example.com")).await.unwrap();
+        let stale = service
+            .set_segment(other.id, Segment::Vip, "ltv", Some(0))
+            .await;
+        assert!(
+            matches!(stale, Err(Error::StaleVersion { .. })),
+            "decided from an old snapshot"
+        );
     }
 
     #[tokio::test]
