@@ -12,7 +12,48 @@ crm_e2e::in_both_modes!(
     the_activity_feed_pages_and_filters,
     purchases_are_counted_per_day_and_segment,
     events_for_unknown_customers_are_counted,
+    orders_move_a_customer_to_vip_and_the_change_is_in_its_activity,
 );
+
+async fn orders_move_a_customer_to_vip_and_the_change_is_in_its_activity(app: TestApp) {
+    let id = app.given_customer("ada@example.com").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let orders = [
+        crm_e2e::completed_order(&id, "o-1", 600.0),
+        crm_e2e::completed_order(&id, "o-2", 400.0),
+    ];
+
+    app.send_events(&json!({ "events": orders })).await;
+
+    let customer = app
+        .eventually("the customer to become VIP", || async {
+            let c = customer_json(&app, &id).await;
+            (c["segment"] == "vip").then_some(c)
+        })
+        .await;
+    assert_eq!(
+        customer["metrics"]["lifetime_value"], 1000.0,
+        "exactly the threshold"
+    );
+    let feed: Value = app
+        .list_events(&id, "?type=customer.segment_changed")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let changes = feed["items"].as_array().unwrap();
+    assert_eq!(changes.len(), 1, "{feed}");
+    assert_eq!(changes[0]["data"]["old_segment"], "new");
+    assert_eq!(changes[0]["data"]["new_segment"], "vip");
+    assert!(
+        changes[0]["data"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("VIP threshold")
+    );
+}
 
 async fn events_for_unknown_customers_are_counted(app: TestApp) {
     let stranger = "01a20df5-a41c-776f-9af3-8d4642c2bb6b";

@@ -55,7 +55,7 @@ async fn customer_core_serves_from_the_database_while_redis_is_down_and_warns_on
 async fn services_without_features_yet_start_and_answer_health_checks() {
     use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
-    for name in ["crm-segmentation", "crm-search-indexer"] {
+    for name in ["crm-search-indexer"] {
         let env = [
             ("CRM_GRPC_ADDR", "127.0.0.1:0".to_owned()),
             ("CRM_HTTP_ADDR", "127.0.0.1:0".to_owned()),

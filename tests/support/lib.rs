@@ -192,19 +192,26 @@ impl TestApp {
         .await;
         let (ingest, ingest_fields) =
             spawn("crm-event-ingest", &[], &shared, "event-ingest listening").await;
+        let core_url = format!("http://{}", core_fields["grpc"]);
+        let mut segmentation_env = shared.to_vec();
+        segmentation_env.push(("CRM_CUSTOMER_CORE_URL", core_url.clone()));
+        let (segmentation, _) = spawn(
+            "crm-segmentation",
+            &[],
+            &segmentation_env,
+            "segmentation listening",
+        )
+        .await;
         let gateway_env = [
             ("CRM_HTTP_ADDR", "127.0.0.1:0".to_owned()),
-            (
-                "CRM_CUSTOMER_CORE_URL",
-                format!("http://{}", core_fields["grpc"]),
-            ),
+            ("CRM_CUSTOMER_CORE_URL", core_url),
             (
                 "CRM_EVENT_INGEST_URL",
                 format!("http://{}", ingest_fields["grpc"]),
             ),
         ];
         let (gateway, fields) = spawn("crm-gateway", &[], &gateway_env, "gateway listening").await;
-        let mut app = Self::new(&fields["http"], vec![core, ingest, gateway]);
+        let mut app = Self::new(&fields["http"], vec![core, ingest, segmentation, gateway]);
         app.vhost = Some(vhost);
         app.metrics_url = format!("http://{}/metrics", core_fields["http"]);
         if redis_url.ends_with(":6379") {

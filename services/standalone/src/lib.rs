@@ -52,6 +52,7 @@ pub struct Config {
 pub struct Standalone {
     core: crm_customer_core::Application,
     ingest: crm_event_ingest::Application,
+    segmentation: crm_segmentation::Application,
     gateway: crm_gateway::Application,
 }
 
@@ -80,6 +81,17 @@ impl Standalone {
             vec![],
         )
         .await?;
+        // The segment rules come from the environment as in the distributed mode.
+        let segmentation_settings: crm_segmentation::Settings = crm_platform::settings::load()?;
+        let core_channel = crm_platform::grpc::channel(&format!("http://{}", core.grpc_addr()))?;
+        let segmentation = crm_segmentation::Application::with_bus(
+            bus.clone(),
+            core_channel,
+            segmentation_settings.rules(),
+            loopback,
+            None,
+        )
+        .await?;
         let ingestor = Ingestor::new(bus, Arc::new(MemorySeen::new(CACHE_CAPACITY)));
         let ingest = crm_event_ingest::Application::with_ingestor(ingestor, loopback, None).await?;
         let gateway_settings = crm_gateway::Settings {
@@ -94,6 +106,7 @@ impl Standalone {
         Ok(Self {
             core,
             ingest,
+            segmentation,
             gateway,
         })
     }
@@ -104,11 +117,11 @@ impl Standalone {
 
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
         tracing::info!(http = %self.local_addr(), "crm listening");
-        let (core_stop, ingest_stop) = (shutdown.clone(), shutdown.clone());
-        let core = async { anyhow::Ok(self.core.run(core_stop).await?) };
-        let ingest = async { anyhow::Ok(self.ingest.run(ingest_stop).await?) };
-        let gateway = async { anyhow::Ok(self.gateway.run(shutdown).await?) };
-        tokio::try_join!(core, ingest, gateway)?;
+        let core = async { anyhow::Ok(self.core.run(shutdown.clone()).await?) };
+        let ingest = async { anyhow::Ok(self.ingest.run(shutdown.clone()).await?) };
+        let segmentation = async { anyhow::Ok(self.segmentation.run(shutdown.clone()).await?) };
+        let gateway = async { anyhow::Ok(self.gateway.run(shutdown.clone()).await?) };
+        tokio::try_join!(core, ingest, segmentation, gateway)?;
         Ok(())
     }
 }

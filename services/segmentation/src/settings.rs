@@ -1,0 +1,48 @@
+//! crm-segmentation's settings (`CRM_*` environment variables, see the README).
+
+use std::net::SocketAddr;
+
+use crm_domain::segmentation::SegmentConfig;
+use crm_platform::settings::Secret;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub amqp_url: Secret,
+    pub customer_core_url: String,
+    /// The seed's `SegmentConfig`: `CRM_VIP_THRESHOLD`, `CRM_CHURN_DAYS`, ...
+    pub vip_threshold: f64,
+    pub churn_days: i64,
+    pub at_risk_days: i64,
+    pub new_customer_days: i64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let rules = SegmentConfig::default();
+        Self {
+            grpc_addr: ([127, 0, 0, 1], 50053).into(),
+            http_addr: ([127, 0, 0, 1], 9103).into(),
+            amqp_url: Secret::new("amqp://guest:guest@127.0.0.1:5672/%2f"),
+            customer_core_url: "http://127.0.0.1:50051".into(),
+            vip_threshold: rules.vip_threshold,
+            churn_days: rules.churn_days,
+            at_risk_days: rules.at_risk_days,
+            new_customer_days: rules.new_customer_days,
+        }
+    }
+}
+
+impl Settings {
+    pub fn rules(&self) -> SegmentConfig {
+        SegmentConfig {
+            vip_threshold: self.vip_threshold,
+            churn_days: self.churn_days,
+            at_risk_days: self.at_risk_days,
+            new_customer_days: self.new_customer_days,
+        }
+    }
+}
