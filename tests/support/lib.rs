@@ -366,8 +366,17 @@ pub async fn assert_problem(response: Response, status: StatusCode) -> Value {
         .unwrap()
         .to_owned();
     assert_eq!(content_type, "application/problem+json");
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let problem: Value = response.json().await.expect("problem json");
     assert_eq!(problem["status"], status.as_u16(), "{problem}");
+    assert_eq!(
+        problem["request_id"],
+        request_id.as_str(),
+        "the problem names its request"
+    );
     assert!(
         problem["type"].is_string() && problem["title"].is_string(),
         "{problem}"

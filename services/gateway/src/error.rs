@@ -51,6 +51,9 @@ pub struct Problem {
     /// The invalid fields (422 only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// The request's `X-Request-Id`, to quote when reporting a problem.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 impl Error {
@@ -106,6 +109,7 @@ impl Error {
             status: status.as_u16(),
             detail,
             errors,
+            request_id: crate::hygiene::current_request_id(),
         };
         (status, problem)
     }

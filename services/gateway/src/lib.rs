@@ -5,6 +5,7 @@ pub mod customers;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod hygiene;
 pub mod imports;
 pub mod openapi;
 pub mod settings;
@@ -38,7 +39,7 @@ pub struct AppState {
 }
 
 /// The whole REST surface: API routes, OpenAPI, docs and health.
-pub fn router(state: AppState, readiness: Readiness) -> Router {
+pub fn router(state: AppState, readiness: Readiness, settings: &Settings) -> Router {
     let (api, openapi) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(
             customers::create_customer,
@@ -57,13 +58,20 @@ pub fn router(state: AppState, readiness: Readiness) -> Router {
         .with_state(state)
         .split_for_parts();
     let document = openapi.clone();
-    api.route("/openapi.json", get(move || async move { Json(document) }))
+    let router = api
+        .route("/openapi.json", get(move || async move { Json(document) }))
         .merge(Scalar::with_url("/docs", openapi))
         .merge(crm_platform::health::router(readiness))
         .fallback(|| async { error::Error::RouteNotFound })
         .method_not_allowed_fallback(|| async { error::Error::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http());
+    let router = match hygiene::cors(&settings.cors_origins) {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
+    // Outermost, so the request id covers everything above, CORS answers included.
+    router.layer(axum::middleware::from_fn(hygiene::request_id_and_headers))
 }
 
 /// Ready when customer-core answers its gRPC health check.
@@ -133,7 +141,7 @@ impl Application {
         let listener = crm_platform::grpc::bind(settings.http_addr).await?;
         Ok(Self {
             listener,
-            router: router(state, readiness),
+            router: router(state, readiness, settings),
         })
     }
 

@@ -12,6 +12,8 @@ pub struct Settings {
     pub event_ingest_url: String,
     pub segmentation_url: String,
     pub search_indexer_url: String,
+    /// Origins allowed by CORS, comma-separated (`CRM_CORS_ORIGINS`); none when empty.
+    pub cors_origins: String,
 }
 
 impl Default for Settings {
@@ -22,6 +24,7 @@ impl Default for Settings {
             event_ingest_url: "http://127.0.0.1:50052".into(),
             segmentation_url: "http://127.0.0.1:50053".into(),
             search_indexer_url: "http://127.0.0.1:50054".into(),
+            cors_origins: String::new(),
         }
     }
 }

@@ -98,7 +98,8 @@ impl Standalone {
             http_addr: config.listen,
             customer_core_url: format!("http://{}", core.grpc_addr()),
             event_ingest_url: format!("http://{}", ingest.grpc_addr()),
-            ..crm_gateway::Settings::default()
+            // The rest (CORS origins) from the environment, as in the distributed mode.
+            ..crm_platform::settings::load::<crm_gateway::Settings>()?
         };
         let gateway = crm_gateway::Application::build(&gateway_settings, core.readiness())
             .await

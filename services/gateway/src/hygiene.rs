@@ -1,0 +1,190 @@
+//! What every answer of the REST API gets: a request id (the client's `X-Request-Id` when
+//! it sent a sane one, else a new UUID) on the response, in the fields of every log line
+//! written for the request and in every problem document; security headers; and CORS for
+//! the origins configured in `CRM_CORS_ORIGINS`.
+
+use axum::{
+    extract::Request,
+    http::{HeaderName, HeaderValue, Method, header},
+    middleware::Next,
+    response::Response,
+};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tracing::Instrument;
+
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+tokio::task_local! {
+    static REQUEST_ID: String;
+}
+
+/// The id of the request being answered, when called while answering one.
+pub fn current_request_id() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok()
+}
+
+/// A client's id is kept when it is short printable ASCII, so it can go into logs as is.
+fn sane(value: &HeaderValue) -> Option<String> {
+    let text = value.to_str().ok()?;
+    let ok = !text.is_empty() && text.len() <= 128 && text.bytes().all(|b| b.is_ascii_graphic());
+    ok.then(|| text.to_owned())
+}
+
+pub async fn request_id_and_headers(request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get(&X_REQUEST_ID)
+        .and_then(sane)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %request.method(),
+        path = %request.uri().path(),
+    );
+    let mut response = REQUEST_ID
+        .scope(id.clone(), next.run(request).instrument(span))
+        .await;
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        headers.insert(X_REQUEST_ID.clone(), value);
+    }
+    for (name, value) in [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+    ] {
+        headers
+            .entry(name)
+            .or_insert(HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// CORS for a comma-separated origin list; `None` (no CORS headers) when it is empty.
+pub fn cors(origins: &str) -> Option<CorsLayer> {
+    let origins: Vec<HeaderValue> = origins
+        .split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    if origins.is_empty() {
+        return None;
+    }
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+            .allow_headers([
+                header::CONTENT_TYPE,
+                header::IF_MATCH,
+                header::IF_NONE_MATCH,
+                header::AUTHORIZATION,
+                X_REQUEST_ID.clone(),
+            ])
+            .expose_headers([header::ETAG, header::LOCATION, X_REQUEST_ID.clone()]),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::{Router, body::Body, http::StatusCode, routing::get};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    fn app(origins: &str) -> Router {
+        let router = Router::new()
+            .route("/ok", get(|| async { "ok" }))
+            .fallback(|| async { crate::error::Error::RouteNotFound });
+        let router = match cors(origins) {
+            Some(cors) => router.layer(cors),
+            None => router,
+        };
+        router.layer(axum::middleware::from_fn(request_id_and_headers))
+    }
+
+    async fn call(app: Router, request: axum::http::Request<Body>) -> Response {
+        app.oneshot(request).await.unwrap()
+    }
+
+    fn get_request(path: &str) -> axum::http::request::Builder {
+        axum::http::Request::builder().uri(path)
+    }
+
+    #[tokio::test]
+    async fn a_request_id_is_made_echoed_and_put_in_problems() {
+        let made = call(app(""), get_request("/ok").body(Body::empty()).unwrap()).await;
+        let id = made.headers()[&X_REQUEST_ID].to_str().unwrap().to_owned();
+        assert!(uuid::Uuid::parse_str(&id).is_ok());
+
+        let given = get_request("/nowhere")
+            .header("x-request-id", "trace-42")
+            .body(Body::empty());
+        let problem = call(app(""), given.unwrap()).await;
+        assert_eq!(problem.headers()[&X_REQUEST_ID], "trace-42");
+        let body = axum::body::to_bytes(problem.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["request_id"], "trace-42");
+
+        let insane = get_request("/ok")
+            .header("x-request-id", "a b")
+            .body(Body::empty());
+        let replaced = call(app(""), insane.unwrap()).await;
+        assert_ne!(
+            replaced.headers()[&X_REQUEST_ID],
+            "a b",
+            "spaces never reach the logs"
+        );
+    }
+
+    #[tokio::test]
+    async fn security_headers_are_on_every_answer() {
+        for path in ["/ok", "/nowhere"] {
+            let response = call(app(""), get_request(path).body(Body::empty()).unwrap()).await;
+            assert_eq!(
+                response.headers()[header::X_CONTENT_TYPE_OPTIONS],
+                "nosniff"
+            );
+            assert_eq!(response.headers()[header::X_FRAME_OPTIONS], "DENY");
+            assert_eq!(response.headers()[header::REFERRER_POLICY], "no-referrer");
+        }
+    }
+
+    #[tokio::test]
+    async fn cors_answers_only_the_configured_origins() {
+        let preflight = |origin: &str| {
+            axum::http::Request::builder()
+                .method(Method::OPTIONS)
+                .uri("/ok")
+                .header(header::ORIGIN, origin)
+                .header(header::ACCESS_CONTROL_REQUEST_METHOD, "PATCH")
+                .body(Body::empty())
+                .unwrap()
+        };
+        let origins = "https://shop.example, https://admin.example";
+        let allowed = call(app(origins), preflight("https://admin.example")).await;
+        assert_eq!(allowed.status(), StatusCode::OK);
+        assert_eq!(
+            allowed.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+            "https://admin.example"
+        );
+        let foreign = call(app(origins), preflight("https://evil.example")).await;
+        assert!(
+            foreign
+                .headers()
+                .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+                .is_none()
+        );
+        let none = call(app(""), preflight("https://shop.example")).await;
+        assert!(
+            none.headers()
+                .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+                .is_none(),
+            "off by default"
+        );
+    }
+}
