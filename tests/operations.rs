@@ -284,3 +284,24 @@ async fn events_accepted_just_before_the_standalone_process_is_killed_are_applie
         })
         .await;
 }
+
+#[tokio::test]
+async fn the_request_id_reaches_the_log_lines_of_the_services() {
+    let app = TestApp::distributed().await;
+
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/customers", app.base_url))
+        .header("x-request-id", "e2e-trace-7")
+        .json(&json!({ "email": "traced@example.com" }))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.headers()["x-request-id"], "e2e-trace-7");
+    let logs = app.logs();
+    let created = logs
+        .iter()
+        .find(|line| line.contains("customer created"))
+        .expect("customer-core logged the creation");
+    assert!(created.contains("e2e-trace-7"), "{created}");
+}

@@ -19,9 +19,24 @@ pub fn server_with_health() -> (Router, HealthReporter) {
         .build_v1()
         .expect("the embedded descriptor sets are valid");
     let router = Server::builder()
+        .trace_fn(request_span)
         .add_service(health)
         .add_service(reflection);
     (router, reporter)
+}
+
+/// The header that carries the caller's request id from the gateway to the services.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Every call runs in a span with the caller's request id, so a service's log lines for
+/// one REST request can be found by the id the client saw.
+fn request_span(request: &http::Request<()>) -> tracing::Span {
+    let request_id = request
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    tracing::info_span!("grpc", request_id, method = %request.uri().path())
 }
 
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {

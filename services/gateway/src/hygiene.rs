@@ -23,6 +23,29 @@ pub fn current_request_id() -> Option<String> {
     REQUEST_ID.try_with(Clone::clone).ok()
 }
 
+/// Puts the id of the REST request being answered on each outgoing gRPC call, so the
+/// services' log lines for it carry the same id.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ForwardRequestId;
+
+impl tonic::service::Interceptor for ForwardRequestId {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = current_request_id().and_then(|id| id.parse().ok()) {
+            request
+                .metadata_mut()
+                .insert(crm_platform::grpc::REQUEST_ID_HEADER, value);
+        }
+        Ok(request)
+    }
+}
+
+/// A gRPC channel to a service, with the request id forwarded.
+pub type Upstream =
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, ForwardRequestId>;
+
 /// A client's id is kept when it is short printable ASCII, so it can go into logs as is.
 fn sane(value: &HeaderValue) -> Option<String> {
     let text = value.to_str().ok()?;

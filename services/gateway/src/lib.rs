@@ -29,13 +29,15 @@ use utoipa_scalar::{Scalar, Servable};
 
 pub use settings::Settings;
 
+use crate::hygiene::{ForwardRequestId, Upstream};
+
 /// What every handler gets: the gRPC clients (cheap to clone).
 #[derive(Clone)]
 pub struct AppState {
-    pub customers: CustomerServiceClient<Channel>,
+    pub customers: CustomerServiceClient<Upstream>,
     /// customer-core again, with a deadline long enough for a bulk import.
-    pub imports: CustomerServiceClient<Channel>,
-    pub ingest: IngestServiceClient<Channel>,
+    pub imports: CustomerServiceClient<Upstream>,
+    pub ingest: IngestServiceClient<Upstream>,
 }
 
 /// The whole REST surface: API routes, OpenAPI, docs and health.
@@ -134,9 +136,9 @@ impl Application {
             imports::IMPORT_DEADLINE,
         )?;
         let state = AppState {
-            imports: CustomerServiceClient::new(imports),
-            customers: CustomerServiceClient::new(customer_core),
-            ingest: IngestServiceClient::new(event_ingest),
+            imports: CustomerServiceClient::with_interceptor(imports, ForwardRequestId),
+            customers: CustomerServiceClient::with_interceptor(customer_core, ForwardRequestId),
+            ingest: IngestServiceClient::with_interceptor(event_ingest, ForwardRequestId),
         };
         let listener = crm_platform::grpc::bind(settings.http_addr).await?;
         Ok(Self {
