@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::{
     Error, Result,
-    repo::{CustomerRepository, DailySales, FeedPosition, Recorded},
+    repo::{Change, CustomerRepository, DailySales, FeedPosition, Recorded},
 };
 
 pub const DEFAULT_PAGE_SIZE: u32 = 20;
@@ -108,7 +108,8 @@ impl CustomerService {
             if current.is_deleted() {
                 return Err(Error::Deleted(id));
             }
-            Ok(current.patched(patch, Utc::now())?)
+            let next = current.patched(patch, Utc::now())?;
+            Ok((next, Change::Snapshot(CustomerEventType::CustomerUpdated)))
         })
         .await
     }
@@ -117,22 +118,24 @@ impl CustomerService {
     #[instrument(skip_all, fields(customer_id = %id))]
     pub async fn delete(&self, id: CustomerId, expected_version: Option<i64>) -> Result<Customer> {
         self.write(id, expected_version, |current| {
-            Ok(if current.is_deleted() {
+            let next = if current.is_deleted() {
                 current.clone()
             } else {
                 current.deleted(Utc::now())
-            })
+            };
+            Ok((next, Change::Snapshot(CustomerEventType::CustomerDeleted)))
         })
         .await
     }
 
-    /// Reads the current row (never the cache), applies `change`, writes it if the
-    /// version is still the one read, and invalidates the cache after the commit.
+    /// Reads the current row (never the cache), applies `change`, writes the result with
+    /// its announcement if the version is still the one read, and invalidates the cache
+    /// after the commit. A result of the same version is no change and writes nothing.
     async fn write(
         &self,
         id: CustomerId,
         expected_version: Option<i64>,
-        change: impl Fn(&Customer) -> Result<Customer>,
+        change: impl Fn(&Customer) -> Result<(Customer, Change)>,
     ) -> Result<Customer> {
         for _ in 0..WRITE_ATTEMPTS {
             let current = self.repo.get(id).await?.ok_or(Error::NotFound(id))?;
@@ -142,29 +145,19 @@ impl CustomerService {
                     current: current.version,
                 });
             }
-            let next = change(&current)?;
+            let (next, announcement) = change(&current)?;
             if next.version == current.version {
                 return Ok(current);
             }
-            let change = if next.is_deleted() {
-                CustomerEventType::CustomerDeleted
-            } else {
-                CustomerEventType::CustomerUpdated
-            };
-            match self.repo.update(&next, change).await {
+            match self.repo.update(&next, &announcement).await {
                 Ok(()) => {
                     self.cache.invalidate(&cache_key(id), next.version).await;
                     self.outbox.notify_one();
                     return Ok(next);
                 }
-                Err(Error::VersionConflict) if expected_version.is_none() => continue,
-                Err(Error::VersionConflict) => {
-                    let current = self.repo.get(id).await?.map_or(0, |c| c.version);
-                    return Err(Error::StaleVersion {
-                        expected: current - 1,
-                        current,
-                    });
-                }
+                // Another writer won: without a precondition try again on its result;
+                // with one, the next round reports the version that won.
+                Err(Error::VersionConflict) => continue,
                 Err(other) => return Err(other),
             }
         }
@@ -183,34 +176,20 @@ impl CustomerService {
         reason: &str,
         based_on_version: Option<i64>,
     ) -> Result<Customer> {
-        for _ in 0..WRITE_ATTEMPTS {
-            let current = self.repo.get(id).await?.ok_or(Error::NotFound(id))?;
+        self.write(id, based_on_version, |current| {
             if current.is_deleted() {
                 return Err(Error::Deleted(id));
             }
-            if let Some(expected) = based_on_version.filter(|v| *v != current.version) {
-                return Err(Error::StaleVersion {
-                    expected,
-                    current: current.version,
-                });
-            }
             if current.segment == segment {
-                return Ok(current);
+                let unchanged = Change::Snapshot(CustomerEventType::CustomerUpdated);
+                return Ok((current.clone(), unchanged));
             }
             let now = Utc::now();
             let next = current.with_segment(segment, now);
             let event = CustomerEvent::segment_changed(&next, current.segment, reason, now);
-            match self.repo.update_with_event(&next, &event).await {
-                Ok(()) => {
-                    self.cache.invalidate(&cache_key(id), next.version).await;
-                    self.outbox.notify_one();
-                    return Ok(next);
-                }
-                Err(Error::VersionConflict) => continue,
-                Err(other) => return Err(other),
-            }
-        }
-        Err(Error::VersionConflict)
+            Ok((next, Change::Activity(event)))
+        })
+        .await
     }
 
     /// Records an event of the customer's activity; invalidates the cache after the

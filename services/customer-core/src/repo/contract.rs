@@ -7,7 +7,7 @@ use crm_domain::{
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{CustomerRepository, FeedPosition, Recorded};
+use super::{Change, CustomerRepository, FeedPosition, Recorded};
 use crate::Error;
 
 /// A bus that records what it is given (after an optional delay, to make relays overlap).
@@ -78,13 +78,19 @@ async fn outbox(repo: &dyn CustomerRepository) {
         ..CustomerPatch::default()
     };
     let updated = created.patched(&patch, Utc::now()).expect("patch");
-    repo.update(&updated, CustomerEventType::CustomerUpdated)
-        .await
-        .expect("update");
+    repo.update(
+        &updated,
+        &Change::Snapshot(CustomerEventType::CustomerUpdated),
+    )
+    .await
+    .expect("update");
     let deleted = updated.deleted(Utc::now());
-    repo.update(&deleted, CustomerEventType::CustomerDeleted)
-        .await
-        .expect("delete");
+    repo.update(
+        &deleted,
+        &Change::Snapshot(CustomerEventType::CustomerDeleted),
+    )
+    .await
+    .expect("delete");
 
     let mut batches = Vec::new();
     loop {
@@ -375,13 +381,14 @@ pub async fn run(repo: &dyn CustomerRepository) {
     };
     let v2 = alice.patched(&patch, Utc::now()).expect("patch");
     assert_eq!(v2.version, 2);
-    repo.update(&v2, CustomerEventType::CustomerUpdated)
+    repo.update(&v2, &Change::Snapshot(CustomerEventType::CustomerUpdated))
         .await
         .expect("update to v2");
     assert_eq!(repo.get(alice.id).await.expect("get"), Some(v2.clone()));
     assert!(
         matches!(
-            repo.update(&v2, CustomerEventType::CustomerUpdated).await,
+            repo.update(&v2, &Change::Snapshot(CustomerEventType::CustomerUpdated))
+                .await,
             Err(Error::VersionConflict)
         ),
         "writing v2 again over v2 is a conflict"
@@ -389,8 +396,11 @@ pub async fn run(repo: &dyn CustomerRepository) {
     let ghost = customer("ghost@example.com");
     let ghost_v2 = ghost.patched(&patch, Utc::now()).expect("patch");
     assert!(matches!(
-        repo.update(&ghost_v2, CustomerEventType::CustomerUpdated)
-            .await,
+        repo.update(
+            &ghost_v2,
+            &Change::Snapshot(CustomerEventType::CustomerUpdated)
+        )
+        .await,
         Err(Error::NotFound(_))
     ));
 
@@ -403,16 +413,22 @@ pub async fn run(repo: &dyn CustomerRepository) {
     };
     let bob_v2 = bob.patched(&steal, Utc::now()).expect("patch");
     assert!(matches!(
-        repo.update(&bob_v2, CustomerEventType::CustomerUpdated)
-            .await,
+        repo.update(
+            &bob_v2,
+            &Change::Snapshot(CustomerEventType::CustomerUpdated)
+        )
+        .await,
         Err(Error::EmailTaken)
     ));
 
     // A deleted customer frees the e-mail but stays readable.
     let deleted = v2.deleted(Utc::now());
-    repo.update(&deleted, CustomerEventType::CustomerDeleted)
-        .await
-        .expect("soft delete");
+    repo.update(
+        &deleted,
+        &Change::Snapshot(CustomerEventType::CustomerDeleted),
+    )
+    .await
+    .expect("soft delete");
     assert_eq!(
         repo.get(alice.id).await.expect("get"),
         Some(deleted.clone())
@@ -516,7 +532,7 @@ async fn segment_change(repo: &dyn CustomerRepository) {
     let event =
         CustomerEvent::segment_changed(&vip, customer.segment, "lifetime value", Utc::now());
 
-    repo.update_with_event(&vip, &event)
+    repo.update(&vip, &Change::Activity(event.clone()))
         .await
         .expect("segment change");
 
@@ -539,7 +555,7 @@ async fn segment_change(repo: &dyn CustomerRepository) {
     assert_eq!(keys, ["customer.created", "customer.segment_changed"]);
     assert!(
         matches!(
-            repo.update_with_event(&vip, &event).await,
+            repo.update(&vip, &Change::Activity(event.clone())).await,
             Err(Error::VersionConflict)
         ),
         "a stale write changes nothing"

@@ -27,13 +27,9 @@ pub trait CustomerRepository: Send + Sync {
     async fn get(&self, id: CustomerId) -> Result<Option<Customer>>;
 
     /// Writes `customer` if the stored version is still `customer.version - 1`, else
-    /// fails with `VersionConflict` (or `NotFound`). `change` names the outbox event
-    /// (`customer.updated` or `customer.deleted`).
-    async fn update(&self, customer: &Customer, change: CustomerEventType) -> Result<()>;
-
-    /// Writes `customer` as `update` does, and records `event` both in the customer's
-    /// activity and in the outbox, in the same transaction.
-    async fn update_with_event(&self, customer: &Customer, event: &CustomerEvent) -> Result<()>;
+    /// fails with `VersionConflict` (or `NotFound`); announces it as `change` says, in the
+    /// same transaction.
+    async fn update(&self, customer: &Customer, change: &Change) -> Result<()>;
 
     /// Live (not deleted) customers in id order, after `after`.
     async fn list(&self, after: Option<CustomerId>, limit: u32) -> Result<Vec<Customer>>;
@@ -80,6 +76,15 @@ pub struct DailySales {
     pub currency: String,
     pub orders: i64,
     pub revenue: f64,
+}
+
+/// How a write is announced on the bus (through the outbox).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// The customer's snapshot under this type (`customer.updated`, `customer.deleted`).
+    Snapshot(CustomerEventType),
+    /// An event that also belongs in the customer's activity (`customer.segment_changed`).
+    Activity(CustomerEvent),
 }
 
 /// What recording an event did.

@@ -235,6 +235,26 @@ impl OutboxMessage {
     }
 }
 
+/// Appends an event to its customer's activity (nothing when its id is known already);
+/// the execution's result, so callers can tell new from duplicate.
+macro_rules! insert_event {
+    ($tx:expr, $event:expr, $recorded_at:expr) => {{
+        let event: &crm_domain::CustomerEvent = $event;
+        sqlx::query($crate::repo::sql::INSERT_EVENT)
+            .bind(event.id)
+            .bind(event.customer_id.as_uuid())
+            .bind(event.event_type.as_str())
+            .bind(sqlx::types::Json(&event.data))
+            .bind(&event.source)
+            .bind(event.timestamp)
+            .bind(event.timestamp.timestamp_micros())
+            .bind($recorded_at)
+            .execute(&mut *$tx)
+            .await
+    }};
+}
+pub(crate) use insert_event;
+
 /// Writes outbox messages, in the transaction of the change they belong to.
 macro_rules! insert_outbox {
     ($executor:expr, $messages:expr) => {{
@@ -340,41 +360,9 @@ macro_rules! impl_customer_repository {
             async fn update(
                 &self,
                 customer: &crm_domain::Customer,
-                change: crm_domain::CustomerEventType,
+                change: &$crate::repo::Change,
             ) -> $crate::Result<()> {
-                let mut tx = self.pool.begin().await?;
-                let query = $crate::repo::sql::bind_customer!(
-                    sqlx::query($crate::repo::sql::UPDATE),
-                    customer
-                )
-                .bind(customer.version - 1);
-                let done = query
-                    .execute(&mut *tx)
-                    .await
-                    .map_err($crate::repo::sql::map_write_error)?;
-                if done.rows_affected() == 1 {
-                    let changed =
-                        $crate::repo::sql::OutboxMessage::customer_changed(change, customer);
-                    $crate::repo::sql::insert_outbox!(tx, [changed]);
-                    tx.commit().await?;
-                    return Ok(());
-                }
-                let exists = sqlx::query($crate::repo::sql::EXISTS)
-                    .bind(customer.id.as_uuid())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                Err(match exists {
-                    Some(_) => $crate::Error::VersionConflict,
-                    None => $crate::Error::NotFound(customer.id),
-                })
-            }
-
-            async fn update_with_event(
-                &self,
-                customer: &crm_domain::Customer,
-                event: &crm_domain::CustomerEvent,
-            ) -> $crate::Result<()> {
-                use $crate::repo::sql;
+                use $crate::repo::{Change, sql};
                 let mut tx = self.pool.begin().await?;
                 let query = sql::bind_customer!(sqlx::query(sql::UPDATE), customer)
                     .bind(customer.version - 1);
@@ -392,18 +380,16 @@ macro_rules! impl_customer_repository {
                         None => $crate::Error::NotFound(customer.id),
                     });
                 }
-                sqlx::query(sql::INSERT_EVENT)
-                    .bind(event.id)
-                    .bind(event.customer_id.as_uuid())
-                    .bind(event.event_type.as_str())
-                    .bind(sqlx::types::Json(&event.data))
-                    .bind(&event.source)
-                    .bind(event.timestamp)
-                    .bind(event.timestamp.timestamp_micros())
-                    .bind(chrono::Utc::now())
-                    .execute(&mut *tx)
-                    .await?;
-                sql::insert_outbox!(tx, [sql::OutboxMessage::event(event)]);
+                let announcement = match change {
+                    Change::Snapshot(event_type) => {
+                        sql::OutboxMessage::customer_changed(*event_type, customer)
+                    }
+                    Change::Activity(event) => {
+                        sql::insert_event!(tx, event, chrono::Utc::now())?;
+                        sql::OutboxMessage::event(event)
+                    }
+                };
+                sql::insert_outbox!(tx, [announcement]);
                 tx.commit().await?;
                 Ok(())
             }
@@ -432,17 +418,7 @@ macro_rules! impl_customer_repository {
                 for _ in 0..5 {
                     let mut tx = self.pool.begin().await?;
                     let customer_id = event.customer_id.as_uuid();
-                    let inserted = sqlx::query(sql::INSERT_EVENT)
-                        .bind(event.id)
-                        .bind(customer_id)
-                        .bind(event.event_type.as_str())
-                        .bind(sqlx::types::Json(&event.data))
-                        .bind(&event.source)
-                        .bind(event.timestamp)
-                        .bind(event.timestamp.timestamp_micros())
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await;
+                    let inserted = sql::insert_event!(tx, event, now);
                     match inserted {
                         Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
                             return Ok(Recorded::UnknownCustomer);
