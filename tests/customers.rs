@@ -126,10 +126,7 @@ async fn patch_merges_and_null_clears(app: TestApp) {
 }
 
 async fn stale_if_match_is_412_and_changes_nothing(app: TestApp) {
-    let id = app.given_customer("ada@example.com").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.given_customer_id("ada@example.com").await;
     let first = app
         .patch_customer(&id, &json!({ "last_name": "A" }), Some("\"1\""))
         .await;
@@ -146,10 +143,7 @@ async fn stale_if_match_is_412_and_changes_nothing(app: TestApp) {
 }
 
 async fn delete_is_204_and_the_customer_stays_readable(app: TestApp) {
-    let id = app.given_customer("ada@example.com").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.given_customer_id("ada@example.com").await;
 
     let response = app.delete_customer(&id).await;
 
@@ -177,10 +171,7 @@ async fn list_pages_through_live_customers_with_a_cursor(app: TestApp) {
     for i in 0..5 {
         expected.push(app.given_customer(&format!("c{i}@example.com")).await["id"].clone());
     }
-    let deleted = app.given_customer("gone@example.com").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let deleted = app.given_customer_id("gone@example.com").await;
     app.delete_customer(&deleted).await;
 
     let mut seen = Vec::new();
@@ -234,10 +225,7 @@ async fn malformed_input_is_400(app: TestApp) {
     )
     .await;
 
-    let id = app.given_customer("ada@example.com").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.given_customer_id("ada@example.com").await;
     let bad_etag = app.patch_customer(&id, &json!({}), Some("version-1")).await;
     assert_problem(bad_etag, StatusCode::BAD_REQUEST).await;
 }
@@ -260,10 +248,7 @@ async fn a_used_email_is_409(app: TestApp) {
         .await;
     assert_problem(twin, StatusCode::CONFLICT).await;
 
-    let other = app.given_customer("bob@example.com").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let other = app.given_customer_id("bob@example.com").await;
     let steal = app
         .patch_customer(&other, &json!({ "email": "ada@example.com" }), None)
         .await;
@@ -306,10 +291,7 @@ async fn invalid_fields_are_422_and_each_is_named(app: TestApp) {
     let problem = assert_problem(missing, StatusCode::UNPROCESSABLE_ENTITY).await;
     assert_eq!(invalid_fields(&problem), ["email"]);
 
-    let id = app.given_customer("ada@example.com").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.given_customer_id("ada@example.com").await;
     for (patch, field) in [
         (json!({ "segment": "vip" }), "segment"),
         (json!({ "status": "deleted" }), "status"),

@@ -16,10 +16,7 @@ crm_e2e::in_both_modes!(
 );
 
 async fn orders_move_a_customer_to_vip_and_the_change_is_in_its_activity(app: TestApp) {
-    let id = app.given_customer("ada@example.com").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.given_customer_id("ada@example.com").await;
     let orders = [
         crm_e2e::completed_order(&id, "o-1", 600.0),
         crm_e2e::completed_order(&id, "o-2", 400.0),
@@ -79,10 +76,7 @@ async fn events_for_unknown_customers_are_counted(app: TestApp) {
 }
 
 async fn purchases_are_counted_per_day_and_segment(app: TestApp) {
-    let id = app.given_customer("ada@example.com").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.given_customer_id("ada@example.com").await;
     let mut usd = order(&id, "o-3", 10.0, "2026-11-21T23:59:59Z");
     usd["data"]["currency"] = json!("usd");
     let events = [
@@ -141,10 +135,7 @@ async fn orders_applied(app: &TestApp, id: &str, orders: i64) -> Value {
 }
 
 async fn events_change_metrics_and_activity(app: TestApp) {
-    let id = app.given_customer("ada@example.com").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.given_customer_id("ada@example.com").await;
 
     let response = app
         .send_events(&json!({ "events": [
@@ -204,10 +195,7 @@ async fn events_change_metrics_and_activity(app: TestApp) {
 }
 
 async fn the_same_batch_twice_changes_nothing(app: TestApp) {
-    let id = app.given_customer("ada@example.com").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.given_customer_id("ada@example.com").await;
     let mut batch = vec![order(&id, "o-1", 30.0, "2026-11-20T10:00:00Z")];
     batch[0]["id"] = json!("0194f8a0-0000-7000-8000-0000000000e1");
     batch.push(json!({ "id": "0194f8a0-0000-7000-8000-0000000000e2", "customer_id": id,
@@ -239,10 +227,7 @@ async fn the_same_batch_twice_changes_nothing(app: TestApp) {
 }
 
 async fn each_bad_event_is_rejected_with_its_reasons(app: TestApp) {
-    let id = app.given_customer("ada@example.com").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.given_customer_id("ada@example.com").await;
     let good = order(&id, "o-1", 10.0, "2026-11-20T10:00:00Z");
     let cases: Vec<(Value, Vec<&str>)> = vec![
         (
@@ -348,10 +333,7 @@ async fn malformed_requests_are_refused_whole(app: TestApp) {
 }
 
 async fn the_activity_feed_pages_and_filters(app: TestApp) {
-    let id = app.given_customer("ada@example.com").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.given_customer_id("ada@example.com").await;
     let mut events: Vec<Value> = (1..=5)
         .map(|day| {
             order(

@@ -9,10 +9,7 @@ use serde_json::Value;
 async fn the_standalone_binary_keeps_its_data_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let app = TestApp::standalone_in(dir.path()).await;
-    let id = app.given_customer("ada@example.com").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.given_customer_id("ada@example.com").await;
     app.patch_customer(&id, &json!({ "last_name": "Lovelace" }), None)
         .await;
     drop(app);
@@ -29,10 +26,7 @@ async fn customer_core_serves_from_the_database_while_redis_is_down_and_warns_on
     // Nothing listens on port 1: every cache call fails.
     let app = TestApp::distributed_with_redis("redis://127.0.0.1:1").await;
 
-    let id = app.given_customer("ada@example.com").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.given_customer_id("ada@example.com").await;
     for _ in 0..3 {
         assert_eq!(app.get_customer(&id).await.status(), StatusCode::OK);
     }
@@ -87,10 +81,7 @@ async fn services_without_features_yet_start_and_answer_health_checks() {
 #[tokio::test]
 async fn every_accepted_event_is_applied_once_across_a_broker_connection_cut() {
     let app = TestApp::distributed().await;
-    let id = app.given_customer("ada@example.com").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.given_customer_id("ada@example.com").await;
     let orders = 30;
 
     for n in 0..orders {
@@ -154,10 +145,7 @@ async fn customer_changes_are_published_through_the_outbox_with_their_snapshot()
     let app = TestApp::distributed().await;
     let mut changes = app.subscribe(EVENTS_EXCHANGE, "customer.#").await;
 
-    let id = app.given_customer("ada@example.com").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.given_customer_id("ada@example.com").await;
     app.patch_customer(&id, &json!({ "last_name": "Lovelace" }), None)
         .await;
     app.delete_customer(&id).await;
@@ -181,10 +169,7 @@ async fn customer_changes_are_published_through_the_outbox_with_their_snapshot()
 async fn milestones_and_abandoned_carts_notify_the_notification_service() {
     let app = TestApp::distributed().await;
     let mut notifications = app.subscribe(NOTIFICATIONS_EXCHANGE, "#").await;
-    let id = app.given_customer("ada@example.com").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.given_customer_id("ada@example.com").await;
 
     let order = |n: u32, total: f64| completed_order(&id, &format!("o-{n}"), total);
     let cart = json!({ "customer_id": id, "type": "cart.abandoned",
@@ -259,10 +244,7 @@ async fn the_import_command_uploads_a_file_and_prints_the_outcome() {
 async fn events_accepted_just_before_the_standalone_process_is_killed_are_applied_after_restart() {
     let dir = tempfile::tempdir().unwrap();
     let app = TestApp::standalone_in(dir.path()).await;
-    let id = app.given_customer("ada@example.com").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.given_customer_id("ada@example.com").await;
     let events: Vec<Value> = (0..200)
         .map(|n| completed_order(&id, &format!("o-{n}"), 1.0))
         .collect();

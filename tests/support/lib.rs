@@ -349,6 +349,12 @@ impl TestApp {
         );
     }
 
+    /// Creates a customer with this e-mail and returns its id.
+    pub async fn given_customer_id(&self, email: &str) -> String {
+        let customer = self.given_customer(email).await;
+        customer["id"].as_str().expect("an id").to_owned()
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
     }

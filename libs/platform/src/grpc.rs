@@ -45,15 +45,6 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
         .map_err(|source| Error::Bind { addr, source })
 }
 
-/// Binds when there is an address (in the standalone binary only the gateway serves
-/// HTTP).
-pub async fn bind_optional(addr: Option<SocketAddr>) -> Result<Option<TcpListener>> {
-    match addr {
-        Some(addr) => bind(addr).await.map(Some),
-        None => Ok(None),
-    }
-}
-
 /// Serves `router` on `listener` until `shutdown` fires.
 pub async fn serve(router: Router, listener: TcpListener, shutdown: Shutdown) -> Result<()> {
     router

@@ -7,6 +7,7 @@ pub mod error;
 pub mod grpc;
 pub mod health;
 pub mod http;
+pub mod listeners;
 pub mod metrics;
 pub mod pending;
 pub mod redis;

@@ -3,14 +3,11 @@
 
 use std::net::SocketAddr;
 
-use tokio::net::TcpListener;
-
-use crate::{Result, Shutdown, grpc, health};
+use crate::{Result, Shutdown, grpc, listeners::Listeners};
 
 pub struct PendingService {
     name: &'static str,
-    grpc: TcpListener,
-    http: TcpListener,
+    listeners: Listeners,
 }
 
 impl PendingService {
@@ -19,37 +16,21 @@ impl PendingService {
         grpc_addr: SocketAddr,
         http_addr: SocketAddr,
     ) -> Result<Self> {
-        Ok(Self {
-            name,
-            grpc: grpc::bind(grpc_addr).await?,
-            http: grpc::bind(http_addr).await?,
-        })
-    }
-
-    pub fn grpc_addr(&self) -> SocketAddr {
-        self.grpc
-            .local_addr()
-            .expect("bound listener has an address")
-    }
-
-    pub fn http_addr(&self) -> SocketAddr {
-        self.http
-            .local_addr()
-            .expect("bound listener has an address")
+        let listeners = Listeners::bind(grpc_addr, Some(http_addr)).await?;
+        Ok(Self { name, listeners })
     }
 
     pub async fn run(self, shutdown: Shutdown) -> Result<()> {
         tracing::warn!(
             service = self.name,
-            grpc = %self.grpc_addr(),
-            http = %self.http_addr(),
+            grpc = %self.listeners.grpc_addr(),
+            http = %self.listeners.http_addr().map(|a| a.to_string()).unwrap_or_default(),
             "{} has no features yet: it serves gRPC health and reflection only",
             self.name
         );
         let (router, _health) = grpc::server_with_health();
-        let grpc = grpc::serve(router, self.grpc, shutdown.clone());
-        let http = crate::http::serve(self.http, health::router(Default::default()), shutdown);
-        tokio::try_join!(grpc, http)?;
-        Ok(())
+        self.listeners
+            .serve(self.name, router, Default::default(), shutdown)
+            .await
     }
 }

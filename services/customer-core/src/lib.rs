@@ -22,8 +22,8 @@ use crm_platform::{
     bus::{EventBus, RabbitBus},
     cache::{RedisCache, VersionedCache},
     health::{Probe, Readiness},
+    listeners::Listeners,
 };
-use tokio::net::TcpListener;
 
 pub use error::{Error, Result};
 pub use service::CustomerService;
@@ -32,8 +32,7 @@ pub use settings::Settings;
 use crate::{grpc::CustomerGrpc, repo::DatabaseProbe};
 
 pub struct Application {
-    grpc_listener: TcpListener,
-    http_listener: Option<TcpListener>,
+    listeners: Listeners,
     service: CustomerService,
     bus: Arc<dyn EventBus>,
     readiness: Readiness,
@@ -64,11 +63,8 @@ impl Application {
         mut probes: Vec<Arc<dyn Probe>>,
     ) -> Result<Self> {
         probes.push(Arc::new(DatabaseProbe(service.repository())));
-        let grpc_listener = crm_platform::grpc::bind(grpc_addr).await?;
-        let http_listener = crm_platform::grpc::bind_optional(http_addr).await?;
         Ok(Self {
-            grpc_listener,
-            http_listener,
+            listeners: Listeners::bind(grpc_addr, http_addr).await?,
             service,
             bus,
             readiness: Readiness::new(probes),
@@ -76,15 +72,7 @@ impl Application {
     }
 
     pub fn grpc_addr(&self) -> SocketAddr {
-        self.grpc_listener
-            .local_addr()
-            .expect("bound listener has an address")
-    }
-
-    pub fn http_addr(&self) -> Option<SocketAddr> {
-        self.http_listener
-            .as_ref()
-            .and_then(|l| l.local_addr().ok())
+        self.listeners.grpc_addr()
     }
 
     pub fn readiness(&self) -> Readiness {
@@ -118,22 +106,14 @@ impl Application {
         health
             .set_serving::<crm_proto::v1::customer_service_server::CustomerServiceServer<CustomerGrpc>>()
             .await;
-        let http = self.http_addr().map(|a| a.to_string()).unwrap_or_default();
-        tracing::info!(grpc = %self.grpc_addr(), http, "customer-core listening");
         let router = router.add_service(CustomerGrpc::new(self.service).into_server());
-        let grpc = async {
-            Ok::<_, Error>(
-                crm_platform::grpc::serve(router, self.grpc_listener, shutdown.clone()).await?,
-            )
+        let serving = async {
+            let serve =
+                self.listeners
+                    .serve("customer-core", router, self.readiness, shutdown.clone());
+            Ok::<_, Error>(serve.await?)
         };
-        let http = async {
-            if let Some(listener) = self.http_listener {
-                let health = crm_platform::health::router(self.readiness);
-                crm_platform::http::serve(listener, health, shutdown.clone()).await?;
-            }
-            Ok::<_, Error>(())
-        };
-        tokio::try_join!(grpc, http, consuming, relaying)?;
+        tokio::try_join!(serving, consuming, relaying)?;
         Ok(())
     }
 }

@@ -10,8 +10,7 @@ pub mod settings;
 
 use std::{net::SocketAddr, sync::Arc};
 
-use crm_platform::{Shutdown, bus::RabbitBus, health::Readiness};
-use tokio::net::TcpListener;
+use crm_platform::{Shutdown, bus::RabbitBus, health::Readiness, listeners::Listeners};
 
 pub use error::{Error, Result};
 pub use service::Ingestor;
@@ -20,8 +19,7 @@ pub use settings::Settings;
 use crate::grpc::IngestGrpc;
 
 pub struct Application {
-    grpc_listener: TcpListener,
-    http_listener: Option<TcpListener>,
+    listeners: Listeners,
     ingestor: Ingestor,
 }
 
@@ -46,19 +44,14 @@ impl Application {
         grpc_addr: SocketAddr,
         http_addr: Option<SocketAddr>,
     ) -> Result<Self> {
-        let grpc_listener = crm_platform::grpc::bind(grpc_addr).await?;
-        let http_listener = crm_platform::grpc::bind_optional(http_addr).await?;
         Ok(Self {
-            grpc_listener,
-            http_listener,
+            listeners: Listeners::bind(grpc_addr, http_addr).await?,
             ingestor,
         })
     }
 
     pub fn grpc_addr(&self) -> SocketAddr {
-        self.grpc_listener
-            .local_addr()
-            .expect("bound listener has an address")
+        self.listeners.grpc_addr()
     }
 
     pub async fn run(self, shutdown: Shutdown) -> Result<()> {
@@ -66,22 +59,11 @@ impl Application {
         health
             .set_serving::<crm_proto::v1::ingest_service_server::IngestServiceServer<IngestGrpc>>()
             .await;
-        let http = self
-            .http_listener
-            .as_ref()
-            .and_then(|l| l.local_addr().ok());
-        let http_text = http.map(|a| a.to_string()).unwrap_or_default();
-        tracing::info!(grpc = %self.grpc_addr(), http = http_text, "event-ingest listening");
         let router = router.add_service(IngestGrpc::new(self.ingestor).into_server());
-        let grpc = crm_platform::grpc::serve(router, self.grpc_listener, shutdown.clone());
-        match self.http_listener {
-            Some(listener) => {
-                let health = crm_platform::health::router(Readiness::default());
-                let http = crm_platform::http::serve(listener, health, shutdown);
-                tokio::try_join!(grpc, http)?;
-            }
-            None => grpc.await?,
-        }
+        let readiness = Readiness::default();
+        self.listeners
+            .serve("event-ingest", router, readiness, shutdown)
+            .await?;
         Ok(())
     }
 }

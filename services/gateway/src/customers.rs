@@ -7,10 +7,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use crm_domain::{Customer, CustomerDraft, CustomerId, CustomerPatch};
-use crm_proto::{
-    status::{ErrorKind, ServiceError},
-    v1,
-};
+use crm_proto::v1;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -66,12 +63,10 @@ fn version_precondition(headers: &HeaderMap, name: header::HeaderName) -> Result
 /// A page size for the services, where 0 means "the default": an explicit 0 is refused.
 pub(crate) fn checked_limit(limit: Option<u32>) -> Result<u32> {
     match limit {
-        Some(0) => Err(Error::Invalid(
-            "the request has invalid fields".into(),
-            vec![crm_domain::FieldError {
-                field: "limit".into(),
-                message: "must be between 1 and 100".into(),
-            }],
+        Some(0) => Err(Error::field(
+            "limit",
+            "must be between 1 and 100",
+            "the request has invalid fields",
         )),
         other => Ok(other.unwrap_or_default()),
     }
@@ -79,12 +74,8 @@ pub(crate) fn checked_limit(limit: Option<u32>) -> Result<u32> {
 
 /// A customer from customer-core; one that does not parse is customer-core's bug (500).
 fn decode(customer: v1::Customer) -> Result<Customer> {
-    Customer::try_from(customer).map_err(|e| {
-        Error::Service(ServiceError::new(
-            ErrorKind::Internal,
-            format!("customer-core sent an unreadable customer: {e}"),
-        ))
-    })
+    Customer::try_from(customer)
+        .map_err(|e| Error::internal(format!("customer-core sent an unreadable customer: {e}")))
 }
 
 fn customer_response(status: StatusCode, customer: v1::Customer) -> Result<Response> {

@@ -30,6 +30,22 @@ pub enum Error {
     Service(ServiceError),
 }
 
+impl Error {
+    /// A 422 naming one field.
+    pub fn field(field: &str, message: impl Into<String>, detail: &str) -> Self {
+        let error = FieldError {
+            field: field.into(),
+            message: message.into(),
+        };
+        Error::Invalid(detail.into(), vec![error])
+    }
+
+    /// A 500: a service answered something the gateway cannot read (a bug there).
+    pub fn internal(message: impl Into<String>) -> Self {
+        Error::Service(ServiceError::new(ErrorKind::Internal, message))
+    }
+}
+
 impl From<tonic::Status> for Error {
     fn from(status: tonic::Status) -> Self {
         Error::Service(ServiceError::from(&status))

@@ -6,12 +6,7 @@ use axum::{
     http::StatusCode,
 };
 use crm_domain::{CustomerEvent, EventDraft, FieldError, ingest::parse_timestamp};
-use crm_proto::{
-    convert::timestamp,
-    json::json_to_struct,
-    status::{ErrorKind, ServiceError},
-    v1,
-};
+use crm_proto::{convert::timestamp, json::json_to_struct, v1};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -65,13 +60,9 @@ fn shape_error(index: usize, item: &Value, field: String, message: String) -> Re
 /// A JSON item as the proto event, or why it cannot be one.
 fn to_proto(index: usize, item: Value) -> std::result::Result<v1::CustomerEvent, RejectedEvent> {
     let draft: EventDraft = serde_path_to_error::deserialize(&item).map_err(|error| {
-        let (field, message) = field_error(&error.path().to_string(), &error.inner().to_string());
-        // The whole item is the problem: name it as the event, not the request body.
-        let field = if field == "body" {
-            "event".to_owned()
-        } else {
-            field
-        };
+        // When the whole item is wrong, it is named as the event.
+        let path = error.path().to_string();
+        let (field, message) = field_error(&path, &error.inner().to_string(), "event");
         shape_error(index, &item, field, message)
     })?;
     let data = match draft.data {
@@ -118,12 +109,10 @@ pub async fn ingest_events(
     JsonBody(body): JsonBody<Value>,
 ) -> Result<(StatusCode, Json<IngestAnswer>)> {
     let invalid = |message: &str| {
-        Error::Invalid(
-            "the body is neither an event nor {\"events\": [...]}".into(),
-            vec![FieldError {
-                field: "events".into(),
-                message: message.into(),
-            }],
+        Error::field(
+            "events",
+            message,
+            "the body is neither an event nor {\"events\": [...]}",
         )
     };
     let items = match body {
@@ -243,10 +232,7 @@ pub async fn list_events(
         .into_iter()
         .map(|e| {
             CustomerEvent::try_from(e).map_err(|e| {
-                Error::Service(ServiceError::new(
-                    ErrorKind::Internal,
-                    format!("unreadable event: {e}"),
-                ))
+                Error::internal(format!("customer-core sent an unreadable event: {e}"))
             })
         })
         .collect::<Result<_>>()?;

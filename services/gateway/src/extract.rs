@@ -6,7 +6,6 @@ use axum::{
     extract::{FromRequest, Request, rejection::BytesRejection},
     http::{StatusCode, header},
 };
-use crm_domain::FieldError;
 use serde::de::DeserializeOwned;
 
 use crate::error::Error;
@@ -69,18 +68,16 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
         if inner.classify() != serde_json::error::Category::Data {
             return malformed(inner);
         }
-        let (field, message) = field_error(&path, &inner.to_string());
-        Error::Invalid(
-            "the request body has invalid fields".into(),
-            vec![FieldError { field, message }],
-        )
+        let (field, message) = field_error(&path, &inner.to_string(), "body");
+        Error::field(&field, message, "the request body has invalid fields")
     })?;
     deserializer.end().map_err(malformed)?;
     Ok(value)
 }
 
 /// serde reports a missing or unknown field at the parent's path; name the field itself.
-pub(crate) fn field_error(path: &str, message: &str) -> (String, String) {
+/// An error of the whole value is reported under `root`.
+pub(crate) fn field_error(path: &str, message: &str, root: &str) -> (String, String) {
     let message = message
         .split(" at line ")
         .next()
@@ -102,7 +99,7 @@ pub(crate) fn field_error(path: &str, message: &str) -> (String, String) {
             join(name),
             "is not a field of this resource (or is read-only)".into(),
         ),
-        _ if path == "." => ("body".into(), message),
+        _ if path == "." => (root.to_owned(), message),
         _ => (path.to_owned(), message),
     }
 }
@@ -110,7 +107,7 @@ pub(crate) fn field_error(path: &str, message: &str) -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crm_domain::{CustomerDraft, CustomerPatch};
+    use crm_domain::{CustomerDraft, CustomerPatch, FieldError};
 
     fn invalid_fields<T: DeserializeOwned>(json: &str) -> Vec<FieldError> {
         match parse_json::<T>(json.as_bytes()) {

@@ -12,12 +12,12 @@ use crm_platform::{
     Shutdown,
     bus::{EventBus, RabbitBus},
     health::Readiness,
+    listeners::Listeners,
 };
 use crm_proto::v1::{
     customer_service_client::CustomerServiceClient,
     segmentation_service_server::{SegmentationService, SegmentationServiceServer},
 };
-use tokio::net::TcpListener;
 
 pub use settings::Settings;
 
@@ -28,8 +28,7 @@ pub struct SegmentationGrpc;
 impl SegmentationService for SegmentationGrpc {}
 
 pub struct Application {
-    grpc_listener: TcpListener,
-    http_listener: Option<TcpListener>,
+    listeners: Listeners,
     bus: Arc<dyn EventBus>,
     rules: SegmentConfig,
     customers: CustomerServiceClient<tonic::transport::Channel>,
@@ -57,8 +56,7 @@ impl Application {
         http_addr: Option<SocketAddr>,
     ) -> crm_platform::Result<Self> {
         Ok(Self {
-            grpc_listener: crm_platform::grpc::bind(grpc_addr).await?,
-            http_listener: crm_platform::grpc::bind_optional(http_addr).await?,
+            listeners: Listeners::bind(grpc_addr, http_addr).await?,
             bus,
             rules,
             customers: CustomerServiceClient::new(customer_core),
@@ -66,9 +64,7 @@ impl Application {
     }
 
     pub fn grpc_addr(&self) -> SocketAddr {
-        self.grpc_listener
-            .local_addr()
-            .expect("bound listener has an address")
+        self.listeners.grpc_addr()
     }
 
     pub async fn run(self, shutdown: Shutdown) -> crm_platform::Result<()> {
@@ -76,12 +72,6 @@ impl Application {
         if let Err(error) = self.bus.declare(&config).await {
             tracing::warn!(%error, "cannot declare the segmentation queue yet; the consumer will retry");
         }
-        let http = self
-            .http_listener
-            .as_ref()
-            .and_then(|l| l.local_addr().ok());
-        let http_text = http.map(|a| a.to_string()).unwrap_or_default();
-        tracing::info!(grpc = %self.grpc_addr(), http = http_text, "segmentation listening");
         let (router, health) = crm_platform::grpc::server_with_health();
         health
             .set_serving::<SegmentationServiceServer<SegmentationGrpc>>()
@@ -96,15 +86,10 @@ impl Application {
                     .map_err(|e| crm_platform::Error::Serve(e.to_string()))
             }
         };
-        let grpc = crm_platform::grpc::serve(router, self.grpc_listener, shutdown.clone());
-        let http = async {
-            if let Some(listener) = self.http_listener {
-                let health = crm_platform::health::router(Readiness::default());
-                crm_platform::http::serve(listener, health, shutdown).await?;
-            }
-            Ok(())
-        };
-        tokio::try_join!(grpc, http, consuming)?;
+        let serving = self
+            .listeners
+            .serve("segmentation", router, Readiness::default(), shutdown);
+        tokio::try_join!(serving, consuming)?;
         Ok(())
     }
 }
