@@ -33,7 +33,7 @@ pub struct TestApp {
     _data_dir: Option<tempfile::TempDir>,
     /// The distributed mode's own RabbitMQ vhost.
     pub vhost: Option<crm_platform::testing::TestVhost>,
-    /// Where customer-core's Prometheus metrics are.
+    /// Where customer-core's Prometheus metrics are (its `/readyz` is beside them).
     pub metrics_url: String,
 }
 
@@ -163,7 +163,9 @@ impl TestApp {
     }
 
     pub async fn distributed() -> Self {
-        Self::distributed_with_redis("redis://127.0.0.1:6379").await
+        let app = Self::distributed_with_redis("redis://127.0.0.1:6379").await;
+        app.assert_redis_reachable().await;
+        app
     }
 
     /// The services with the given Redis URL (an unreachable one tests the fallback),
@@ -214,9 +216,6 @@ impl TestApp {
         let mut app = Self::new(&fields["http"], vec![core, ingest, segmentation, gateway]);
         app.vhost = Some(vhost);
         app.metrics_url = format!("http://{}/metrics", core_fields["http"]);
-        if redis_url.ends_with(":6379") {
-            app.assert_redis_reachable(&core_fields["http"]).await;
-        }
         app
     }
 
@@ -235,10 +234,11 @@ impl TestApp {
     }
 
     /// A test of the Redis adapter must not pass silently without Redis.
-    async fn assert_redis_reachable(&self, core_http: &str) {
+    async fn assert_redis_reachable(&self) {
+        let readyz = self.metrics_url.replace("/metrics", "/readyz");
         let ready: Value = self
             .client
-            .get(format!("http://{core_http}/readyz"))
+            .get(readyz)
             .send()
             .await
             .expect("customer-core /readyz")
