@@ -184,7 +184,7 @@ impl TestApp {
             ("CRM_HTTP_ADDR", "127.0.0.1:0".to_owned()),
         ];
         let mut core_env = shared.to_vec();
-        core_env.push(("CRM_DATABASE_URL", database_url));
+        core_env.push(("CRM_DATABASE_URL", database_url.clone()));
         let (core, core_fields) = spawn(
             "crm-customer-core",
             &[],
@@ -197,7 +197,8 @@ impl TestApp {
         let core_url = format!("http://{}", core_fields["grpc"]);
         let mut segmentation_env = shared.to_vec();
         segmentation_env.push(("CRM_CUSTOMER_CORE_URL", core_url.clone()));
-        let (segmentation, _) = spawn(
+        segmentation_env.push(("CRM_DATABASE_URL", database_url.clone()));
+        let (segmentation, segmentation_fields) = spawn(
             "crm-segmentation",
             &[],
             &segmentation_env,
@@ -210,6 +211,10 @@ impl TestApp {
             (
                 "CRM_EVENT_INGEST_URL",
                 format!("http://{}", ingest_fields["grpc"]),
+            ),
+            (
+                "CRM_SEGMENTATION_URL",
+                format!("http://{}", segmentation_fields["grpc"]),
             ),
         ];
         let (gateway, fields) = spawn("crm-gateway", &[], &gateway_env, "gateway listening").await;

@@ -395,7 +395,7 @@ impl Customer {
 
 /// Timestamps keep microseconds, as PostgreSQL does, so a customer read back equals
 /// the one written.
-fn stored_precision(at: DateTime<Utc>) -> DateTime<Utc> {
+pub fn stored_precision(at: DateTime<Utc>) -> DateTime<Utc> {
     at.trunc_subsecs(6)
 }
 

@@ -4,7 +4,7 @@
 //!
 //! | type | `data` |
 //! |---|---|
-//! | `order.placed`, `order.completed` | `order_id`, `total` ≥ 0, `currency` (ISO 4217), `items`: 1-1,000 of `{product_id, quantity ≥ 1, price ≥ 0}` |
+//! | `order.placed`, `order.completed` | `order_id`, `total` ≥ 0, `currency` (ISO 4217), `items`: 1-1,000 of `{product_id, quantity ≥ 1, price ≥ 0, optional category}` |
 //! | `cart.abandoned` | `cart_id`, `cart_value` ≥ 0, `items` (as above, may be empty) |
 //! | `product.viewed` | `product_id`, optional `category` |
 //! | `review.submitted` | `product_id`, `rating` 1-5, optional `text` |
@@ -234,6 +234,7 @@ impl Fields<'_> {
             item.id("product_id");
             item.number("quantity", 1.0, 1_000_000.0, true);
             item.number("price", 0.0, 1e12, false);
+            item.text("category", MAX_ID, false);
         }
     }
 }

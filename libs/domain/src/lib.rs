@@ -23,7 +23,7 @@ pub use country::CountryCode;
 pub use currency::Currency;
 pub use customer::{
     Address, AddressKind, Customer, CustomerId, CustomerMetrics, CustomerStatus, Preferences,
-    Segment,
+    Segment, stored_precision,
 };
 pub use email::Email;
 pub use event::{CustomerEvent, CustomerEventType, OrderFacts, TicketFacts};

@@ -10,7 +10,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::import::{ImportFormat, ImportJob};
 
-use crate::{Error, service::CustomerService};
+use crate::{Error, repo::SegmentChange, service::CustomerService};
 
 pub struct CustomerGrpc {
     service: CustomerService,
@@ -115,6 +115,46 @@ impl CustomerRpc for CustomerGrpc {
             .set_segment(id, segment, &request.reason, request.based_on_version)
             .await?;
         Ok(Response::new(customer.into()))
+    }
+
+    async fn set_segments(
+        &self,
+        request: Request<v1::SetSegmentsRequest>,
+    ) -> Result<Response<v1::SetSegmentsResponse>, Status> {
+        let requested = request.into_inner().changes;
+        let mut errors = ValidationErrors::default();
+        let mut changes = Vec::with_capacity(requested.len());
+        for (i, change) in requested.iter().enumerate() {
+            let field = |name: &str| format!("changes[{i}].{name}");
+            let id = change.customer_id.parse::<CustomerId>();
+            let segment = crm_proto::convert::segment_from_proto(change.segment);
+            if let Err(message) = &id {
+                errors.push(field("customer_id"), message.clone());
+            }
+            if segment.is_none() {
+                errors.push(field("segment"), "must be a segment");
+            }
+            if change.based_on_version.is_none() {
+                errors.push(field("based_on_version"), "is required");
+            }
+            if let (Ok(id), Some(segment), Some(based_on_version)) =
+                (id, segment, change.based_on_version)
+            {
+                changes.push(SegmentChange {
+                    id,
+                    segment,
+                    reason: change.reason.clone(),
+                    based_on_version,
+                });
+            }
+        }
+        errors.finish(|| ()).map_err(Error::from)?;
+        let changed = self.service.set_segments(&changes).await?;
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        Ok(Response::new(v1::SetSegmentsResponse {
+            changed: count(changed),
+            skipped: count(requested.len() - changed),
+        }))
     }
 
     async fn list_customer_events(

@@ -10,13 +10,14 @@ use crm_domain::{
     ValidationErrors,
 };
 use crm_platform::cache::VersionedCache;
+use futures::StreamExt;
 use tokio::sync::Notify;
 use tracing::instrument;
 use uuid::Uuid;
 
 use crate::{
     Error, Result,
-    repo::{Change, CustomerRepository, DailySales, FeedPosition, Recorded},
+    repo::{Change, CustomerRepository, DailySales, FeedPosition, Recorded, SegmentChange},
 };
 
 pub const DEFAULT_PAGE_SIZE: u32 = 20;
@@ -25,6 +26,8 @@ pub const MAX_PAGE_SIZE: u32 = 100;
 pub const MAX_SALES_DAYS: i64 = 366;
 /// Unconditional writes retry this often when another writer keeps winning.
 const WRITE_ATTEMPTS: usize = 5;
+/// Segment decisions one `set_segments` call takes at most.
+pub const MAX_SEGMENT_CHANGES: usize = 1_000;
 
 #[derive(Clone)]
 pub struct CustomerService {
@@ -190,6 +193,28 @@ impl CustomerService {
             Ok((next, Change::Activity(event)))
         })
         .await
+    }
+
+    /// Stores many segment decisions at once (the segmentation batch), as `set_segment`
+    /// would one by one but set-based; stale, deleted and unknown customers are skipped.
+    /// How many changed.
+    #[instrument(skip_all, fields(changes = changes.len()))]
+    pub async fn set_segments(&self, changes: &[SegmentChange]) -> Result<usize> {
+        if changes.len() > MAX_SEGMENT_CHANGES {
+            let message = format!("at most {MAX_SEGMENT_CHANGES} per request");
+            return Err(ValidationErrors::single("changes", message).into());
+        }
+        let changed = self.repo.set_segments(changes, Utc::now()).await?;
+        futures::stream::iter(&changed)
+            .for_each_concurrent(32, |customer| async move {
+                let key = cache_key(customer.id);
+                self.cache.invalidate(&key, customer.version).await;
+            })
+            .await;
+        if !changed.is_empty() {
+            self.outbox.notify_one();
+        }
+        Ok(changed.len())
     }
 
     /// Records an event of the customer's activity; invalidates the cache after the

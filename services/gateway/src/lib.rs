@@ -8,6 +8,7 @@ pub mod extract;
 pub mod hygiene;
 pub mod imports;
 pub mod openapi;
+pub mod segments;
 pub mod settings;
 
 use std::{net::SocketAddr, sync::Arc};
@@ -19,6 +20,7 @@ use crm_platform::{
 };
 use crm_proto::v1::{
     customer_service_client::CustomerServiceClient, ingest_service_client::IngestServiceClient,
+    segmentation_service_client::SegmentationServiceClient,
 };
 use tokio::net::TcpListener;
 use tonic::transport::Channel;
@@ -38,6 +40,7 @@ pub struct AppState {
     /// customer-core again, with a deadline long enough for a bulk import.
     pub imports: CustomerServiceClient<Upstream>,
     pub ingest: IngestServiceClient<Upstream>,
+    pub segmentation: SegmentationServiceClient<Upstream>,
 }
 
 /// The whole REST surface: API routes, OpenAPI, docs and health.
@@ -57,6 +60,11 @@ pub fn router(state: AppState, readiness: Readiness, settings: &Settings) -> Rou
         .routes(routes!(analytics::daily_sales))
         .routes(routes!(imports::start_import))
         .routes(routes!(imports::get_import))
+        .routes(routes!(segments::customer_segment))
+        .routes(routes!(segments::segment_counts))
+        .routes(routes!(segments::start_recompute))
+        .routes(routes!(segments::recompute_job))
+        .routes(routes!(segments::recommendations))
         .with_state(state)
         .split_for_parts();
     let document = openapi.clone();
@@ -117,6 +125,7 @@ impl Application {
     pub async fn build(settings: &Settings, extra: Readiness) -> crm_platform::Result<Self> {
         let customer_core = crm_platform::grpc::channel(&settings.customer_core_url)?;
         let event_ingest = crm_platform::grpc::channel(&settings.event_ingest_url)?;
+        let segmentation = crm_platform::grpc::channel(&settings.segmentation_url)?;
         let probe = |name, service, channel: &Channel| {
             Arc::new(GrpcHealthProbe {
                 name,
@@ -130,7 +139,12 @@ impl Application {
                 "crm.v1.CustomerService",
                 &customer_core,
             ))
-            .with(probe("event-ingest", "crm.v1.IngestService", &event_ingest));
+            .with(probe("event-ingest", "crm.v1.IngestService", &event_ingest))
+            .with(probe(
+                "segmentation",
+                "crm.v1.SegmentationService",
+                &segmentation,
+            ));
         let imports = crm_platform::grpc::channel_with_deadline(
             &settings.customer_core_url,
             imports::IMPORT_DEADLINE,
@@ -139,6 +153,10 @@ impl Application {
             imports: CustomerServiceClient::with_interceptor(imports, ForwardRequestId),
             customers: CustomerServiceClient::with_interceptor(customer_core, ForwardRequestId),
             ingest: IngestServiceClient::with_interceptor(event_ingest, ForwardRequestId),
+            segmentation: SegmentationServiceClient::with_interceptor(
+                segmentation,
+                ForwardRequestId,
+            ),
         };
         let listener = crm_platform::grpc::bind(settings.http_addr).await?;
         Ok(Self {

@@ -14,7 +14,8 @@ use utoipa::OpenApi;
         (name = "customers", description = "The customer record"),
         (name = "events", description = "Event ingestion and customer activity"),
         (name = "analytics", description = "Purchase analytics"),
-        (name = "imports", description = "Bulk import of customers")
+        (name = "imports", description = "Bulk import of customers"),
+        (name = "segments", description = "Rule segments, RFM scores and recommendations")
     ),
 )]
 pub struct ApiDoc;

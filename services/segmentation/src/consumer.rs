@@ -1,82 +1,182 @@
-//! Event-driven segments: every `customer.created` / `customer.updated` carries the
-//! customer's snapshot (new metrics after an order, say); the rules decide its segment,
-//! and a change is stored through customer-core, which records `customer.segment_changed`.
+//! Event-driven segmentation. Every `customer.*` event of customer-core carries the
+//! customer's snapshot (new metrics after an order, say): it updates segmentation's
+//! profile, the customer is scored against the stored RFM bounds, the rules decide its
+//! segment, and a change is stored through customer-core. Completed orders and product
+//! views feed the recommendations.
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use crm_domain::{Customer, CustomerEvent, segmentation::SegmentConfig};
+use crm_domain::{Customer, CustomerEvent, CustomerEventType, segmentation::SegmentConfig};
 use crm_platform::bus::{ConsumerConfig, Delivery, EVENTS_EXCHANGE, Handler, Outcome};
-use crm_proto::{
-    convert::segment_to_proto,
-    v1::{self, customer_service_client::CustomerServiceClient},
+
+use crate::{
+    Error,
+    store::{Profile, PurchasedItem, SegmentStore},
+    writer::{Decided, SegmentWriter},
 };
-use tonic::{Code, transport::Channel};
 
-pub const QUEUE: &str = "segmentation.customers";
+pub const CUSTOMERS_QUEUE: &str = "segmentation.customers";
+pub const ACTIVITY_QUEUE: &str = "segmentation.activity";
 
-pub fn config() -> ConsumerConfig {
+pub fn customers_config() -> ConsumerConfig {
     ConsumerConfig::new(
-        QUEUE,
+        CUSTOMERS_QUEUE,
         EVENTS_EXCHANGE,
-        &["customer.created", "customer.updated"],
+        &[
+            "customer.created",
+            "customer.updated",
+            "customer.segment_changed",
+            "customer.merged",
+            "customer.deleted",
+        ],
     )
 }
 
-pub struct Recompute {
-    rules: SegmentConfig,
-    customers: CustomerServiceClient<Channel>,
+pub fn activity_config() -> ConsumerConfig {
+    ConsumerConfig::new(
+        ACTIVITY_QUEUE,
+        EVENTS_EXCHANGE,
+        &["order.completed", "product.viewed"],
+    )
 }
 
-impl Recompute {
-    pub fn new(rules: SegmentConfig, customers: CustomerServiceClient<Channel>) -> Self {
-        Self { rules, customers }
+fn event(delivery: &Delivery) -> Result<CustomerEvent, Outcome> {
+    serde_json::from_slice(&delivery.message.payload)
+        .map_err(|e| Outcome::DeadLetter(format!("not an event: {e}")))
+}
+
+/// Store errors are worth a retry; anything else already said what is wrong.
+fn retry(error: Error) -> Outcome {
+    Outcome::Retry(error.to_string())
+}
+
+pub struct Snapshots {
+    store: Arc<dyn SegmentStore>,
+    writer: Arc<dyn SegmentWriter>,
+    rules: SegmentConfig,
+}
+
+impl Snapshots {
+    pub fn new(
+        store: Arc<dyn SegmentStore>,
+        writer: Arc<dyn SegmentWriter>,
+        rules: SegmentConfig,
+    ) -> Self {
+        Self {
+            store,
+            writer,
+            rules,
+        }
+    }
+
+    async fn apply(&self, customer: &Customer) -> Result<(), Error> {
+        let now = Utc::now();
+        let profile = Profile::of(customer);
+        // An older snapshot than the stored one (redelivery, reordering) decides nothing.
+        if !self.store.upsert_profile(&profile).await? || profile.deleted {
+            return Ok(());
+        }
+        if let Some(bounds) = self.store.bounds().await? {
+            let rfm = profile.score(&bounds, now);
+            self.store.save_rfm(profile.customer_id, &rfm).await?;
+        }
+        let decision = profile.decide(&self.rules, now);
+        if decision.segment == profile.segment {
+            return Ok(());
+        }
+        let decided = Decided {
+            customer_id: profile.customer_id,
+            based_on_version: profile.version,
+            segment: decision.segment,
+            reason: decision.reason,
+        };
+        if self.writer.store(vec![decided]).await? > 0 {
+            tracing::info!(customer_id = %profile.customer_id, segment = %decision.segment, "segment changed");
+        }
+        Ok(())
     }
 }
 
 #[async_trait]
-impl Handler for Recompute {
+impl Handler for Snapshots {
     async fn handle(&self, delivery: &Delivery) -> Outcome {
-        let snapshot = serde_json::from_slice::<CustomerEvent>(&delivery.message.payload)
-            .map_err(|e| e.to_string())
-            .and_then(|event| {
-                serde_json::from_value::<Customer>(event.data["customer"].clone())
-                    .map_err(|e| e.to_string())
-            });
-        let customer = match snapshot {
+        let event = match event(delivery) {
+            Ok(event) => event,
+            Err(outcome) => return outcome,
+        };
+        let customer = match serde_json::from_value::<Customer>(event.data["customer"].clone()) {
             Ok(customer) => customer,
             Err(error) => return Outcome::DeadLetter(format!("no customer snapshot: {error}")),
         };
-        if customer.is_deleted() {
-            return Outcome::Ack;
+        match self.apply(&customer).await {
+            Ok(()) => Outcome::Ack,
+            Err(error) => retry(error),
         }
-        let decision = self
-            .rules
-            .decide(&customer.metrics, customer.created_at, Utc::now());
-        if decision.segment == customer.segment {
-            return Outcome::Ack;
-        }
-        let request = v1::SetSegmentRequest {
-            customer_id: customer.id.to_string(),
-            segment: segment_to_proto(decision.segment) as i32,
-            reason: decision.reason,
-            rfm: None,
-            based_on_version: Some(customer.version),
+    }
+}
+
+/// Completed orders' items and product views, for recommendations.
+pub struct Activity {
+    store: Arc<dyn SegmentStore>,
+}
+
+impl Activity {
+    pub fn new(store: Arc<dyn SegmentStore>) -> Self {
+        Self { store }
+    }
+}
+
+#[async_trait]
+impl Handler for Activity {
+    async fn handle(&self, delivery: &Delivery) -> Outcome {
+        let event = match event(delivery) {
+            Ok(event) => event,
+            Err(outcome) => return outcome,
         };
-        match self.customers.clone().set_segment(request).await {
-            Ok(_) => {
-                tracing::info!(customer_id = %customer.id, segment = %decision.segment, "segment changed");
-                Outcome::Ack
+        let at = event.timestamp;
+        let (id, customer) = (event.id, event.customer_id);
+        let recorded = match event.event_type {
+            CustomerEventType::OrderCompleted => {
+                let Some(order) = event.order() else {
+                    return Outcome::DeadLetter("an order without order_id or items".into());
+                };
+                let items: Vec<PurchasedItem> = order
+                    .items
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|item| {
+                        Some(PurchasedItem {
+                            product_id: item.get("product_id")?.as_str()?.to_owned(),
+                            quantity: item.get("quantity")?.as_i64()?,
+                            category: item
+                                .get("category")
+                                .and_then(|c| c.as_str())
+                                .map(str::to_owned),
+                        })
+                    })
+                    .collect();
+                let order_id = order.order_id.to_owned();
+                self.store
+                    .record_purchase(id, customer, &order_id, &items, at)
+                    .await
             }
-            // A newer snapshot is on its way, or the customer is gone: nothing to do.
-            Err(status)
-                if matches!(
-                    status.code(),
-                    Code::FailedPrecondition | Code::NotFound | Code::AlreadyExists
-                ) =>
-            {
-                Outcome::Ack
+            CustomerEventType::ProductViewed => {
+                let Some(product) = event.data.get("product_id").and_then(|p| p.as_str()) else {
+                    return Outcome::DeadLetter("a view without product_id".into());
+                };
+                let category = event.data.get("category").and_then(|c| c.as_str());
+                self.store
+                    .record_view(id, customer, product, category, at)
+                    .await
             }
-            Err(status) => Outcome::Retry(format!("customer-core: {}", status.message())),
+            _ => return Outcome::Ack,
+        };
+        match recorded {
+            Ok(()) => Outcome::Ack,
+            Err(error) => retry(error),
         }
     }
 }

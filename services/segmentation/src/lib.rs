@@ -1,65 +1,91 @@
-//! crm-segmentation: rule segments (the seed's segmenter), and later RFM scores and
-//! recommendations. Today it recomputes a customer's segment whenever customer-core
-//! announces a change, and stores a changed segment through customer-core.
+//! crm-segmentation: rule segments (the seed's segmenter), RFM scores and
+//! recommendations. It keeps its own projection of customer-core's snapshots, recomputes
+//! a customer's segment and RFM on every change, recomputes everyone in a set-based
+//! batch on a schedule, and stores changed segments through customer-core.
 
+pub mod batch;
 pub mod consumer;
+pub mod error;
+pub mod grpc;
+pub mod recommend;
 pub mod settings;
+pub mod store;
+pub mod writer;
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use crm_domain::segmentation::SegmentConfig;
 use crm_platform::{
     Shutdown,
-    bus::{EventBus, RabbitBus},
-    health::Readiness,
+    bus::{EventBus, Handler, RabbitBus},
+    health::{Probe, Readiness},
     listeners::Listeners,
 };
-use crm_proto::v1::{
-    customer_service_client::CustomerServiceClient,
-    segmentation_service_server::{SegmentationService, SegmentationServiceServer},
-};
+use crm_proto::v1::segmentation_service_server::SegmentationServiceServer;
 
+pub use error::{Error, Result};
 pub use settings::Settings;
 
-/// The gRPC contract; its RPCs answer UNIMPLEMENTED until the batch, RFM and
-/// recommendations are built.
-pub struct SegmentationGrpc;
+use crate::{
+    batch::Batch,
+    grpc::SegmentationGrpc,
+    store::{PostgresStore, SegmentStore},
+    writer::CustomerCoreWriter,
+};
 
-impl SegmentationService for SegmentationGrpc {}
+/// What the service is made of; the standalone binary passes its embedded parts.
+pub struct Parts {
+    pub bus: Arc<dyn EventBus>,
+    pub store: Arc<dyn SegmentStore>,
+    /// customer-core, which stores changed segments.
+    pub customer_core: tonic::transport::Channel,
+    pub rules: SegmentConfig,
+    pub recompute_every: Option<Duration>,
+}
 
 pub struct Application {
     listeners: Listeners,
-    bus: Arc<dyn EventBus>,
-    rules: SegmentConfig,
-    customers: CustomerServiceClient<tonic::transport::Channel>,
+    parts: Parts,
+}
+
+struct StoreProbe(Arc<dyn SegmentStore>);
+
+#[async_trait::async_trait]
+impl Probe for StoreProbe {
+    fn name(&self) -> &'static str {
+        "database"
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        self.0.ping().await.map_err(|e| e.to_string())
+    }
 }
 
 impl Application {
-    pub async fn build(settings: &Settings) -> crm_platform::Result<Self> {
-        let bus = Arc::new(RabbitBus::new(settings.amqp_url.clone()));
-        let customer_core = crm_platform::grpc::channel(&settings.customer_core_url)?;
-        Self::with_bus(
-            bus,
-            customer_core,
-            settings.rules(),
-            settings.grpc_addr,
-            Some(settings.http_addr),
+    pub async fn build(settings: &Settings) -> Result<Self> {
+        let store = PostgresStore::connect(
+            settings.database_url.expose(),
+            settings.database_max_connections,
         )
-        .await
+        .await?;
+        let parts = Parts {
+            bus: Arc::new(RabbitBus::new(settings.amqp_url.clone())),
+            store: Arc::new(store),
+            customer_core: crm_platform::grpc::channel(&settings.customer_core_url)?,
+            rules: settings.rules(),
+            recompute_every: settings.recompute_every(),
+        };
+        Self::with_parts(parts, settings.grpc_addr, Some(settings.http_addr)).await
     }
 
-    pub async fn with_bus(
-        bus: Arc<dyn EventBus>,
-        customer_core: tonic::transport::Channel,
-        rules: SegmentConfig,
+    pub async fn with_parts(
+        parts: Parts,
         grpc_addr: SocketAddr,
         http_addr: Option<SocketAddr>,
-    ) -> crm_platform::Result<Self> {
+    ) -> Result<Self> {
         Ok(Self {
             listeners: Listeners::bind(grpc_addr, http_addr).await?,
-            bus,
-            rules,
-            customers: CustomerServiceClient::new(customer_core),
+            parts,
         })
     }
 
@@ -67,29 +93,49 @@ impl Application {
         self.listeners.grpc_addr()
     }
 
-    pub async fn run(self, shutdown: Shutdown) -> crm_platform::Result<()> {
-        let config = consumer::config();
-        if let Err(error) = self.bus.declare(&config).await {
-            tracing::warn!(%error, "cannot declare the segmentation queue yet; the consumer will retry");
+    pub async fn run(self, shutdown: Shutdown) -> Result<()> {
+        let Parts {
+            bus,
+            store,
+            customer_core,
+            rules,
+            recompute_every,
+        } = self.parts;
+        let writer = Arc::new(CustomerCoreWriter::new(customer_core));
+        let batch = Arc::new(Batch::new(store.clone(), writer.clone(), rules.clone()));
+        let snapshots: Arc<dyn Handler> =
+            Arc::new(consumer::Snapshots::new(store.clone(), writer, rules));
+        let activity: Arc<dyn Handler> = Arc::new(consumer::Activity::new(store.clone()));
+        let consumers = [
+            (consumer::customers_config(), snapshots),
+            (consumer::activity_config(), activity),
+        ];
+        let consuming = consumers.map(|(config, handler)| {
+            let (bus, shutdown) = (bus.clone(), shutdown.clone());
+            async move {
+                if let Err(error) = bus.declare(&config).await {
+                    tracing::warn!(%error, queue = config.queue, "cannot declare the queue yet; the consumer will retry");
+                }
+                bus.consume(config, handler, shutdown)
+                    .await
+                    .map_err(|e| crm_platform::Error::Serve(e.to_string()))
+            }
+        });
+        if let Some(every) = recompute_every {
+            tokio::spawn(batch.clone().run_every(every, shutdown.clone()));
         }
         let (router, health) = crm_platform::grpc::server_with_health();
         health
             .set_serving::<SegmentationServiceServer<SegmentationGrpc>>()
             .await;
-        let router = router.add_service(SegmentationServiceServer::new(SegmentationGrpc));
-        let recompute = Arc::new(consumer::Recompute::new(self.rules, self.customers));
-        let consuming = {
-            let (bus, shutdown) = (self.bus.clone(), shutdown.clone());
-            async move {
-                bus.consume(config, recompute, shutdown)
-                    .await
-                    .map_err(|e| crm_platform::Error::Serve(e.to_string()))
-            }
-        };
+        let grpc = SegmentationGrpc::new(store.clone(), batch);
+        let router = router.add_service(SegmentationServiceServer::new(grpc));
+        let readiness = Readiness::new(vec![Arc::new(StoreProbe(store))]);
         let serving = self
             .listeners
-            .serve("segmentation", router, Readiness::default(), shutdown);
-        tokio::try_join!(serving, consuming)?;
+            .serve("segmentation", router, readiness, shutdown);
+        let [customers, activity] = consuming;
+        tokio::try_join!(serving, customers, activity)?;
         Ok(())
     }
 }

@@ -13,6 +13,12 @@ pub struct Settings {
     pub http_addr: SocketAddr,
     pub amqp_url: Secret,
     pub customer_core_url: String,
+    /// Where segmentation keeps its tables (profiles, RFM, jobs, recommendation data), in
+    /// the schema `segmentation`; customer-core's database will do.
+    pub database_url: Secret,
+    pub database_max_connections: u32,
+    /// Seconds between scheduled recomputes (`CRM_RECOMPUTE_INTERVAL_SECS`); 0 = never.
+    pub recompute_interval_secs: u64,
     /// The seed's `SegmentConfig`: `CRM_VIP_THRESHOLD`, `CRM_CHURN_DAYS`, ...
     pub vip_threshold: f64,
     pub churn_days: i64,
@@ -28,6 +34,9 @@ impl Default for Settings {
             http_addr: ([127, 0, 0, 1], 9103).into(),
             amqp_url: Secret::new("amqp://guest:guest@127.0.0.1:5672/%2f"),
             customer_core_url: "http://127.0.0.1:50051".into(),
+            database_url: Secret::new("postgres://postgres@127.0.0.1:5432/crm"),
+            database_max_connections: 10,
+            recompute_interval_secs: 3_600,
             vip_threshold: rules.vip_threshold,
             churn_days: rules.churn_days,
             at_risk_days: rules.at_risk_days,
@@ -37,6 +46,11 @@ impl Default for Settings {
 }
 
 impl Settings {
+    pub fn recompute_every(&self) -> Option<std::time::Duration> {
+        (self.recompute_interval_secs > 0)
+            .then(|| std::time::Duration::from_secs(self.recompute_interval_secs))
+    }
+
     pub fn rules(&self) -> SegmentConfig {
         SegmentConfig {
             vip_threshold: self.vip_threshold,

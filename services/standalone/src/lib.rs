@@ -81,23 +81,28 @@ impl Standalone {
             vec![],
         )
         .await?;
-        // The segment rules come from the environment as in the distributed mode.
+        // The segment rules and schedule come from the environment as in the
+        // distributed mode.
         let segmentation_settings: crm_segmentation::Settings = crm_platform::settings::load()?;
-        let core_channel = crm_platform::grpc::channel(&format!("http://{}", core.grpc_addr()))?;
-        let segmentation = crm_segmentation::Application::with_bus(
-            bus.clone(),
-            core_channel,
-            segmentation_settings.rules(),
-            loopback,
-            None,
-        )
-        .await?;
+        let segments_db = config.data_dir.join("segmentation.db");
+        let segment_store = crm_segmentation::store::SqliteStore::open(&segments_db)
+            .await
+            .with_context(|| format!("cannot open {segments_db:?}"))?;
+        let parts = crm_segmentation::Parts {
+            bus: bus.clone(),
+            store: Arc::new(segment_store),
+            customer_core: crm_platform::grpc::channel(&format!("http://{}", core.grpc_addr()))?,
+            rules: segmentation_settings.rules(),
+            recompute_every: segmentation_settings.recompute_every(),
+        };
+        let segmentation = crm_segmentation::Application::with_parts(parts, loopback, None).await?;
         let ingestor = Ingestor::new(bus, Arc::new(MemorySeen::new(CACHE_CAPACITY)));
         let ingest = crm_event_ingest::Application::with_ingestor(ingestor, loopback, None).await?;
         let gateway_settings = crm_gateway::Settings {
             http_addr: config.listen,
             customer_core_url: format!("http://{}", core.grpc_addr()),
             event_ingest_url: format!("http://{}", ingest.grpc_addr()),
+            segmentation_url: format!("http://{}", segmentation.grpc_addr()),
             // The rest (CORS origins) from the environment, as in the distributed mode.
             ..crm_platform::settings::load::<crm_gateway::Settings>()?
         };

@@ -456,6 +456,7 @@ pub async fn run(repo: &dyn CustomerRepository) {
 
     activity(repo).await;
     segment_change(repo).await;
+    segment_changes(repo).await;
 }
 
 /// Two relays (replicas) over one outbox, with a slow broker so their rounds overlap:
@@ -560,4 +561,83 @@ async fn segment_change(repo: &dyn CustomerRepository) {
         ),
         "a stale write changes nothing"
     );
+}
+
+/// Many decisions at once: what changes gets a version and an event each, in the
+/// activity and the outbox; stale, deleted, unchanged and unknown ones are skipped.
+async fn segment_changes(repo: &dyn CustomerRepository) {
+    use crm_domain::Segment;
+
+    use super::SegmentChange;
+
+    let bus = RecordingBus::default();
+    while repo.relay_outbox(&bus, 100).await.expect("drain") > 0 {}
+    bus.published.lock().unwrap().clear();
+    let mut stored = Vec::new();
+    for i in 0..4 {
+        let c = customer(&format!("bulk{i}@example.com"));
+        repo.insert(&c).await.expect("insert");
+        stored.push(c);
+    }
+    while repo.relay_outbox(&bus, 100).await.expect("drain") > 0 {}
+    bus.published.lock().unwrap().clear();
+    let change = |c: &Customer, segment, based_on_version| SegmentChange {
+        id: c.id,
+        segment,
+        reason: "batch".into(),
+        based_on_version,
+    };
+    let changes = [
+        change(&stored[0], Segment::AtRisk, 1),
+        change(&stored[1], Segment::Churned, 1),
+        change(&stored[2], Segment::Vip, 0), // decided from an older version
+        change(&stored[3], Segment::New, 1), // already new
+        SegmentChange {
+            id: CustomerId::generate(), // unknown
+            ..change(&stored[0], Segment::Vip, 1)
+        },
+    ];
+
+    let changed = repo
+        .set_segments(&changes, Utc::now())
+        .await
+        .expect("set segments");
+
+    let mut changed_ids: Vec<CustomerId> = changed.iter().map(|c| c.id).collect();
+    changed_ids.sort_by_key(|id| id.as_uuid());
+    let mut expected = vec![stored[0].id, stored[1].id];
+    expected.sort_by_key(|id| id.as_uuid());
+    assert_eq!(changed_ids, expected);
+    let first = repo.get(stored[0].id).await.expect("get").expect("stored");
+    assert_eq!((first.segment, first.version), (Segment::AtRisk, 2));
+    assert_eq!(Some(&first), changed.iter().find(|c| c.id == first.id));
+    let untouched = repo.get(stored[2].id).await.expect("get").expect("stored");
+    assert_eq!((untouched.segment, untouched.version), (Segment::New, 1));
+    let feed = repo
+        .list_events(stored[1].id, None, None, 10)
+        .await
+        .expect("feed");
+    assert_eq!(feed.len(), 1);
+    assert_eq!(
+        feed[0].event_type,
+        CustomerEventType::CustomerSegmentChanged
+    );
+    assert_eq!(
+        (&feed[0].data["old_segment"], &feed[0].data["new_segment"]),
+        (&json!("new"), &json!("churned"))
+    );
+    while repo.relay_outbox(&bus, 100).await.expect("relay") > 0 {}
+    let keys: Vec<String> = bus
+        .published
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, m)| m.routing_key.clone())
+        .collect();
+    assert_eq!(keys, ["customer.segment_changed"; 2]);
+    let again = repo
+        .set_segments(&changes, Utc::now())
+        .await
+        .expect("again");
+    assert!(again.is_empty(), "the same decisions twice change nothing");
 }

@@ -18,6 +18,15 @@ pub use sqlite::SqliteRepository;
 
 use crate::Result;
 
+/// One segment decision of the segmentation batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SegmentChange {
+    pub id: CustomerId,
+    pub segment: crm_domain::Segment,
+    pub reason: String,
+    pub based_on_version: i64,
+}
+
 #[async_trait]
 pub trait CustomerRepository: Send + Sync {
     /// Fails with `EmailTaken` when a live customer has the e-mail. Every write also puts
@@ -30,6 +39,15 @@ pub trait CustomerRepository: Send + Sync {
     /// fails with `VersionConflict` (or `NotFound`); announces it as `change` says, in the
     /// same transaction.
     async fn update(&self, customer: &Customer, change: &Change) -> Result<()>;
+
+    /// Stores many segment decisions set-based, in one transaction: each customer still
+    /// at `based_on_version`, live and in another segment gets a new version and a
+    /// `customer.segment_changed` in its activity and the outbox. The changed customers.
+    async fn set_segments(
+        &self,
+        changes: &[SegmentChange],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Customer>>;
 
     /// Live (not deleted) customers in id order, after `after`.
     async fn list(&self, after: Option<CustomerId>, limit: u32) -> Result<Vec<Customer>>;

@@ -40,6 +40,51 @@ pub const SELECT_PAGE: &str = concat!(
     " from customers where status <> 'deleted' and ($1 is null or id > $1) order by id limit $2"
 );
 
+pub const SELECT_SOME: &str = concat!("select ", columns!(), " from customers where id in (");
+
+/// `UPDATE ... FROM (VALUES (id, segment, version, updated_at), ...)`: the columns of a
+/// VALUES list are `column1`, `column2`, ... on PostgreSQL and SQLite alike.
+pub const UPDATE_SEGMENTS_FROM: &str = "update customers set segment = v.column2, \
+     version = v.column3, updated_at = v.column4 from (";
+pub const UPDATE_SEGMENTS_WHERE: &str = ") as v where customers.id = v.column1 \
+     and customers.version = v.column3 - 1 returning customers.id";
+
+pub const INSERT_EVENTS: &str = "insert into customer_events (id, customer_id, type, data, \
+     source, occurred_at, sort_key, recorded_at) ";
+pub const INSERT_OUTBOX_ROWS: &str =
+    "insert into outbox (id, exchange, routing_key, payload, created_at) ";
+
+/// The decisions that change something: the customer is known, live, still at the
+/// version decided from, and in another segment. Each with its next state and event;
+/// the last decision wins when a customer appears twice.
+pub fn segment_changes(
+    current: &std::collections::HashMap<crm_domain::CustomerId, Customer>,
+    changes: &[super::SegmentChange],
+    now: DateTime<Utc>,
+) -> Vec<(Customer, CustomerEvent)> {
+    let mut latest = std::collections::HashMap::new();
+    for change in changes {
+        latest.insert(change.id, change);
+    }
+    let mut decided: Vec<(Customer, CustomerEvent)> = latest
+        .into_values()
+        .filter_map(|change| {
+            let customer = current.get(&change.id)?;
+            let applies = customer.version == change.based_on_version
+                && !customer.is_deleted()
+                && customer.segment != change.segment;
+            applies.then(|| {
+                let next = customer.with_segment(change.segment, now);
+                let event =
+                    CustomerEvent::segment_changed(&next, customer.segment, &change.reason, now);
+                (next, event)
+            })
+        })
+        .collect();
+    decided.sort_by_key(|(customer, _)| customer.id.as_uuid());
+    decided
+}
+
 pub const EXISTS: &str = "select 1 from customers where id = $1";
 
 pub const SELECT_LIVE_BY_EMAIL: &str = concat!(
@@ -392,6 +437,78 @@ macro_rules! impl_customer_repository {
                 sql::insert_outbox!(tx, [announcement]);
                 tx.commit().await?;
                 Ok(())
+            }
+
+            async fn set_segments(
+                &self,
+                changes: &[$crate::repo::SegmentChange],
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::Result<Vec<crm_domain::Customer>> {
+                use $crate::repo::sql;
+                if changes.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut tx = self.pool.begin().await?;
+                let mut select = sqlx::QueryBuilder::new(sql::SELECT_SOME);
+                let mut ids = select.separated(", ");
+                for change in changes {
+                    ids.push_bind(change.id.as_uuid());
+                }
+                select.push(")");
+                let rows: Vec<sql::CustomerRow> =
+                    select.build_query_as().fetch_all(&mut *tx).await?;
+                let current = rows
+                    .into_iter()
+                    .map(|row| crm_domain::Customer::try_from(row).map(|c| (c.id, c)))
+                    .collect::<$crate::Result<std::collections::HashMap<_, _>>>()?;
+                let decided = sql::segment_changes(&current, changes, now);
+                if decided.is_empty() {
+                    return Ok(Vec::new());
+                }
+                // Only rows still at the version read above change; a writer in between
+                // wins and that decision is skipped.
+                let mut update = sqlx::QueryBuilder::new(sql::UPDATE_SEGMENTS_FROM);
+                update.push_values(&decided, |mut row, (customer, _)| {
+                    row.push_bind(customer.id.as_uuid())
+                        .push_bind(customer.segment.as_str())
+                        .push_bind(customer.version)
+                        .push_bind(customer.updated_at);
+                });
+                update.push(sql::UPDATE_SEGMENTS_WHERE);
+                let updated: Vec<(uuid::Uuid,)> =
+                    update.build_query_as().fetch_all(&mut *tx).await?;
+                let updated: std::collections::HashSet<uuid::Uuid> =
+                    updated.into_iter().map(|(id,)| id).collect();
+                let decided: Vec<_> = decided
+                    .into_iter()
+                    .filter(|(customer, _)| updated.contains(&customer.id.as_uuid()))
+                    .collect();
+                if !decided.is_empty() {
+                    let mut events = sqlx::QueryBuilder::new(sql::INSERT_EVENTS);
+                    events.push_values(&decided, |mut row, (_, event)| {
+                        row.push_bind(event.id)
+                            .push_bind(event.customer_id.as_uuid())
+                            .push_bind(event.event_type.as_str())
+                            .push_bind(sqlx::types::Json(event.data.clone()))
+                            .push_bind(event.source.clone())
+                            .push_bind(event.timestamp)
+                            .push_bind(event.timestamp.timestamp_micros())
+                            .push_bind(now);
+                    });
+                    events.build().execute(&mut *tx).await?;
+                    let mut outbox = sqlx::QueryBuilder::new(sql::INSERT_OUTBOX_ROWS);
+                    outbox.push_values(&decided, |mut row, (_, event)| {
+                        let message = sql::OutboxMessage::event(event);
+                        row.push_bind(message.id)
+                            .push_bind(message.exchange)
+                            .push_bind(message.routing_key)
+                            .push_bind(sqlx::types::Json(message.payload))
+                            .push_bind(message.at);
+                    });
+                    outbox.build().execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(decided.into_iter().map(|(customer, _)| customer).collect())
             }
 
             async fn list(

@@ -1,0 +1,262 @@
+//! Segments, RFM scores and recommendations, kept by crm-segmentation.
+
+use std::collections::BTreeMap;
+
+use axum::{
+    Json,
+    extract::{Path, Query, State, rejection::QueryRejection},
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use chrono::{DateTime, Utc};
+use crm_domain::Segment;
+use crm_proto::{
+    convert::{datetime, segment_from_proto},
+    v1,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::{
+    AppState,
+    customers::parse_id,
+    error::{Error, Problem, Result},
+};
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RfmView {
+    /// 1-5, 5 = ordered most recently.
+    pub recency: i32,
+    /// 1-5, 5 = most orders.
+    pub frequency: i32,
+    /// 1-5, 5 = spent most.
+    pub monetary: i32,
+    /// champions, loyal, potential_loyalist, new, promising, needs_attention,
+    /// about_to_sleep, at_risk, cannot_lose, hibernating or lost.
+    pub segment: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CustomerSegmentView {
+    pub customer_id: String,
+    pub segment: Option<Segment>,
+    /// Absent until a recompute has computed the RFM bounds of the base.
+    pub rfm: Option<RfmView>,
+    /// When the RFM scores were computed.
+    pub computed_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SegmentCountsView {
+    /// Live customers per rule segment.
+    pub by_segment: BTreeMap<String, u64>,
+    /// Live customers per RFM segment (scored ones).
+    pub by_rfm_segment: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecomputeJobView {
+    pub id: String,
+    /// `running`, `completed` or `failed`.
+    pub status: String,
+    /// What it does now: computing RFM bounds, scoring RFM, storing changed segments, done.
+    pub phase: String,
+    /// Customers in the base.
+    pub total: u64,
+    /// Customers whose segment and RFM are settled.
+    pub processed: u64,
+    /// Customers whose segment changed (one `customer.segment_changed` each).
+    pub changed: u64,
+    pub error: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl From<v1::RecomputeJob> for RecomputeJobView {
+    fn from(job: v1::RecomputeJob) -> Self {
+        Self {
+            id: job.id,
+            status: job.status,
+            phase: job.phase,
+            total: job.total,
+            processed: job.processed,
+            changed: job.changed,
+            error: job.error,
+            started_at: datetime(job.started_at.as_ref()),
+            finished_at: datetime(job.finished_at.as_ref()),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecommendationView {
+    pub product_id: String,
+    /// Higher first: co-occurrence weight, or units sold for best sellers.
+    pub score: f64,
+    /// e.g. "bought together with p-42", "best seller in shoes".
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecommendationsView {
+    pub items: Vec<RecommendationView>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RecommendationParams {
+    /// 1-10 (default 10).
+    limit: Option<u32>,
+}
+
+/// A customer's rule segment and RFM scores.
+#[utoipa::path(
+    get, path = "/api/customers/{id}/segment", tag = "segments",
+    params(("id" = String, Path, description = "Customer id (UUID)")),
+    responses(
+        (status = 200, description = "Segment and RFM", body = CustomerSegmentView),
+        (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown to segmentation (yet)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn customer_segment(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<CustomerSegmentView>> {
+    let id = parse_id(&id)?;
+    let request = v1::GetCustomerSegmentRequest {
+        customer_id: id.to_string(),
+    };
+    let found = state
+        .segmentation
+        .clone()
+        .get_customer_segment(request)
+        .await?
+        .into_inner();
+    Ok(Json(CustomerSegmentView {
+        customer_id: found.customer_id,
+        segment: segment_from_proto(found.segment),
+        computed_at: datetime(found.computed_at.as_ref()),
+        rfm: found.rfm.map(|rfm| RfmView {
+            recency: rfm.recency,
+            frequency: rfm.frequency,
+            monetary: rfm.monetary,
+            segment: rfm.segment_name,
+        }),
+    }))
+}
+
+/// How many customers are in each segment and RFM segment.
+#[utoipa::path(
+    get, path = "/api/segments", tag = "segments",
+    responses((status = 200, description = "Counts", body = SegmentCountsView))
+)]
+pub async fn segment_counts(State(state): State<AppState>) -> Result<Json<SegmentCountsView>> {
+    let counts = state
+        .segmentation
+        .clone()
+        .get_segment_counts(v1::GetSegmentCountsRequest {})
+        .await?
+        .into_inner();
+    Ok(Json(SegmentCountsView {
+        by_segment: counts.by_segment.into_iter().collect(),
+        by_rfm_segment: counts.by_rfm_segment.into_iter().collect(),
+    }))
+}
+
+/// Start recomputing every customer's segment and RFM (the scheduled batch, now).
+#[utoipa::path(
+    post, path = "/api/segments/recompute", tag = "segments",
+    responses(
+        (status = 202, description = "Started; follow the Location", body = RecomputeJobView,
+         headers(("Location" = String, description = "/api/segments/jobs/{id}"))),
+        (status = 409, description = "A recompute is already running (its id in the detail)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn start_recompute(State(state): State<AppState>) -> Result<Response> {
+    let job = state
+        .segmentation
+        .clone()
+        .start_recompute(v1::StartRecomputeRequest {})
+        .await?
+        .into_inner();
+    let location = HeaderValue::from_str(&format!("/api/segments/jobs/{}", job.id)).ok();
+    let mut response = (StatusCode::ACCEPTED, Json(RecomputeJobView::from(job))).into_response();
+    if let Some(location) = location {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+/// A recompute's progress.
+#[utoipa::path(
+    get, path = "/api/segments/jobs/{id}", tag = "segments",
+    params(("id" = String, Path, description = "Job id (UUID)")),
+    responses(
+        (status = 200, description = "The job", body = RecomputeJobView),
+        (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown job", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn recompute_job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<RecomputeJobView>> {
+    let id = uuid::Uuid::parse_str(&id)
+        .map_err(|_| Error::Malformed(format!("{id:?} is not a job id (a UUID)")))?;
+    let job = state
+        .segmentation
+        .clone()
+        .get_recompute_job(v1::GetRecomputeJobRequest { id: id.to_string() })
+        .await?
+        .into_inner();
+    Ok(Json(job.into()))
+}
+
+/// Up to 10 products for a customer, each with why.
+#[utoipa::path(
+    get, path = "/api/customers/{id}/recommendations", tag = "segments",
+    params(("id" = String, Path, description = "Customer id (UUID)"), RecommendationParams),
+    responses(
+        (status = 200, description = "Best first", body = RecommendationsView),
+        (status = 400, description = "Malformed id or query", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown to segmentation (yet)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "limit out of range", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn recommendations(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    params: std::result::Result<Query<RecommendationParams>, QueryRejection>,
+) -> Result<Json<RecommendationsView>> {
+    let Query(params) = params.map_err(|e| Error::Malformed(e.body_text()))?;
+    let id = parse_id(&id)?;
+    // 0 would mean "the default" on the wire.
+    if params.limit == Some(0) {
+        return Err(Error::field(
+            "limit",
+            "must be 1 to 10",
+            "limit out of range",
+        ));
+    }
+    let request = v1::GetRecommendationsRequest {
+        customer_id: id.to_string(),
+        limit: params.limit.unwrap_or(0),
+    };
+    let found = state
+        .segmentation
+        .clone()
+        .get_recommendations(request)
+        .await?
+        .into_inner();
+    let items = found
+        .products
+        .into_iter()
+        .map(|p| RecommendationView {
+            product_id: p.product_id,
+            score: p.score,
+            reason: p.reason,
+        })
+        .collect();
+    Ok(Json(RecommendationsView { items }))
+}

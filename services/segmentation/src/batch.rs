@@ -1,0 +1,224 @@
+//! The recompute batch: time moves customers between segments without any event (a
+//! regular customer drifts to at risk), so everyone is recomputed on a schedule and on
+//! demand. It is set-based: RFM bounds and scores are a few statements over the whole
+//! base, and only the customers whose segment changes leave the database, a thousand per
+//! call to customer-core. One batch runs at a time across replicas (a row in
+//! `recompute_jobs`); the second start is refused with the running job's id.
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::{DateTime, Utc};
+use crm_domain::segmentation::SegmentConfig;
+use crm_platform::Shutdown;
+
+use crate::{
+    Error, Result,
+    store::{JobStatus, RecomputeJob, SegmentStore},
+    writer::{Decided, MAX_DECISIONS, SegmentWriter},
+};
+
+/// A running job that has not reported progress for this long belongs to a process
+/// that died; the next start marks it failed.
+const STALE_AFTER_MINUTES: i64 = 10;
+
+pub struct Batch {
+    store: Arc<dyn SegmentStore>,
+    writer: Arc<dyn SegmentWriter>,
+    rules: SegmentConfig,
+}
+
+impl Batch {
+    pub fn new(
+        store: Arc<dyn SegmentStore>,
+        writer: Arc<dyn SegmentWriter>,
+        rules: SegmentConfig,
+    ) -> Self {
+        Self {
+            store,
+            writer,
+            rules,
+        }
+    }
+
+    /// Registers a job and runs it in the background; the job as registered, or
+    /// `AlreadyRunning`.
+    pub async fn start(self: &Arc<Self>) -> Result<RecomputeJob> {
+        let now = crm_domain::stored_precision(Utc::now());
+        let job = self
+            .store
+            .start_job(now, chrono::Duration::minutes(STALE_AFTER_MINUTES))
+            .await?;
+        let batch = self.clone();
+        let started = job.clone();
+        tokio::spawn(async move { batch.run(started, now).await });
+        Ok(job)
+    }
+
+    /// Runs a registered job to its end, recording how it ended.
+    pub async fn run(&self, mut job: RecomputeJob, now: DateTime<Utc>) -> RecomputeJob {
+        tracing::info!(job_id = %job.id, "segment recompute started");
+        let outcome = self.recompute(&mut job, now).await;
+        job.phase = "done".into();
+        job.finished_at = Some(crm_domain::stored_precision(Utc::now()));
+        match outcome {
+            Ok(()) => {
+                job.status = JobStatus::Completed;
+                tracing::info!(job_id = %job.id, total = job.total, changed = job.changed, "segment recompute completed");
+            }
+            Err(error) => {
+                job.status = JobStatus::Failed;
+                job.error = Some(error.to_string());
+                tracing::error!(job_id = %job.id, %error, "segment recompute failed");
+            }
+        }
+        if let Err(error) = self.store.save_job(&job, Utc::now()).await {
+            tracing::error!(job_id = %job.id, %error, "cannot record the end of the recompute");
+        }
+        job
+    }
+
+    async fn recompute(&self, job: &mut RecomputeJob, now: DateTime<Utc>) -> Result<()> {
+        job.total = self.store.count_live().await?;
+        self.progress(job, "computing RFM bounds").await?;
+        if let Some(bounds) = self.store.compute_bounds(now).await? {
+            self.progress(job, "scoring RFM").await?;
+            self.store.score_all(&bounds, now).await?;
+        }
+        let pending = self.store.count_pending(&self.rules, now).await?;
+        job.processed = job.total.saturating_sub(pending);
+        self.progress(job, "storing changed segments").await?;
+        let mut after = None;
+        loop {
+            let page = self
+                .store
+                .pending_changes(&self.rules, now, after, MAX_DECISIONS as u32)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.customer_id);
+            let decisions: Vec<Decided> = page
+                .iter()
+                .map(|profile| {
+                    let decision = profile.decide(&self.rules, now);
+                    Decided {
+                        customer_id: profile.customer_id,
+                        based_on_version: profile.version,
+                        segment: decision.segment,
+                        reason: decision.reason,
+                    }
+                })
+                .collect();
+            job.changed += self.writer.store(decisions).await?;
+            job.processed += page.len() as u64;
+            self.save(job).await?;
+        }
+        // Every customer has been looked at (pages shrink when snapshots arrive meanwhile).
+        job.processed = job.total;
+        Ok(())
+    }
+
+    async fn progress(&self, job: &mut RecomputeJob, phase: &str) -> Result<()> {
+        job.phase = phase.into();
+        self.save(job).await
+    }
+
+    async fn save(&self, job: &RecomputeJob) -> Result<()> {
+        self.store.save_job(job, Utc::now()).await
+    }
+
+    /// Starts a batch every `interval` until shutdown; a batch still running then is
+    /// left alone.
+    pub async fn run_every(self: Arc<Self>, interval: Duration, shutdown: Shutdown) {
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                () = shutdown.wait() => return,
+            }
+            match self.start().await {
+                Ok(_) => {}
+                Err(Error::AlreadyRunning(job)) => {
+                    tracing::info!(?job, "scheduled recompute skipped: one is running")
+                }
+                Err(error) => tracing::error!(%error, "cannot start the scheduled recompute"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use chrono::{Duration as Days, TimeZone};
+    use crm_domain::{CustomerId, Segment};
+
+    use super::*;
+    use crate::store::{Profile, SqliteStore};
+
+    /// Records decisions and, like customer-core, applies those made from the
+    /// current version.
+    #[derive(Default)]
+    struct RecordingWriter(Mutex<Vec<Decided>>);
+
+    #[async_trait::async_trait]
+    impl SegmentWriter for RecordingWriter {
+        async fn store(&self, decisions: Vec<Decided>) -> Result<u64> {
+            let n = decisions.len() as u64;
+            self.0.lock().unwrap().extend(decisions);
+            Ok(n)
+        }
+    }
+
+    #[tokio::test]
+    async fn recomputes_everyone_and_stores_only_what_changed() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap();
+        let store = Arc::new(SqliteStore::in_memory().await.unwrap());
+        let profile = |segment, last_order_days_ago| Profile {
+            customer_id: CustomerId::generate(),
+            version: 4,
+            deleted: false,
+            segment,
+            created_at: now - Days::days(400),
+            total_orders: 1,
+            total_spent: 50.0,
+            lifetime_value: 50.0,
+            last_order_at: Some(now - Days::days(last_order_days_ago)),
+            categories: vec![],
+            rfm: None,
+        };
+        let drifted = profile(Segment::Regular, 91);
+        let settled = profile(Segment::Regular, 10);
+        for p in [&drifted, &settled] {
+            store.upsert_profile(p).await.unwrap();
+        }
+        let writer = Arc::new(RecordingWriter::default());
+        let batch = Batch::new(store.clone(), writer.clone(), SegmentConfig::default());
+        let job = store
+            .start_job(now, chrono::Duration::minutes(10))
+            .await
+            .unwrap();
+
+        let done = batch.run(job, now).await;
+
+        assert_eq!(done.status, JobStatus::Completed, "{:?}", done.error);
+        assert_eq!((done.total, done.processed, done.changed), (2, 2, 1));
+        assert_eq!(
+            *writer.0.lock().unwrap(),
+            [Decided {
+                customer_id: drifted.customer_id,
+                based_on_version: 4,
+                segment: Segment::AtRisk,
+                reason: "91 days since the last order (over 90)".into(),
+            }]
+        );
+        assert_eq!(store.job(done.id).await.unwrap(), Some(done));
+        let rfm = store
+            .profile(settled.customer_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .rfm;
+        assert!(rfm.is_some(), "RFM is scored for everyone");
+    }
+}

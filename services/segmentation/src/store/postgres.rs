@@ -1,0 +1,92 @@
+//! The PostgreSQL adapter of segmentation's store.
+
+use std::{str::FromStr, time::Duration};
+
+use sqlx::{
+    Connection, PgConnection, PgPool, Postgres,
+    migrate::MigrateDatabase,
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
+
+use super::sql::{impl_segment_store, write_rfm_names};
+use crate::Result;
+
+/// The schema segmentation's tables live in.
+pub const SCHEMA: &str = "segmentation";
+
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Connects, creating the database when it does not exist yet, runs the migrations
+    /// and writes the RFM map. Everything lives in the schema `segmentation` (its own
+    /// migration history included), so the database may be customer-core's.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
+        if !Postgres::database_exists(url).await.unwrap_or(true) {
+            tracing::info!("creating the database");
+            // customer-core may be creating it at the same moment.
+            if let Err(error) = Postgres::create_database(url).await
+                && !Postgres::database_exists(url).await.unwrap_or(false)
+            {
+                return Err(error.into());
+            }
+        }
+        let mut setup = PgConnection::connect(url).await?;
+        sqlx::query(Self::CREATE_SCHEMA).execute(&mut setup).await?;
+        setup.close().await?;
+        let options = PgConnectOptions::from_str(url)?.options([("search_path", SCHEMA)]);
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        write_rfm_names!(pool);
+        Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The benchmark's baseline: the segment rules as one hand-written `UPDATE` of this
+    /// store's profiles; how many rows changed.
+    pub async fn update_all_segments_in_one_statement(
+        &self,
+        rules: &crm_domain::segmentation::SegmentConfig,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64> {
+        let done = sqlx::query(super::sql::UPDATE_ALL_SEGMENTS)
+            .bind(super::sql::micros(now))
+            .bind(rules.vip_threshold)
+            .bind(rules.churn_days)
+            .bind(rules.at_risk_days)
+            .bind(rules.new_customer_days)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    const CREATE_SCHEMA: &str = "create schema if not exists segmentation";
+
+    const UPSERT_VIEW: &str = "insert into product_views (customer_id, product_id, views, \
+         last_at_us) values ($1, $2, 1, $3) on conflict (customer_id, product_id) do update \
+         set views = product_views.views + 1, \
+         last_at_us = greatest(product_views.last_at_us, excluded.last_at_us)";
+}
+
+impl_segment_store!(PostgresStore);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn contract() {
+        let url = crm_platform::testing::fresh_postgres_url().await;
+        let store = PostgresStore::connect(&url, 5).await.expect("connect");
+        super::super::contract::run(&store).await;
+    }
+}

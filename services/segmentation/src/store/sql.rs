@@ -1,0 +1,812 @@
+//! The SQL both adapters share (`$n` placeholders work on PostgreSQL and SQLite alike),
+//! the row types, and the batch's generated statements.
+
+use chrono::{DateTime, Utc};
+use crm_domain::{
+    CustomerId,
+    rfm::{Quintiles, RfmBounds, RfmScore},
+};
+use uuid::Uuid;
+
+use super::{JobStatus, Profile, RecomputeJob, ScoredRfm};
+use crate::{Error, Result};
+
+pub fn micros(at: DateTime<Utc>) -> i64 {
+    at.timestamp_micros()
+}
+
+pub fn from_micros(us: i64) -> Result<DateTime<Utc>> {
+    DateTime::from_timestamp_micros(us).ok_or_else(|| Error::Corrupt(format!("time {us}")))
+}
+
+macro_rules! profile_columns {
+    () => {
+        "customer_id, version, deleted, segment, created_at_us, total_orders, total_spent, \
+         lifetime_value, last_order_at_us, categories, rfm_recency, rfm_frequency, \
+         rfm_monetary, rfm_segment, rfm_computed_us"
+    };
+}
+
+/// Only a newer snapshot replaces the stored one; RFM stays until rescored.
+pub const UPSERT_PROFILE: &str = "insert into profiles (customer_id, version, deleted, segment, \
+     created_at_us, total_orders, total_spent, lifetime_value, last_order_at_us, categories) \
+     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) on conflict (customer_id) do update set \
+     version = excluded.version, deleted = excluded.deleted, segment = excluded.segment, \
+     created_at_us = excluded.created_at_us, total_orders = excluded.total_orders, \
+     total_spent = excluded.total_spent, lifetime_value = excluded.lifetime_value, \
+     last_order_at_us = excluded.last_order_at_us, categories = excluded.categories \
+     where profiles.version < excluded.version";
+
+pub const SELECT_PROFILE: &str = concat!(
+    "select ",
+    profile_columns!(),
+    " from profiles where customer_id = $1"
+);
+
+pub const SAVE_RFM: &str = "update profiles set rfm_recency = $2, rfm_frequency = $3, \
+     rfm_monetary = $4, rfm_segment = $5, rfm_computed_us = $6 where customer_id = $1";
+
+pub const COUNT_BY_SEGMENT: &str =
+    "select segment, count(*) from profiles where not deleted group by segment";
+pub const COUNT_BY_RFM_SEGMENT: &str = "select rfm_segment, count(*) from profiles \
+     where not deleted and rfm_segment is not null group by rfm_segment";
+pub const COUNT_LIVE: &str = "select count(*) from profiles where not deleted";
+
+pub const SELECT_BOUNDS: &str = "select bounds from rfm_bounds where id = 1";
+pub const SAVE_BOUNDS: &str = "insert into rfm_bounds (id, bounds) values (1, $1) \
+     on conflict (id) do update set bounds = excluded.bounds";
+
+pub const DELETE_RFM_NAMES: &str = "delete from rfm_names";
+pub const INSERT_RFM_NAME: &str =
+    "insert into rfm_names (recency, frequency, monetary, name) values ($1, $2, $3, $4)";
+
+/// `$1` = now in µs. Days as the domain counts them: whole days, never negative.
+macro_rules! days_since {
+    ($column:literal) => {
+        concat!(
+            "(case when $1 < ",
+            $column,
+            " then 0 else ($1 - ",
+            $column,
+            ") / 86400000000 end)"
+        )
+    };
+}
+
+/// The value RFM ranks for each dimension, and which rows it ranks.
+pub const RECENCY: &str = days_since!("last_order_at_us");
+pub const FREQUENCY: &str = "total_orders";
+pub const MONETARY: &str = "total_spent";
+
+/// The values at ranks `$2..$5` (1-based, ascending) of `value` over the live base.
+pub fn ranked_values(value: &str, only_ordered: bool) -> String {
+    let filter = if only_ordered {
+        " and last_order_at_us is not null"
+    } else {
+        ""
+    };
+    format!(
+        "select rn, v from (select cast({value} as double precision) as v, row_number() over \
+         (order by {value}) as rn from profiles where not deleted{filter}) ranked \
+         where rn in ($2, $3, $4, $5)"
+    )
+}
+
+/// The nearest ranks (1-based) of the 20th..80th percentiles of `n` values, as
+/// `Quintiles::of` picks them.
+pub fn quintile_ranks(n: i64) -> [i64; 4] {
+    [20, 40, 60, 80].map(|p| ((p * n + 99) / 100).max(1))
+}
+
+/// `1 + how many cut points value is above`, as `Quintiles::rank`.
+fn rank(value: &str, quintiles: &Quintiles) -> String {
+    let above: Vec<String> = quintiles
+        .0
+        .iter()
+        .map(|cut| format!("case when {value} > {cut:?} then 1 else 0 end"))
+        .collect();
+    format!("(1 + {})", above.join(" + "))
+}
+
+/// Scores every live customer against `bounds` and names its RFM segment from the
+/// `rfm_names` map, in one statement. `$1` = now in µs.
+pub fn score_all(bounds: &RfmBounds) -> String {
+    let recency = match &bounds.recency {
+        Some(q) => format!(
+            "case when last_order_at_us is null then 1 else 6 - {} end",
+            rank(RECENCY, q)
+        ),
+        None => "1".into(),
+    };
+    format!(
+        "update profiles set rfm_recency = s.r, rfm_frequency = s.f, rfm_monetary = s.m, \
+         rfm_segment = n.name, rfm_computed_us = $1 from (select customer_id as id, \
+         {recency} as r, {} as f, {} as m from profiles where not deleted) s \
+         join rfm_names n on n.recency = s.r and n.frequency = s.f and n.monetary = s.m \
+         where profiles.customer_id = s.id",
+        rank(FREQUENCY, &bounds.frequency),
+        rank(MONETARY, &bounds.monetary),
+    )
+}
+
+/// The segment rules of `SegmentConfig::decide` as one SQL expression. `$1` = now in µs,
+/// `$2` VIP threshold, `$3` churn days, `$4` at-risk days, `$5` new-customer days.
+macro_rules! wanted_segment {
+    () => {
+        concat!(
+            "case when lifetime_value >= $2 then 'vip' when ",
+            days_since!("coalesce(last_order_at_us, created_at_us)"),
+            " > $3 then 'churned' when ",
+            days_since!("coalesce(last_order_at_us, created_at_us)"),
+            " > $4 then 'at_risk' when ",
+            days_since!("created_at_us"),
+            " <= $5 then 'new' else 'regular' end"
+        )
+    };
+}
+
+/// Live customers whose stored segment differs from the rules' (`$6` = after this id,
+/// `$7` = at most).
+pub const PENDING_CHANGES: &str = concat!(
+    "select ",
+    profile_columns!(),
+    " from profiles where not deleted and ($6 is null or customer_id > $6) and segment <> ",
+    wanted_segment!(),
+    " order by customer_id limit $7"
+);
+
+pub const COUNT_PENDING: &str = concat!(
+    "select count(*) from profiles where not deleted and segment <> ",
+    wanted_segment!()
+);
+
+/// The same rule work as one hand-written UPDATE: the benchmark's baseline (it stores
+/// segments without events, RFM or customer-core, so it is not a way to run the batch).
+pub const UPDATE_ALL_SEGMENTS: &str = concat!(
+    "update profiles set segment = ",
+    wanted_segment!(),
+    " where not deleted and segment <> ",
+    wanted_segment!()
+);
+
+/// Marks a running job that stopped beating as failed. `$1` = beat before this.
+pub const FAIL_STALE_JOBS: &str = "update recompute_jobs set status = 'failed', \
+     error = 'abandoned: its process stopped', phase = 'done', finished_at_us = heartbeat_us \
+     where status = 'running' and heartbeat_us < $1";
+
+pub const INSERT_JOB: &str = "insert into recompute_jobs (id, status, phase, total, processed, \
+     changed, error, started_at_us, heartbeat_us, finished_at_us) values ($1, $2, $3, $4, $5, \
+     $6, $7, $8, $9, $10)";
+
+pub const UPDATE_JOB: &str = "update recompute_jobs set status = $2, phase = $3, total = $4, \
+     processed = $5, changed = $6, error = $7, heartbeat_us = $8, finished_at_us = $9 \
+     where id = $1";
+
+macro_rules! job_columns {
+    () => {
+        "id, status, phase, total, processed, changed, error, started_at_us, finished_at_us"
+    };
+}
+
+pub const SELECT_JOB: &str = concat!(
+    "select ",
+    job_columns!(),
+    " from recompute_jobs where id = $1"
+);
+pub const SELECT_RUNNING_JOB: &str = concat!(
+    "select ",
+    job_columns!(),
+    " from recompute_jobs where status = 'running'"
+);
+
+pub const INSERT_APPLIED: &str =
+    "insert into applied_events (id) values ($1) on conflict do nothing";
+pub const INSERT_PURCHASE: &str = "insert into purchases (customer_id, order_id, product_id, \
+     quantity, at_us) values ($1, $2, $3, $4, $5) on conflict (customer_id, order_id, product_id) \
+     do update set quantity = purchases.quantity + excluded.quantity";
+pub const UPSERT_PRODUCT: &str = "insert into products (product_id, category) values ($1, $2) \
+     on conflict (product_id) do update set category = excluded.category";
+
+/// `$1` = the customer, `$2` = how many anchors.
+pub const BOUGHT_TOGETHER: &str = "select mine.product_id, mine.at_us, other.product_id, \
+     count(*) from (select product_id, max(at_us) as at_us from purchases where customer_id = $1 \
+     group by product_id order by max(at_us) desc, product_id limit $2) mine \
+     join purchases hit on hit.product_id = mine.product_id \
+     join purchases other on other.customer_id = hit.customer_id \
+     and other.order_id = hit.order_id and other.product_id <> hit.product_id \
+     group by mine.product_id, mine.at_us, other.product_id";
+
+pub const VIEWED_TOGETHER: &str = "select mine.product_id, mine.last_at_us, other.product_id, \
+     count(*) from (select product_id, last_at_us from product_views where customer_id = $1 \
+     order by last_at_us desc, product_id limit $2) mine \
+     join product_views hit on hit.product_id = mine.product_id and hit.customer_id <> $1 \
+     join product_views other on other.customer_id = hit.customer_id \
+     and other.product_id <> hit.product_id \
+     group by mine.product_id, mine.last_at_us, other.product_id";
+
+pub const PURCHASED: &str = "select distinct product_id from purchases where customer_id = $1";
+
+pub const BEST_SELLERS: &str = "select p.product_id, pr.category, cast(sum(p.quantity) as bigint) as sold \
+     from purchases p left join products pr on pr.product_id = p.product_id \
+     where ($1 is null or pr.category = $1) group by p.product_id, pr.category \
+     order by sold desc, p.product_id limit $2";
+
+#[derive(sqlx::FromRow)]
+pub struct ProfileRow {
+    customer_id: Uuid,
+    version: i64,
+    deleted: bool,
+    segment: String,
+    created_at_us: i64,
+    total_orders: i64,
+    total_spent: f64,
+    lifetime_value: f64,
+    last_order_at_us: Option<i64>,
+    categories: String,
+    rfm_recency: Option<i16>,
+    rfm_frequency: Option<i16>,
+    rfm_monetary: Option<i16>,
+    rfm_segment: Option<String>,
+    rfm_computed_us: Option<i64>,
+}
+
+impl TryFrom<ProfileRow> for Profile {
+    type Error = Error;
+
+    fn try_from(row: ProfileRow) -> Result<Self> {
+        let score = |v: Option<i16>| v.and_then(|v| u8::try_from(v).ok());
+        let rfm = match (
+            score(row.rfm_recency),
+            score(row.rfm_frequency),
+            score(row.rfm_monetary),
+            row.rfm_segment,
+            row.rfm_computed_us,
+        ) {
+            (Some(recency), Some(frequency), Some(monetary), Some(name), Some(at)) => {
+                Some(ScoredRfm {
+                    score: RfmScore {
+                        recency,
+                        frequency,
+                        monetary,
+                    },
+                    segment: name.parse().map_err(Error::Corrupt)?,
+                    computed_at: from_micros(at)?,
+                })
+            }
+            _ => None,
+        };
+        Ok(Self {
+            customer_id: CustomerId::from(row.customer_id),
+            version: row.version,
+            deleted: row.deleted,
+            segment: row.segment.parse().map_err(Error::Corrupt)?,
+            created_at: from_micros(row.created_at_us)?,
+            total_orders: row.total_orders,
+            total_spent: row.total_spent,
+            lifetime_value: row.lifetime_value,
+            last_order_at: row.last_order_at_us.map(from_micros).transpose()?,
+            categories: serde_json::from_str(&row.categories)
+                .map_err(|e| Error::Corrupt(e.to_string()))?,
+            rfm,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct JobRow {
+    id: Uuid,
+    status: String,
+    phase: String,
+    total: i64,
+    processed: i64,
+    changed: i64,
+    error: Option<String>,
+    started_at_us: i64,
+    finished_at_us: Option<i64>,
+}
+
+impl TryFrom<JobRow> for RecomputeJob {
+    type Error = Error;
+
+    fn try_from(row: JobRow) -> Result<Self> {
+        let status = match row.status.as_str() {
+            "running" => JobStatus::Running,
+            "completed" => JobStatus::Completed,
+            "failed" => JobStatus::Failed,
+            other => return Err(Error::Corrupt(format!("job status {other}"))),
+        };
+        let count = |n: i64| u64::try_from(n).unwrap_or_default();
+        Ok(Self {
+            id: row.id,
+            status,
+            phase: row.phase,
+            total: count(row.total),
+            processed: count(row.processed),
+            changed: count(row.changed),
+            error: row.error,
+            started_at: from_micros(row.started_at_us)?,
+            finished_at: row.finished_at_us.map(from_micros).transpose()?,
+        })
+    }
+}
+
+/// Binds a job to UPDATE_JOB.
+macro_rules! bind_job {
+    ($query:expr, $job:expr, $now:expr) => {{
+        let job: &$crate::store::RecomputeJob = $job;
+        let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        $query
+            .bind(job.id)
+            .bind(job.status.as_str())
+            .bind(job.phase.clone())
+            .bind(count(job.total))
+            .bind(count(job.processed))
+            .bind(count(job.changed))
+            .bind(job.error.clone())
+            .bind($crate::store::sql::micros($now))
+            .bind(job.finished_at.map($crate::store::sql::micros))
+    }};
+}
+pub(crate) use bind_job;
+
+/// The `SegmentStore` implementation over one sqlx pool type; both adapters use it, so
+/// PostgreSQL and SQLite cannot drift apart.
+macro_rules! impl_segment_store {
+    ($adapter:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::store::SegmentStore for $adapter {
+            async fn upsert_profile(&self, p: &$crate::store::Profile) -> $crate::Result<bool> {
+                use $crate::store::sql::{UPSERT_PROFILE, micros};
+                let categories = serde_json::to_string(&p.categories).expect("strings serialize");
+                let done = sqlx::query(UPSERT_PROFILE)
+                    .bind(p.customer_id.as_uuid())
+                    .bind(p.version)
+                    .bind(p.deleted)
+                    .bind(p.segment.as_str())
+                    .bind(micros(p.created_at))
+                    .bind(p.total_orders)
+                    .bind(p.total_spent)
+                    .bind(p.lifetime_value)
+                    .bind(p.last_order_at.map(micros))
+                    .bind(categories)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn profile(
+                &self,
+                id: crm_domain::CustomerId,
+            ) -> $crate::Result<Option<$crate::store::Profile>> {
+                let row: Option<$crate::store::sql::ProfileRow> =
+                    sqlx::query_as($crate::store::sql::SELECT_PROFILE)
+                        .bind(id.as_uuid())
+                        .fetch_optional(&self.pool)
+                        .await?;
+                row.map(TryInto::try_into).transpose()
+            }
+
+            async fn save_rfm(
+                &self,
+                id: crm_domain::CustomerId,
+                rfm: &$crate::store::ScoredRfm,
+            ) -> $crate::Result<()> {
+                sqlx::query($crate::store::sql::SAVE_RFM)
+                    .bind(id.as_uuid())
+                    .bind(i16::from(rfm.score.recency))
+                    .bind(i16::from(rfm.score.frequency))
+                    .bind(i16::from(rfm.score.monetary))
+                    .bind(rfm.segment.as_str())
+                    .bind($crate::store::sql::micros(rfm.computed_at))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn counts(&self) -> $crate::Result<$crate::store::SegmentCounts> {
+                use $crate::store::sql::{COUNT_BY_RFM_SEGMENT, COUNT_BY_SEGMENT};
+                let count = |rows: Vec<(String, i64)>| {
+                    rows.into_iter()
+                        .map(|(name, n)| (name, u64::try_from(n).unwrap_or_default()))
+                        .collect()
+                };
+                let by_segment = sqlx::query_as(COUNT_BY_SEGMENT)
+                    .fetch_all(&self.pool)
+                    .await?;
+                let by_rfm = sqlx::query_as(COUNT_BY_RFM_SEGMENT)
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok($crate::store::SegmentCounts {
+                    by_segment: count(by_segment),
+                    by_rfm_segment: count(by_rfm),
+                })
+            }
+
+            async fn bounds(&self) -> $crate::Result<Option<crm_domain::rfm::RfmBounds>> {
+                let row: Option<(String,)> = sqlx::query_as($crate::store::sql::SELECT_BOUNDS)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(|(json,)| {
+                    serde_json::from_str(&json).map_err(|e| $crate::Error::Corrupt(e.to_string()))
+                })
+                .transpose()
+            }
+
+            async fn compute_bounds(
+                &self,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::Result<Option<crm_domain::rfm::RfmBounds>> {
+                use $crate::store::sql::{self, FREQUENCY, MONETARY, RECENCY};
+                let now_us = sql::micros(now);
+                let mut quintiles = Vec::new();
+                for (value, only_ordered) in
+                    [(RECENCY, true), (FREQUENCY, false), (MONETARY, false)]
+                {
+                    let filter = if only_ordered {
+                        " and last_order_at_us is not null"
+                    } else {
+                        ""
+                    };
+                    let count: (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                        "select count(*) from profiles where not deleted{filter}"
+                    )))
+                    .fetch_one(&self.pool)
+                    .await?;
+                    if count.0 == 0 {
+                        quintiles.push(None);
+                        continue;
+                    }
+                    let ranks = sql::quintile_ranks(count.0);
+                    let rows: Vec<(i64, f64)> = sqlx::query_as(sqlx::AssertSqlSafe(
+                        sql::ranked_values(value, only_ordered),
+                    ))
+                    .bind(now_us)
+                    .bind(ranks[0])
+                    .bind(ranks[1])
+                    .bind(ranks[2])
+                    .bind(ranks[3])
+                    .fetch_all(&self.pool)
+                    .await?;
+                    let at = |rank: i64| {
+                        rows.iter()
+                            .find(|(rn, _)| *rn == rank)
+                            .map(|(_, v)| *v)
+                            .ok_or_else(|| {
+                                $crate::Error::Corrupt(format!("no value at rank {rank}"))
+                            })
+                    };
+                    quintiles.push(Some(crm_domain::rfm::Quintiles([
+                        at(ranks[0])?,
+                        at(ranks[1])?,
+                        at(ranks[2])?,
+                        at(ranks[3])?,
+                    ])));
+                }
+                let [recency, Some(frequency), Some(monetary)]: [_; 3] =
+                    quintiles.try_into().expect("three dimensions")
+                else {
+                    return Ok(None);
+                };
+                let bounds = crm_domain::rfm::RfmBounds {
+                    recency,
+                    frequency,
+                    monetary,
+                    computed_at: now,
+                };
+                sqlx::query(sql::SAVE_BOUNDS)
+                    .bind(serde_json::to_string(&bounds).expect("bounds serialize"))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(Some(bounds))
+            }
+
+            async fn score_all(
+                &self,
+                bounds: &crm_domain::rfm::RfmBounds,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::Result<u64> {
+                let statement = $crate::store::sql::score_all(bounds);
+                let done = sqlx::query(sqlx::AssertSqlSafe(statement))
+                    .bind($crate::store::sql::micros(now))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn count_live(&self) -> $crate::Result<u64> {
+                let (n,): (i64,) = sqlx::query_as($crate::store::sql::COUNT_LIVE)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(u64::try_from(n).unwrap_or_default())
+            }
+
+            async fn pending_changes(
+                &self,
+                rules: &crm_domain::segmentation::SegmentConfig,
+                now: chrono::DateTime<chrono::Utc>,
+                after: Option<crm_domain::CustomerId>,
+                limit: u32,
+            ) -> $crate::Result<Vec<$crate::store::Profile>> {
+                let rows: Vec<$crate::store::sql::ProfileRow> =
+                    sqlx::query_as($crate::store::sql::PENDING_CHANGES)
+                        .bind($crate::store::sql::micros(now))
+                        .bind(rules.vip_threshold)
+                        .bind(rules.churn_days)
+                        .bind(rules.at_risk_days)
+                        .bind(rules.new_customer_days)
+                        .bind(after.map(|id| id.as_uuid()))
+                        .bind(i64::from(limit))
+                        .fetch_all(&self.pool)
+                        .await?;
+                rows.into_iter().map(TryInto::try_into).collect()
+            }
+
+            async fn count_pending(
+                &self,
+                rules: &crm_domain::segmentation::SegmentConfig,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::Result<u64> {
+                let (n,): (i64,) = sqlx::query_as($crate::store::sql::COUNT_PENDING)
+                    .bind($crate::store::sql::micros(now))
+                    .bind(rules.vip_threshold)
+                    .bind(rules.churn_days)
+                    .bind(rules.at_risk_days)
+                    .bind(rules.new_customer_days)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(u64::try_from(n).unwrap_or_default())
+            }
+
+            async fn start_job(
+                &self,
+                now: chrono::DateTime<chrono::Utc>,
+                stale_after: chrono::Duration,
+            ) -> $crate::Result<$crate::store::RecomputeJob> {
+                use $crate::store::{JobStatus, RecomputeJob, sql};
+                sqlx::query(sql::FAIL_STALE_JOBS)
+                    .bind(sql::micros(now - stale_after))
+                    .execute(&self.pool)
+                    .await?;
+                let job = RecomputeJob {
+                    id: uuid::Uuid::now_v7(),
+                    status: JobStatus::Running,
+                    phase: "starting".into(),
+                    total: 0,
+                    processed: 0,
+                    changed: 0,
+                    error: None,
+                    started_at: now,
+                    finished_at: None,
+                };
+                let inserted = sqlx::query(sql::INSERT_JOB)
+                    .bind(job.id)
+                    .bind(job.status.as_str())
+                    .bind(job.phase.clone())
+                    .bind(0_i64)
+                    .bind(0_i64)
+                    .bind(0_i64)
+                    .bind(None::<String>)
+                    .bind(sql::micros(now))
+                    .bind(sql::micros(now))
+                    .bind(None::<i64>)
+                    .execute(&self.pool)
+                    .await;
+                match inserted {
+                    Ok(_) => Ok(job),
+                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                        let running: Option<sql::JobRow> = sqlx::query_as(sql::SELECT_RUNNING_JOB)
+                            .fetch_optional(&self.pool)
+                            .await?;
+                        let running: Option<RecomputeJob> =
+                            running.map(TryInto::try_into).transpose()?;
+                        Err($crate::Error::AlreadyRunning(running.map(|j| j.id)))
+                    }
+                    Err(other) => Err(other.into()),
+                }
+            }
+
+            async fn save_job(
+                &self,
+                job: &$crate::store::RecomputeJob,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::Result<()> {
+                use $crate::store::sql;
+                sql::bind_job!(sqlx::query(sql::UPDATE_JOB), job, now)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn job(
+                &self,
+                id: uuid::Uuid,
+            ) -> $crate::Result<Option<$crate::store::RecomputeJob>> {
+                let row: Option<$crate::store::sql::JobRow> =
+                    sqlx::query_as($crate::store::sql::SELECT_JOB)
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                row.map(TryInto::try_into).transpose()
+            }
+
+            async fn record_purchase(
+                &self,
+                event_id: uuid::Uuid,
+                customer: crm_domain::CustomerId,
+                order_id: &str,
+                items: &[$crate::store::PurchasedItem],
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::Result<()> {
+                use $crate::store::sql;
+                let mut tx = self.pool.begin().await?;
+                let first = sqlx::query(sql::INSERT_APPLIED)
+                    .bind(event_id)
+                    .execute(&mut *tx)
+                    .await?;
+                if first.rows_affected() == 0 {
+                    return Ok(());
+                }
+                for item in items {
+                    sqlx::query(sql::INSERT_PURCHASE)
+                        .bind(customer.as_uuid())
+                        .bind(order_id)
+                        .bind(&item.product_id)
+                        .bind(item.quantity)
+                        .bind(sql::micros(at))
+                        .execute(&mut *tx)
+                        .await?;
+                    if let Some(category) = &item.category {
+                        sqlx::query(sql::UPSERT_PRODUCT)
+                            .bind(&item.product_id)
+                            .bind(category)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn record_view(
+                &self,
+                event_id: uuid::Uuid,
+                customer: crm_domain::CustomerId,
+                product_id: &str,
+                category: Option<&str>,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::Result<()> {
+                use $crate::store::sql;
+                let mut tx = self.pool.begin().await?;
+                let first = sqlx::query(sql::INSERT_APPLIED)
+                    .bind(event_id)
+                    .execute(&mut *tx)
+                    .await?;
+                if first.rows_affected() == 0 {
+                    return Ok(());
+                }
+                sqlx::query(Self::UPSERT_VIEW)
+                    .bind(customer.as_uuid())
+                    .bind(product_id)
+                    .bind(sql::micros(at))
+                    .execute(&mut *tx)
+                    .await?;
+                if let Some(category) = category {
+                    sqlx::query(sql::UPSERT_PRODUCT)
+                        .bind(product_id)
+                        .bind(category)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn bought_together(
+                &self,
+                customer: crm_domain::CustomerId,
+            ) -> $crate::Result<Vec<$crate::store::CoOccurrence>> {
+                let rows = sqlx::query_as($crate::store::sql::BOUGHT_TOGETHER)
+                    .bind(customer.as_uuid())
+                    .bind($crate::store::MAX_ANCHORS)
+                    .fetch_all(&self.pool)
+                    .await?;
+                $crate::store::sql::co_occurrences(rows)
+            }
+
+            async fn viewed_together(
+                &self,
+                customer: crm_domain::CustomerId,
+            ) -> $crate::Result<Vec<$crate::store::CoOccurrence>> {
+                let rows = sqlx::query_as($crate::store::sql::VIEWED_TOGETHER)
+                    .bind(customer.as_uuid())
+                    .bind($crate::store::MAX_ANCHORS)
+                    .fetch_all(&self.pool)
+                    .await?;
+                $crate::store::sql::co_occurrences(rows)
+            }
+
+            async fn purchased(
+                &self,
+                customer: crm_domain::CustomerId,
+            ) -> $crate::Result<Vec<String>> {
+                let rows: Vec<(String,)> = sqlx::query_as($crate::store::sql::PURCHASED)
+                    .bind(customer.as_uuid())
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok(rows.into_iter().map(|(p,)| p).collect())
+            }
+
+            async fn best_sellers(
+                &self,
+                category: Option<&str>,
+                limit: u32,
+            ) -> $crate::Result<Vec<$crate::store::BestSeller>> {
+                let rows: Vec<(String, Option<String>, i64)> =
+                    sqlx::query_as($crate::store::sql::BEST_SELLERS)
+                        .bind(category)
+                        .bind(i64::from(limit))
+                        .fetch_all(&self.pool)
+                        .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(product_id, category, sold)| $crate::store::BestSeller {
+                        product_id,
+                        category,
+                        sold,
+                    })
+                    .collect())
+            }
+
+            async fn ping(&self) -> $crate::Result<()> {
+                sqlx::query("select 1").execute(&self.pool).await?;
+                Ok(())
+            }
+        }
+    };
+}
+pub(crate) use impl_segment_store;
+
+/// Rows of BOUGHT_TOGETHER / VIEWED_TOGETHER.
+pub fn co_occurrences(rows: Vec<(String, i64, String, i64)>) -> Result<Vec<super::CoOccurrence>> {
+    rows.into_iter()
+        .map(|(anchor, at, candidate, together)| {
+            Ok(super::CoOccurrence {
+                anchor,
+                anchor_at: from_micros(at)?,
+                candidate,
+                together,
+            })
+        })
+        .collect()
+}
+
+/// Writes the documented RFM map into `rfm_names` (see the migration).
+macro_rules! write_rfm_names {
+    ($pool:expr) => {{
+        use crm_domain::rfm::RfmScore;
+        let mut tx = $pool.begin().await?;
+        sqlx::query($crate::store::sql::DELETE_RFM_NAMES)
+            .execute(&mut *tx)
+            .await?;
+        for recency in 1..=5u8 {
+            for frequency in 1..=5u8 {
+                for monetary in 1..=5u8 {
+                    let score = RfmScore {
+                        recency,
+                        frequency,
+                        monetary,
+                    };
+                    sqlx::query($crate::store::sql::INSERT_RFM_NAME)
+                        .bind(i16::from(recency))
+                        .bind(i16::from(frequency))
+                        .bind(i16::from(monetary))
+                        .bind(score.segment().as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+    }};
+}
+pub(crate) use write_rfm_names;

@@ -1,0 +1,63 @@
+//! The SQLite adapter of segmentation's store, for the standalone binary.
+
+use std::{path::Path, str::FromStr, time::Duration};
+
+use sqlx::{
+    SqlitePool,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+};
+
+use super::sql::{impl_segment_store, write_rfm_names};
+use crate::Result;
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the database file, runs the migrations and writes the RFM map.
+    pub async fn open(path: &Path) -> Result<Self> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5));
+        Self::with_options(options, 4).await
+    }
+
+    /// A private in-memory database (tests).
+    pub async fn in_memory() -> Result<Self> {
+        // One connection: every connection to ":memory:" is its own database.
+        Self::with_options(SqliteConnectOptions::from_str("sqlite::memory:")?, 1).await
+    }
+
+    async fn with_options(options: SqliteConnectOptions, connections: u32) -> Result<Self> {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(connections)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        write_rfm_names!(pool);
+        Ok(Self { pool })
+    }
+
+    const UPSERT_VIEW: &str = "insert into product_views (customer_id, product_id, views, \
+         last_at_us) values ($1, $2, 1, $3) on conflict (customer_id, product_id) do update \
+         set views = product_views.views + 1, \
+         last_at_us = max(product_views.last_at_us, excluded.last_at_us)";
+}
+
+impl_segment_store!(SqliteStore);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn contract() {
+        let store = SqliteStore::in_memory().await.expect("open");
+        super::super::contract::run(&store).await;
+    }
+}
