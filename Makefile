@@ -31,7 +31,7 @@ test: ## Run every test: unit, adapters against the real servers, end to end, de
 	$(CARGO) test --workspace
 
 .PHONY: bench
-bench: ## Throughput benchmarks against the local servers (release build; BENCH_EVENTS=20000)
+bench: ## Benchmarks against the local servers (release; BENCH_EVENTS=20000, BENCH_CUSTOMERS=1000000)
 	scripts/check-services
 	$(CARGO) bench -p crm-benches
 

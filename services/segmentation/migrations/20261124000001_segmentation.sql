@@ -29,16 +29,6 @@ create table rfm_bounds (
     bounds text not null
 );
 
--- The documented RFM map (libs/domain/src/rfm.rs), written at start-up, so the batch
--- names segments with a join instead of a copy of the map in SQL.
-create table rfm_names (
-    recency   smallint not null,
-    frequency smallint not null,
-    monetary  smallint not null,
-    name      text not null,
-    primary key (recency, frequency, monetary)
-);
-
 create table recompute_jobs (
     id             uuid primary key,
     status         text not null check (status in ('running', 'completed', 'failed')),

@@ -10,6 +10,7 @@ use std::{sync::Arc, time::Duration};
 use chrono::{DateTime, Utc};
 use crm_domain::segmentation::SegmentConfig;
 use crm_platform::Shutdown;
+use futures::StreamExt;
 
 use crate::{
     Error, Result,
@@ -87,14 +88,12 @@ impl Batch {
         let pending = self.store.count_pending(&self.rules, now).await?;
         job.processed = job.total.saturating_sub(pending);
         self.progress(job, "storing changed segments").await?;
-        let mut after = None;
-        loop {
-            let page = self
-                .store
-                .pending_changes(&self.rules, now, after, MAX_DECISIONS as u32)
-                .await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.customer_id);
+        let mut pending = self
+            .store
+            .pending_changes(&self.rules, now)
+            .chunks(MAX_DECISIONS);
+        while let Some(page) = pending.next().await {
+            let page = page.into_iter().collect::<Result<Vec<_>>>()?;
             let decisions: Vec<Decided> = page
                 .iter()
                 .map(|profile| {

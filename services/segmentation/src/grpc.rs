@@ -62,12 +62,17 @@ impl SegmentationService for SegmentationGrpc {
             .await?
             .filter(|p| !p.deleted)
             .ok_or(Error::NotFound(id))?;
+        // Scores the last batch found unchanged kept their time; the batch's time says
+        // they still hold.
+        let bounds_at = self.store.bounds().await?.map(|b| b.computed_at);
         let rfm = profile.rfm.map(|rfm| v1::RfmScore {
             recency: rfm.score.recency.into(),
             frequency: rfm.score.frequency.into(),
             monetary: rfm.score.monetary.into(),
             segment_name: rfm.segment.as_str().into(),
-            computed_at: Some(timestamp(rfm.computed_at)),
+            computed_at: Some(timestamp(
+                bounds_at.map_or(rfm.computed_at, |at| at.max(rfm.computed_at)),
+            )),
         });
         Ok(Response::new(v1::CustomerSegment {
             customer_id: id.to_string(),

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use crm_domain::{CustomerId, Segment, rfm::RfmBounds, segmentation::SegmentConfig};
+use futures::StreamExt;
 use uuid::Uuid;
 
 use super::{JobStatus, Profile, PurchasedItem, SegmentStore};
@@ -101,17 +102,12 @@ async fn rules_in_sql_match_the_domain(store: &dyn SegmentStore) -> Vec<Customer
     for case in &cases {
         store.upsert_profile(case).await.expect("insert");
     }
-    let mut pending = Vec::new();
-    let mut after = None;
-    loop {
-        let page = store
-            .pending_changes(&rules, now(), after, 3)
-            .await
-            .expect("pending");
-        let Some(last) = page.last() else { break };
-        after = Some(last.customer_id);
-        pending.extend(page.into_iter().map(|p| p.customer_id));
-    }
+    let mut pending: Vec<CustomerId> = store
+        .pending_changes(&rules, now())
+        .map(|p| p.expect("pending").customer_id)
+        .collect()
+        .await;
+    pending.sort_by_key(|id| id.as_uuid());
     let expected: Vec<CustomerId> = {
         let mut ids: Vec<CustomerId> = cases
             .iter()
@@ -185,6 +181,9 @@ async fn rfm_in_sql_matches_the_domain(store: &dyn SegmentStore, live: &[Custome
     );
     let scored = store.score_all(&bounds, now()).await.expect("score");
     assert_eq!(scored, base.len() as u64);
+    let later = now() + Duration::hours(1);
+    let rescored = store.score_all(&bounds, later).await.expect("again");
+    assert_eq!(rescored, 0, "unchanged scores are not rewritten");
     for p in &base {
         let rfm = store
             .profile(p.customer_id)

@@ -18,6 +18,7 @@ use crm_domain::{
     rfm::{RfmBounds, RfmInput, RfmScore, RfmSegment},
     segmentation::{SegmentConfig, days_since},
 };
+use futures::stream::BoxStream;
 use uuid::Uuid;
 
 pub use postgres::PostgresStore;
@@ -195,19 +196,17 @@ pub trait SegmentStore: Send + Sync {
     /// Computes the quintile bounds of the live base (nearest rank, as
     /// `Quintiles::of`) and stores them; `None` for an empty base.
     async fn compute_bounds(&self, now: DateTime<Utc>) -> Result<Option<RfmBounds>>;
-    /// Scores every live customer against `bounds` in one statement; how many.
+    /// Scores every live customer against `bounds` in one statement, writing only the
+    /// scores that changed; how many did.
     async fn score_all(&self, bounds: &RfmBounds, now: DateTime<Utc>) -> Result<u64>;
     async fn count_live(&self) -> Result<u64>;
-    /// Live customers whose stored segment is not what the rules say at `now`, in id
-    /// order after `after`.
-    async fn pending_changes(
-        &self,
+    /// Live customers whose stored segment is not what the rules say at `now`, streamed
+    /// from one query (the batch reads them a thousand at a time).
+    fn pending_changes<'a>(
+        &'a self,
         rules: &SegmentConfig,
         now: DateTime<Utc>,
-        after: Option<CustomerId>,
-        limit: u32,
-    ) -> Result<Vec<Profile>>;
-
+    ) -> BoxStream<'a, Result<Profile>>;
     /// How many live customers `pending_changes` would list.
     async fn count_pending(&self, rules: &SegmentConfig, now: DateTime<Utc>) -> Result<u64>;
 

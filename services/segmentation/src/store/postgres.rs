@@ -8,7 +8,7 @@ use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
 };
 
-use super::sql::{impl_segment_store, write_rfm_names};
+use super::sql::impl_segment_store;
 use crate::Result;
 
 /// The schema segmentation's tables live in.
@@ -20,8 +20,7 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
-    /// Connects, creating the database when it does not exist yet, runs the migrations
-    /// and writes the RFM map. Everything lives in the schema `segmentation` (its own
+    /// Connects, creating the database when it does not exist yet, and runs the migrations. Everything lives in the schema `segmentation` (its own
     /// migration history included), so the database may be customer-core's.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
         if !Postgres::database_exists(url).await.unwrap_or(true) {
@@ -43,7 +42,6 @@ impl PostgresStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        write_rfm_names!(pool);
         Ok(Self { pool })
     }
 

@@ -56,10 +56,6 @@ pub const SELECT_BOUNDS: &str = "select bounds from rfm_bounds where id = 1";
 pub const SAVE_BOUNDS: &str = "insert into rfm_bounds (id, bounds) values (1, $1) \
      on conflict (id) do update set bounds = excluded.bounds";
 
-pub const DELETE_RFM_NAMES: &str = "delete from rfm_names";
-pub const INSERT_RFM_NAME: &str =
-    "insert into rfm_names (recency, frequency, monetary, name) values ($1, $2, $3, $4)";
-
 /// `$1` = now in µs. Days as the domain counts them: whole days, never negative.
 macro_rules! days_since {
     ($column:literal) => {
@@ -108,25 +104,45 @@ fn rank(value: &str, quintiles: &Quintiles) -> String {
     format!("(1 + {})", above.join(" + "))
 }
 
-/// Scores every live customer against `bounds` and names its RFM segment from the
-/// `rfm_names` map, in one statement. `$1` = now in µs.
+/// Scores every live customer against `bounds` and names its RFM segment, in one
+/// statement; unchanged scores are not rewritten (they keep their time: the bounds' time
+/// says they still hold). `$1` = now in µs.
 pub fn score_all(bounds: &RfmBounds) -> String {
     let recency = match &bounds.recency {
         Some(q) => format!(
-            "case when last_order_at_us is null then 1 else 6 - {} end",
+            "(case when last_order_at_us is null then 1 else 6 - {} end)",
             rank(RECENCY, q)
         ),
         None => "1".into(),
     };
+    let frequency = rank(FREQUENCY, &bounds.frequency);
+    let monetary = rank(MONETARY, &bounds.monetary);
     format!(
-        "update profiles set rfm_recency = s.r, rfm_frequency = s.f, rfm_monetary = s.m, \
-         rfm_segment = n.name, rfm_computed_us = $1 from (select customer_id as id, \
-         {recency} as r, {} as f, {} as m from profiles where not deleted) s \
-         join rfm_names n on n.recency = s.r and n.frequency = s.f and n.monetary = s.m \
-         where profiles.customer_id = s.id",
-        rank(FREQUENCY, &bounds.frequency),
-        rank(MONETARY, &bounds.monetary),
+        "update profiles set rfm_recency = {recency}, rfm_frequency = {frequency}, \
+         rfm_monetary = {monetary}, rfm_segment = {}, rfm_computed_us = $1 \
+         where not deleted and (rfm_recency is distinct from {recency} \
+         or rfm_frequency is distinct from {frequency} or rfm_monetary is distinct from {monetary})",
+        rfm_names(&recency, &frequency, &monetary)
     )
+}
+
+/// The documented RFM map (`RfmScore::segment`) as a SQL expression over the scores.
+fn rfm_names(recency: &str, frequency: &str, monetary: &str) -> String {
+    let mut branches = String::new();
+    for r in 1..=5u8 {
+        for f in 1..=5u8 {
+            for m in 1..=5u8 {
+                let score = RfmScore {
+                    recency: r,
+                    frequency: f,
+                    monetary: m,
+                };
+                let code = u32::from(r) * 100 + u32::from(f) * 10 + u32::from(m);
+                branches += &format!(" when {code} then '{}'", score.segment().as_str());
+            }
+        }
+    }
+    format!("(case {recency} * 100 + {frequency} * 10 + {monetary}{branches} end)")
 }
 
 /// The segment rules of `SegmentConfig::decide` as one SQL expression. `$1` = now in µs,
@@ -145,14 +161,12 @@ macro_rules! wanted_segment {
     };
 }
 
-/// Live customers whose stored segment differs from the rules' (`$6` = after this id,
-/// `$7` = at most).
+/// Live customers whose stored segment differs from the rules'.
 pub const PENDING_CHANGES: &str = concat!(
     "select ",
     profile_columns!(),
-    " from profiles where not deleted and ($6 is null or customer_id > $6) and segment <> ",
-    wanted_segment!(),
-    " order by customer_id limit $7"
+    " from profiles where not deleted and segment <> ",
+    wanted_segment!()
 );
 
 pub const COUNT_PENDING: &str = concat!(
@@ -520,25 +534,23 @@ macro_rules! impl_segment_store {
                 Ok(u64::try_from(n).unwrap_or_default())
             }
 
-            async fn pending_changes(
-                &self,
+            fn pending_changes<'a>(
+                &'a self,
                 rules: &crm_domain::segmentation::SegmentConfig,
                 now: chrono::DateTime<chrono::Utc>,
-                after: Option<crm_domain::CustomerId>,
-                limit: u32,
-            ) -> $crate::Result<Vec<$crate::store::Profile>> {
-                let rows: Vec<$crate::store::sql::ProfileRow> =
-                    sqlx::query_as($crate::store::sql::PENDING_CHANGES)
-                        .bind($crate::store::sql::micros(now))
-                        .bind(rules.vip_threshold)
-                        .bind(rules.churn_days)
-                        .bind(rules.at_risk_days)
-                        .bind(rules.new_customer_days)
-                        .bind(after.map(|id| id.as_uuid()))
-                        .bind(i64::from(limit))
-                        .fetch_all(&self.pool)
-                        .await?;
-                rows.into_iter().map(TryInto::try_into).collect()
+            ) -> futures::stream::BoxStream<'a, $crate::Result<$crate::store::Profile>> {
+                use futures::StreamExt;
+                sqlx::query_as::<_, $crate::store::sql::ProfileRow>(
+                    $crate::store::sql::PENDING_CHANGES,
+                )
+                .bind($crate::store::sql::micros(now))
+                .bind(rules.vip_threshold)
+                .bind(rules.churn_days)
+                .bind(rules.at_risk_days)
+                .bind(rules.new_customer_days)
+                .fetch(&self.pool)
+                .map(|row| row.map_err($crate::Error::from).and_then(TryInto::try_into))
+                .boxed()
             }
 
             async fn count_pending(
@@ -779,34 +791,3 @@ pub fn co_occurrences(rows: Vec<(String, i64, String, i64)>) -> Result<Vec<super
         })
         .collect()
 }
-
-/// Writes the documented RFM map into `rfm_names` (see the migration).
-macro_rules! write_rfm_names {
-    ($pool:expr) => {{
-        use crm_domain::rfm::RfmScore;
-        let mut tx = $pool.begin().await?;
-        sqlx::query($crate::store::sql::DELETE_RFM_NAMES)
-            .execute(&mut *tx)
-            .await?;
-        for recency in 1..=5u8 {
-            for frequency in 1..=5u8 {
-                for monetary in 1..=5u8 {
-                    let score = RfmScore {
-                        recency,
-                        frequency,
-                        monetary,
-                    };
-                    sqlx::query($crate::store::sql::INSERT_RFM_NAME)
-                        .bind(i16::from(recency))
-                        .bind(i16::from(frequency))
-                        .bind(i16::from(monetary))
-                        .bind(score.segment().as_str())
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
-        }
-        tx.commit().await?;
-    }};
-}
-pub(crate) use write_rfm_names;

@@ -7,7 +7,7 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
-use super::sql::{impl_segment_store, write_rfm_names};
+use super::sql::impl_segment_store;
 use crate::Result;
 
 #[derive(Clone)]
@@ -16,7 +16,7 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (or creates) the database file, runs the migrations and writes the RFM map.
+    /// Opens (or creates) the database file and runs the migrations.
     pub async fn open(path: &Path) -> Result<Self> {
         let options = SqliteConnectOptions::new()
             .filename(path)
@@ -39,7 +39,6 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        write_rfm_names!(pool);
         Ok(Self { pool })
     }
 
