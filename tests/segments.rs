@@ -47,11 +47,17 @@ async fn a_recompute_scores_everyone_and_reports_progress(app: TestApp) {
         order(&small, "o-3", &[("socks", "clothing")]),
     ];
     app.send_events(&json!({ "events": orders })).await;
-    app.eventually("both customers known to segmentation", || async {
-        let (status, _) = json_of(&app, &format!("/api/customers/{small}/segment")).await;
-        (status == StatusCode::OK).then_some(())
-    })
-    .await;
+    // The batch scores what segmentation knows: wait until it has seen the orders.
+    for (id, orders) in [(&big, 2), (&small, 1)] {
+        app.eventually("segmentation to see the orders", || async {
+            let (_, customer) = json_of(&app, &format!("/api/customers/{id}")).await;
+            let (_, segment) = json_of(&app, &format!("/api/customers/{id}/segment")).await;
+            (customer["metrics"]["total_orders"] == orders
+                && segment["version"] == customer["version"])
+                .then_some(())
+        })
+        .await;
+    }
 
     let started = app
         .post_raw("/api/segments/recompute", "application/json", vec![])
@@ -130,7 +136,10 @@ async fn recommendations_come_from_what_others_bought_and_viewed(app: TestApp) {
         .eventually("recommendations from all six events", || async {
             let (status, body) = json_of(&app, &path).await;
             let items = body["items"].as_array()?.clone();
-            (status == StatusCode::OK && items.len() == 3).then_some(items)
+            // All six applied: my own order (no tent any more), others' orders and views.
+            let has = |product: &str| items.iter().any(|i| i["product_id"] == product);
+            (status == StatusCode::OK && items.len() == 3 && has("map") && !has("tent"))
+                .then_some(items)
         })
         .await;
     let picked: Vec<(&str, &str)> = picked

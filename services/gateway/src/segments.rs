@@ -40,6 +40,9 @@ pub struct RfmView {
 pub struct CustomerSegmentView {
     pub customer_id: String,
     pub segment: Option<Segment>,
+    /// The customer version segmentation has seen last: compare with the customer's
+    /// `version` to know whether it is up to date.
+    pub version: i64,
     /// Absent until a recompute has computed the RFM bounds of the base.
     pub rfm: Option<RfmView>,
     /// When the RFM scores were computed.
@@ -136,6 +139,7 @@ pub async fn customer_segment(
     Ok(Json(CustomerSegmentView {
         customer_id: found.customer_id,
         segment: segment_from_proto(found.segment),
+        version: found.version,
         computed_at: datetime(found.computed_at.as_ref()),
         rfm: found.rfm.map(|rfm| RfmView {
             recency: rfm.recency,

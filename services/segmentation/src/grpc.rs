@@ -77,6 +77,7 @@ impl SegmentationService for SegmentationGrpc {
         Ok(Response::new(v1::CustomerSegment {
             customer_id: id.to_string(),
             segment: segment_to_proto(profile.segment) as i32,
+            version: profile.version,
             computed_at: rfm.as_ref().and_then(|r| r.computed_at),
             rfm,
         }))

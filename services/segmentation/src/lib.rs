@@ -110,12 +110,16 @@ impl Application {
             (consumer::customers_config(), snapshots),
             (consumer::activity_config(), activity),
         ];
+        // Declared before the service says it listens: what is published from then on
+        // reaches the queues.
+        for (config, _) in &consumers {
+            if let Err(error) = bus.declare(config).await {
+                tracing::warn!(%error, queue = config.queue, "cannot declare the queue yet; the consumer will retry");
+            }
+        }
         let consuming = consumers.map(|(config, handler)| {
             let (bus, shutdown) = (bus.clone(), shutdown.clone());
             async move {
-                if let Err(error) = bus.declare(&config).await {
-                    tracing::warn!(%error, queue = config.queue, "cannot declare the queue yet; the consumer will retry");
-                }
                 bus.consume(config, handler, shutdown)
                     .await
                     .map_err(|e| crm_platform::Error::Serve(e.to_string()))
