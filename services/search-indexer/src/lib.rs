@@ -2,6 +2,8 @@
 //!
 //! Not built yet: today it starts, serves gRPC health and reflection, and says so.
 
+pub mod index;
+
 use std::net::SocketAddr;
 
 use crm_platform::{Shutdown, pending::PendingService};

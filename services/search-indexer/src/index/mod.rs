@@ -1,0 +1,116 @@
+//! The search port: the customers index, kept in step with customer-core's snapshots and
+//! queried as the seed's `SearchRequest` says. tantivy is the embedded adapter;
+//! Elasticsearch follows (see the README's status).
+
+#[cfg(test)]
+mod contract;
+pub mod tantivy;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use crm_domain::{Customer, CustomerStatus, Segment};
+
+pub use self::tantivy::TantivyIndex;
+
+pub type Result<T, E = IndexError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("search index: {0}")]
+    Engine(String),
+    #[error("stored document is unreadable: {0}")]
+    Corrupt(String),
+}
+
+pub const DEFAULT_LIMIT: u32 = 20;
+pub const MAX_LIMIT: u32 = 100;
+
+/// The seed's `SearchRequest`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SearchQuery {
+    /// Free text over e-mail, phone, names; typo tolerant. Empty: every customer.
+    pub text: String,
+    pub segment: Option<Segment>,
+    /// Deleted customers only appear when this asks for them.
+    pub status: Option<CustomerStatus>,
+    /// Any of these tags.
+    pub tags: Vec<String>,
+    pub created_after: Option<DateTime<Utc>>,
+    pub offset: u32,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchHit {
+    pub customer: Customer,
+    pub score: f32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SearchResults {
+    pub total: u64,
+    pub hits: Vec<SearchHit>,
+}
+
+/// What `apply` did with a snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Indexed,
+    /// The index holds this version or a newer one.
+    Stale,
+    /// Merged away: no longer a customer of its own.
+    Removed,
+}
+
+#[async_trait]
+pub trait SearchIndex: Send + Sync {
+    /// Indexes a snapshot unless the index holds the same or a newer version of the
+    /// customer, so a late, older event never overwrites newer data. A deleted customer
+    /// stays as a deleted document (default searches skip it); a merged-away one is
+    /// removed, its version kept so that older snapshots stay out.
+    async fn apply(&self, customer: &Customer) -> Result<Applied>;
+    /// Sorted by relevance, then most recent activity.
+    async fn search(&self, query: &SearchQuery) -> Result<SearchResults>;
+    /// Makes every applied snapshot visible to searches now.
+    async fn refresh(&self) -> Result<()>;
+}
+
+/// Fuzziness AUTO, as Elasticsearch counts it: exact up to 2 characters, one edit for
+/// 3-5, two edits from 6.
+pub fn edits_allowed(word: &str) -> u8 {
+    match word.chars().count() {
+        0..=2 => 0,
+        3..=5 => 1,
+        _ => 2,
+    }
+}
+
+/// The endings of a phone number's digits that a search may give (from 4 digits on),
+/// so "0123" finds +1 202 555 0123.
+pub fn phone_suffixes(phone: &str) -> Vec<String> {
+    let digits: String = phone.chars().filter(char::is_ascii_digit).collect();
+    (0..digits.len().saturating_sub(3))
+        .map(|start| digits[start..].to_owned())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fuzziness_is_elasticsearch_auto() {
+        assert_eq!(
+            ["ab", "abc", "abcde", "abcdef"].map(edits_allowed),
+            [0, 1, 1, 2]
+        );
+    }
+
+    #[test]
+    fn a_phone_is_found_by_its_last_four_digits_or_more() {
+        let suffixes = phone_suffixes("+12025550123");
+        assert_eq!(suffixes.first().map(String::as_str), Some("12025550123"));
+        assert_eq!(suffixes.last().map(String::as_str), Some("0123"));
+        assert!(!suffixes.contains(&"123".to_owned()));
+    }
+}
