@@ -33,10 +33,7 @@ fn rate(events: usize, started: Instant) -> f64 {
 
 #[tokio::main]
 async fn main() {
-    let events: usize = std::env::var("BENCH_EVENTS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(20_000);
+    let events: usize = crm_benches::env_or("BENCH_EVENTS", 20_000);
     let vhost = TestVhost::create();
     let shutdown = Shutdown::new();
 

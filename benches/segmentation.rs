@@ -47,10 +47,7 @@ const COPY_TO_CUSTOMER_CORE: &str = "insert into public.customers (id, email, st
 
 #[tokio::main]
 async fn main() {
-    let customers: i64 = std::env::var("BENCH_CUSTOMERS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(1_000_000);
+    let customers: i64 = crm_benches::env_or("BENCH_CUSTOMERS", 1_000_000);
     let rules = SegmentConfig::default();
     let now = crm_domain::stored_precision(Utc::now());
     let shutdown = Shutdown::new();

@@ -19,6 +19,45 @@ pub trait Probe: Send + Sync {
     }
 }
 
+/// A probe from a function, e.g. `probe("database", move || ping(store.clone()))`;
+/// `required` as in `Probe::required`.
+pub fn probe<F, Fut>(name: &'static str, required: bool, check: F) -> Arc<dyn Probe>
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), String>> + Send + 'static,
+{
+    Arc::new(FnProbe {
+        name,
+        required,
+        check,
+    })
+}
+
+struct FnProbe<F> {
+    name: &'static str,
+    required: bool,
+    check: F,
+}
+
+#[async_trait]
+impl<F, Fut> Probe for FnProbe<F>
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), String>> + Send + 'static,
+{
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        (self.check)().await
+    }
+
+    fn required(&self) -> bool {
+        self.required
+    }
+}
+
 /// How long one probe may take before it counts as failed.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 

@@ -3,6 +3,7 @@
 
 pub mod bus;
 pub mod cache;
+pub mod database;
 pub mod error;
 pub mod grpc;
 pub mod health;

@@ -89,6 +89,18 @@ impl ServiceError {
         }
     }
 
+    /// What a service answers for an `error` of `kind`: its own words when the caller
+    /// can act on them; for internal and unavailable errors only `unavailable`, the
+    /// details going to the log.
+    pub fn outward(kind: ErrorKind, error: &dyn std::fmt::Display, unavailable: &str) -> Self {
+        if matches!(kind, ErrorKind::Internal | ErrorKind::Unavailable) {
+            tracing::error!(error = %error, "request failed");
+            Self::new(kind, unavailable)
+        } else {
+            Self::new(kind, error.to_string())
+        }
+    }
+
     pub fn invalid(errors: ValidationErrors) -> Self {
         Self {
             kind: ErrorKind::Invalid,

@@ -58,11 +58,11 @@ impl From<Error> for tonic::Status {
         let kind = error.kind();
         let service_error = match error {
             Error::Invalid(errors) => ServiceError::invalid(errors),
-            other if matches!(kind, ErrorKind::Internal | ErrorKind::Unavailable) => {
-                tracing::error!(error = %other, "request failed");
-                ServiceError::new(kind, "the customer store is unavailable, try again later")
-            }
-            other => ServiceError::new(kind, other.to_string()),
+            other => ServiceError::outward(
+                kind,
+                &other,
+                "the customer store is unavailable, try again later",
+            ),
         };
         service_error.into()
     }

@@ -19,9 +19,9 @@ use std::{net::SocketAddr, sync::Arc};
 
 use crm_platform::{
     Shutdown,
-    bus::{EventBus, RabbitBus},
+    bus::{EventBus, Handler, RabbitBus},
     cache::{RedisCache, VersionedCache},
-    health::{Probe, Readiness},
+    health::{Probe, Readiness, probe},
     listeners::Listeners,
 };
 
@@ -29,7 +29,7 @@ pub use error::{Error, Result};
 pub use service::CustomerService;
 pub use settings::Settings;
 
-use crate::{grpc::CustomerGrpc, repo::DatabaseProbe};
+use crate::grpc::CustomerGrpc;
 
 pub struct Application {
     listeners: Listeners,
@@ -48,7 +48,11 @@ impl Application {
         .await?;
         let cache = Arc::new(RedisCache::new(settings.redis())?);
         let service = CustomerService::new(Arc::new(repo), cache.clone());
-        let cache_probe = Arc::new(CacheProbe(cache));
+        // Redis is optional for correctness: reported by `/readyz`, never blocking it.
+        let cache_probe = probe("redis", false, move || {
+            let cache = cache.clone();
+            async move { cache.ping().await }
+        });
         let bus = Arc::new(RabbitBus::new(settings.amqp_url.clone()));
         let (grpc, http) = (settings.grpc_addr, Some(settings.http_addr));
         Self::with_service(service, bus, grpc, http, vec![cache_probe]).await
@@ -62,7 +66,11 @@ impl Application {
         http_addr: Option<SocketAddr>,
         mut probes: Vec<Arc<dyn Probe>>,
     ) -> Result<Self> {
-        probes.push(Arc::new(DatabaseProbe(service.repository())));
+        let repo = service.repository();
+        probes.push(probe("database", true, move || {
+            let repo = repo.clone();
+            async move { repo.ping().await.map_err(|e| e.to_string()) }
+        }));
         Ok(Self {
             listeners: Listeners::bind(grpc_addr, http_addr).await?,
             service,
@@ -81,12 +89,6 @@ impl Application {
 
     /// Serves gRPC (and HTTP health) and consumes events until `shutdown`.
     pub async fn run(self, shutdown: Shutdown) -> Result<()> {
-        // Declared before anything is served, so that events ingested from now on are
-        // routed to this service even while its consumer connects.
-        let config = consumer::config();
-        if let Err(error) = self.bus.declare(&config).await {
-            tracing::warn!(%error, "cannot declare the event queue yet; the consumer will retry");
-        }
         let relay = outbox::relay(
             self.service.repository(),
             self.bus.clone(),
@@ -97,11 +99,15 @@ impl Application {
             relay.await;
             Ok::<_, Error>(())
         };
-        let activity = Arc::new(consumer::ActivityConsumer::new(self.service.clone()));
-        let consuming = {
-            let (bus, shutdown) = (self.bus.clone(), shutdown.clone());
-            async move { Ok::<_, Error>(bus.consume(config, activity, shutdown).await?) }
-        };
+        let activity: Arc<dyn Handler> =
+            Arc::new(consumer::ActivityConsumer::new(self.service.clone()));
+        let consuming = crm_platform::bus::start_consumers(
+            self.bus.clone(),
+            vec![(consumer::config(), activity)],
+            shutdown.clone(),
+        )
+        .await;
+        let consuming = async { Ok::<_, Error>(consuming.await?) };
         let (router, health) = crm_platform::grpc::server_with_health();
         health
             .set_serving::<crm_proto::v1::customer_service_server::CustomerServiceServer<CustomerGrpc>>()
@@ -115,23 +121,5 @@ impl Application {
         };
         tokio::try_join!(serving, consuming, relaying)?;
         Ok(())
-    }
-}
-
-/// Redis is optional for correctness: reported by `/readyz`, never blocking it.
-struct CacheProbe(Arc<RedisCache>);
-
-#[async_trait::async_trait]
-impl Probe for CacheProbe {
-    fn name(&self) -> &'static str {
-        "redis"
-    }
-
-    async fn check(&self) -> std::result::Result<(), String> {
-        self.0.ping().await
-    }
-
-    fn required(&self) -> bool {
-        false
     }
 }

@@ -1,9 +1,6 @@
 //! `/api/analytics`: purchase analytics kept by customer-core.
 
-use axum::{
-    Json,
-    extract::{Query, State, rejection::QueryRejection},
-};
+use axum::{Json, extract::State};
 use crm_domain::Segment;
 use crm_proto::{convert::segment_from_proto, v1};
 use serde::{Deserialize, Serialize};
@@ -11,7 +8,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::{
     AppState,
-    error::{Error, Problem, Result},
+    error::{Problem, Result},
+    extract::QueryParams,
 };
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -51,9 +49,8 @@ pub struct SalesReport {
 )]
 pub async fn daily_sales(
     State(state): State<AppState>,
-    params: std::result::Result<Query<SalesParams>, QueryRejection>,
+    QueryParams(params): QueryParams<SalesParams>,
 ) -> Result<Json<SalesReport>> {
-    let Query(params) = params.map_err(|e| Error::Malformed(e.body_text()))?;
     let request = v1::GetDailySalesRequest {
         from: params.from.unwrap_or_default(),
         to: params.to.unwrap_or_default(),

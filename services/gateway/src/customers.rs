@@ -2,7 +2,7 @@
 
 use axum::{
     Json,
-    extract::{Path, Query, State, rejection::QueryRejection},
+    extract::{Path, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -15,6 +15,7 @@ use crate::{
     AppState,
     error::{Error, Problem, Result},
     extract::JsonBody,
+    extract::QueryParams,
 };
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -237,9 +238,8 @@ pub async fn delete_customer(
 )]
 pub async fn list_customers(
     State(state): State<AppState>,
-    params: std::result::Result<Query<ListParams>, QueryRejection>,
+    QueryParams(params): QueryParams<ListParams>,
 ) -> Result<Json<CustomerList>> {
-    let Query(params) = params.map_err(|e| Error::Malformed(e.body_text()))?;
     let request = v1::ListCustomersRequest {
         page: Some(v1::Page {
             limit: checked_limit(params.limit)?,

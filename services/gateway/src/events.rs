@@ -2,7 +2,7 @@
 
 use axum::{
     Json,
-    extract::{Path, Query, State, rejection::QueryRejection},
+    extract::{Path, State},
     http::StatusCode,
 };
 use crm_domain::{CustomerEvent, EventDraft, FieldError, ingest::parse_timestamp};
@@ -15,6 +15,7 @@ use crate::{
     AppState,
     customers::parse_id,
     error::{Error, Problem, Result},
+    extract::QueryParams,
     extract::{JsonBody, field_error},
 };
 
@@ -209,10 +210,9 @@ pub struct EventList {
 pub async fn list_events(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    params: std::result::Result<Query<EventListParams>, QueryRejection>,
+    QueryParams(params): QueryParams<EventListParams>,
 ) -> Result<Json<EventList>> {
     let id = parse_id(&id)?;
-    let Query(params) = params.map_err(|e| Error::Malformed(e.body_text()))?;
     let request = v1::ListCustomerEventsRequest {
         customer_id: id.to_string(),
         page: Some(v1::Page {

@@ -1,10 +1,10 @@
-//! Request extractors whose failures are problem documents: malformed JSON is a 400, a
-//! body of the wrong shape a 422 naming the field, an oversized body a 413.
+//! Request extractors whose failures are problem documents: malformed JSON or query is
+//! a 400, a body of the wrong shape a 422 naming the field, an oversized body a 413.
 
 use axum::{
     body::Bytes,
-    extract::{FromRequest, Request, rejection::BytesRejection},
-    http::{StatusCode, header},
+    extract::{FromRequest, FromRequestParts, Query, Request, rejection::BytesRejection},
+    http::{HeaderMap, StatusCode, header, request::Parts},
 };
 use serde::de::DeserializeOwned;
 
@@ -20,12 +20,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = Error;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Error> {
-        let content_type = request
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
+        let content_type = content_type(request.headers()).to_owned();
         if !is_json(&content_type) {
             return Err(Error::UnsupportedMediaType(format!(
                 "expected a JSON body (Content-Type: application/json), got {:?}",
@@ -47,13 +42,46 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
-fn is_json(content_type: &str) -> bool {
-    let essence = content_type
+/// Query parameters; a query that does not parse is a 400.
+pub struct QueryParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
+        let Query(params) = Query::from_request_parts(parts, state)
+            .await
+            .map_err(|e| Error::Malformed(e.body_text()))?;
+        Ok(QueryParams(params))
+    }
+}
+
+/// The request's Content-Type, empty when absent.
+pub fn content_type(headers: &HeaderMap) -> &str {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+}
+
+/// A media type without its parameters, lower-cased: `text/csv; charset=utf-8` → `text/csv`.
+pub fn essence(content_type: &str) -> String {
+    content_type
         .split(';')
         .next()
         .unwrap_or_default()
         .trim()
-        .to_ascii_lowercase();
+        .to_ascii_lowercase()
+}
+
+/// A path id that must be a UUID; `what` names it in the 400 ("a customer id").
+pub fn parse_uuid(raw: &str, what: &str) -> Result<uuid::Uuid, Error> {
+    uuid::Uuid::parse_str(raw)
+        .map_err(|_| Error::Malformed(format!("{raw:?} is not {what} (a UUID)")))
+}
+
+fn is_json(content_type: &str) -> bool {
+    let essence = essence(content_type);
     essence == "application/json"
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }

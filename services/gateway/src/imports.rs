@@ -10,8 +10,8 @@ use axum::{
     Json,
     body::Body,
     extract::{Path, State},
-    http::{HeaderMap, HeaderValue, StatusCode, header},
-    response::{IntoResponse, Response},
+    http::{HeaderMap, header},
+    response::Response,
 };
 use crm_proto::v1;
 use futures::StreamExt;
@@ -21,6 +21,7 @@ use utoipa::ToSchema;
 use crate::{
     AppState,
     error::{Error, Problem, Result},
+    extract::{content_type, essence, parse_uuid},
 };
 
 const COMPLETE: u8 = 0;
@@ -79,17 +80,8 @@ impl From<v1::ImportJob> for ImportJobView {
 }
 
 fn format_of(headers: &HeaderMap) -> Result<v1::ImportFormat> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    match essence.as_str() {
+    let content_type = content_type(headers);
+    match essence(content_type).as_str() {
         "text/csv" => Ok(v1::ImportFormat::Csv),
         "application/x-ndjson" | "application/ndjson" | "application/jsonl" => {
             Ok(v1::ImportFormat::Ndjson)
@@ -173,12 +165,8 @@ pub async fn start_import(
         }
         _ => {}
     }
-    let location = HeaderValue::from_str(&format!("/api/imports/{}", job.id)).ok();
-    let mut response = (StatusCode::ACCEPTED, Json(ImportJobView::from(job))).into_response();
-    if let Some(location) = location {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    Ok(response)
+    let location = format!("/api/imports/{}", job.id);
+    Ok(crate::accepted(&location, ImportJobView::from(job)))
 }
 
 /// An import's status, counts and first 100 errors.
@@ -195,8 +183,7 @@ pub async fn get_import(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<ImportJobView>> {
-    let id = uuid::Uuid::parse_str(&id)
-        .map_err(|_| Error::Malformed(format!("{id:?} is not an import id (a UUID)")))?;
+    let id = parse_uuid(&id, "an import id")?;
     let request = v1::GetImportRequest { id: id.to_string() };
     Ok(Json(
         state

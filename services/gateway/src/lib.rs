@@ -16,7 +16,7 @@ use std::{net::SocketAddr, sync::Arc};
 use axum::{Json, Router, extract::DefaultBodyLimit, routing::get};
 use crm_platform::{
     Shutdown,
-    health::{Probe, Readiness},
+    health::{Probe, Readiness, probe},
 };
 use crm_proto::v1::{
     customer_service_client::CustomerServiceClient, ingest_service_client::IngestServiceClient,
@@ -84,33 +84,43 @@ pub fn router(state: AppState, readiness: Readiness, settings: &Settings) -> Rou
     router.layer(axum::middleware::from_fn(hygiene::request_id_and_headers))
 }
 
-/// Ready when customer-core answers its gRPC health check.
-struct GrpcHealthProbe {
-    name: &'static str,
-    service: &'static str,
-    channel: Channel,
+/// 202 Accepted with the job as the body and where to follow it.
+pub(crate) fn accepted(location: &str, job: impl serde::Serialize) -> axum::response::Response {
+    use axum::{
+        http::{HeaderValue, StatusCode, header},
+        response::IntoResponse,
+    };
+    let mut response = (StatusCode::ACCEPTED, Json(job)).into_response();
+    if let Ok(location) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
 }
 
-#[async_trait::async_trait]
-impl Probe for GrpcHealthProbe {
-    fn name(&self) -> &'static str {
-        self.name
-    }
-
-    async fn check(&self) -> Result<(), String> {
+/// Ready when a service answers its gRPC health check for `service`.
+fn grpc_health_probe(
+    name: &'static str,
+    service: &'static str,
+    channel: &Channel,
+) -> Arc<dyn Probe> {
+    let channel = channel.clone();
+    probe(name, true, move || {
         use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
-        let request = HealthCheckRequest {
-            service: self.service.into(),
-        };
-        let answer = HealthClient::new(self.channel.clone())
-            .check(request)
-            .await
-            .map_err(|status| status.message().to_owned())?;
-        match answer.into_inner().status {
-            1 => Ok(()),
-            other => Err(format!("health status {other}")),
+        let mut client = HealthClient::new(channel.clone());
+        async move {
+            let request = HealthCheckRequest {
+                service: service.into(),
+            };
+            let answer = client
+                .check(request)
+                .await
+                .map_err(|status| status.message().to_owned())?;
+            match answer.into_inner().status {
+                1 => Ok(()),
+                other => Err(format!("health status {other}")),
+            }
         }
-    }
+    })
 }
 
 pub struct Application {
@@ -126,21 +136,18 @@ impl Application {
         let customer_core = crm_platform::grpc::channel(&settings.customer_core_url)?;
         let event_ingest = crm_platform::grpc::channel(&settings.event_ingest_url)?;
         let segmentation = crm_platform::grpc::channel(&settings.segmentation_url)?;
-        let probe = |name, service, channel: &Channel| {
-            Arc::new(GrpcHealthProbe {
-                name,
-                service,
-                channel: channel.clone(),
-            })
-        };
         let readiness = extra
-            .with(probe(
+            .with(grpc_health_probe(
                 "customer-core",
                 "crm.v1.CustomerService",
                 &customer_core,
             ))
-            .with(probe("event-ingest", "crm.v1.IngestService", &event_ingest))
-            .with(probe(
+            .with(grpc_health_probe(
+                "event-ingest",
+                "crm.v1.IngestService",
+                &event_ingest,
+            ))
+            .with(grpc_health_probe(
                 "segmentation",
                 "crm.v1.SegmentationService",
                 &segmentation,

@@ -4,9 +4,8 @@ use std::collections::BTreeMap;
 
 use axum::{
     Json,
-    extract::{Path, Query, State, rejection::QueryRejection},
-    http::{HeaderValue, StatusCode, header},
-    response::{IntoResponse, Response},
+    extract::{Path, State},
+    response::Response,
 };
 use chrono::{DateTime, Utc};
 use crm_domain::Segment;
@@ -21,6 +20,7 @@ use crate::{
     AppState,
     customers::parse_id,
     error::{Error, Problem, Result},
+    extract::{QueryParams, parse_uuid},
 };
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -184,12 +184,8 @@ pub async fn start_recompute(State(state): State<AppState>) -> Result<Response> 
         .start_recompute(v1::StartRecomputeRequest {})
         .await?
         .into_inner();
-    let location = HeaderValue::from_str(&format!("/api/segments/jobs/{}", job.id)).ok();
-    let mut response = (StatusCode::ACCEPTED, Json(RecomputeJobView::from(job))).into_response();
-    if let Some(location) = location {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    Ok(response)
+    let location = format!("/api/segments/jobs/{}", job.id);
+    Ok(crate::accepted(&location, RecomputeJobView::from(job)))
 }
 
 /// A recompute's progress.
@@ -206,8 +202,7 @@ pub async fn recompute_job(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<RecomputeJobView>> {
-    let id = uuid::Uuid::parse_str(&id)
-        .map_err(|_| Error::Malformed(format!("{id:?} is not a job id (a UUID)")))?;
+    let id = parse_uuid(&id, "a job id")?;
     let job = state
         .segmentation
         .clone()
@@ -231,9 +226,8 @@ pub async fn recompute_job(
 pub async fn recommendations(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    params: std::result::Result<Query<RecommendationParams>, QueryRejection>,
+    QueryParams(params): QueryParams<RecommendationParams>,
 ) -> Result<Json<RecommendationsView>> {
-    let Query(params) = params.map_err(|e| Error::Malformed(e.body_text()))?;
     let id = parse_id(&id)?;
     // 0 would mean "the default" on the wire.
     if params.limit == Some(0) {

@@ -96,15 +96,7 @@ impl Batch {
             let page = page.into_iter().collect::<Result<Vec<_>>>()?;
             let decisions: Vec<Decided> = page
                 .iter()
-                .map(|profile| {
-                    let decision = profile.decide(&self.rules, now);
-                    Decided {
-                        customer_id: profile.customer_id,
-                        based_on_version: profile.version,
-                        segment: decision.segment,
-                        reason: decision.reason,
-                    }
-                })
+                .map(|profile| Decided::for_profile(profile, &self.rules, now))
                 .collect();
             job.changed += self.writer.store(decisions).await?;
             job.processed += page.len() as u64;

@@ -73,27 +73,23 @@ impl Snapshots {
 
     async fn apply(&self, customer: &Customer) -> Result<(), Error> {
         let now = Utc::now();
-        let profile = Profile::of(customer);
+        let mut profile = Profile::of(customer);
+        if !profile.deleted
+            && let Some(bounds) = self.store.bounds().await?
+        {
+            profile.rfm = Some(profile.score(&bounds, now));
+        }
         // An older snapshot than the stored one (redelivery, reordering) decides nothing.
         if !self.store.upsert_profile(&profile).await? || profile.deleted {
             return Ok(());
         }
-        if let Some(bounds) = self.store.bounds().await? {
-            let rfm = profile.score(&bounds, now);
-            self.store.save_rfm(profile.customer_id, &rfm).await?;
-        }
-        let decision = profile.decide(&self.rules, now);
-        if decision.segment == profile.segment {
+        let decided = Decided::for_profile(&profile, &self.rules, now);
+        if decided.segment == profile.segment {
             return Ok(());
         }
-        let decided = Decided {
-            customer_id: profile.customer_id,
-            based_on_version: profile.version,
-            segment: decision.segment,
-            reason: decision.reason,
-        };
+        let segment = decided.segment;
         if self.writer.store(vec![decided]).await? > 0 {
-            tracing::info!(customer_id = %profile.customer_id, segment = %decision.segment, "segment changed");
+            tracing::info!(customer_id = %profile.customer_id, %segment, "segment changed");
         }
         Ok(())
     }

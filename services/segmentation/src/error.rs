@@ -47,11 +47,9 @@ impl From<Error> for tonic::Status {
         let kind = error.kind();
         let service_error = match error {
             Error::Invalid(errors) => ServiceError::invalid(errors),
-            other if matches!(kind, ErrorKind::Internal | ErrorKind::Unavailable) => {
-                tracing::error!(error = %other, "request failed");
-                ServiceError::new(kind, "segmentation is unavailable, try again later")
+            other => {
+                ServiceError::outward(kind, &other, "segmentation is unavailable, try again later")
             }
-            other => ServiceError::new(kind, other.to_string()),
         };
         service_error.into()
     }

@@ -18,7 +18,7 @@ use crm_domain::segmentation::SegmentConfig;
 use crm_platform::{
     Shutdown,
     bus::{EventBus, Handler, RabbitBus},
-    health::{Probe, Readiness},
+    health::{Readiness, probe},
     listeners::Listeners,
 };
 use crm_proto::v1::segmentation_service_server::SegmentationServiceServer;
@@ -46,19 +46,6 @@ pub struct Parts {
 pub struct Application {
     listeners: Listeners,
     parts: Parts,
-}
-
-struct StoreProbe(Arc<dyn SegmentStore>);
-
-#[async_trait::async_trait]
-impl Probe for StoreProbe {
-    fn name(&self) -> &'static str {
-        "database"
-    }
-
-    async fn check(&self) -> Result<(), String> {
-        self.0.ping().await.map_err(|e| e.to_string())
-    }
 }
 
 impl Application {
@@ -106,25 +93,16 @@ impl Application {
         let snapshots: Arc<dyn Handler> =
             Arc::new(consumer::Snapshots::new(store.clone(), writer, rules));
         let activity: Arc<dyn Handler> = Arc::new(consumer::Activity::new(store.clone()));
-        let consumers = [
+        let consumers = vec![
             (consumer::customers_config(), snapshots),
             (consumer::activity_config(), activity),
         ];
-        // Declared before the service says it listens: what is published from then on
-        // reaches the queues.
-        for (config, _) in &consumers {
-            if let Err(error) = bus.declare(config).await {
-                tracing::warn!(%error, queue = config.queue, "cannot declare the queue yet; the consumer will retry");
-            }
-        }
-        let consuming = consumers.map(|(config, handler)| {
-            let (bus, shutdown) = (bus.clone(), shutdown.clone());
-            async move {
-                bus.consume(config, handler, shutdown)
-                    .await
-                    .map_err(|e| crm_platform::Error::Serve(e.to_string()))
-            }
-        });
+        let consuming = crm_platform::bus::start_consumers(bus, consumers, shutdown.clone()).await;
+        let consuming = async {
+            consuming
+                .await
+                .map_err(|e| crm_platform::Error::Serve(e.to_string()))
+        };
         if let Some(every) = recompute_every {
             tokio::spawn(batch.clone().run_every(every, shutdown.clone()));
         }
@@ -134,12 +112,14 @@ impl Application {
             .await;
         let grpc = SegmentationGrpc::new(store.clone(), batch);
         let router = router.add_service(SegmentationServiceServer::new(grpc));
-        let readiness = Readiness::new(vec![Arc::new(StoreProbe(store))]);
+        let readiness = Readiness::new(vec![probe("database", true, move || {
+            let store = store.clone();
+            async move { store.ping().await.map_err(|e| e.to_string()) }
+        })]);
         let serving = self
             .listeners
             .serve("segmentation", router, readiness, shutdown);
-        let [customers, activity] = consuming;
-        tokio::try_join!(serving, customers, activity)?;
+        tokio::try_join!(serving, consuming)?;
         Ok(())
     }
 }

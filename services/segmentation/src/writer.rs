@@ -3,14 +3,15 @@
 //! see what it decided.
 
 use async_trait::async_trait;
-use crm_domain::{CustomerId, Segment};
+use chrono::{DateTime, Utc};
+use crm_domain::{CustomerId, Segment, segmentation::SegmentConfig};
 use crm_proto::{
     convert::segment_to_proto,
     v1::{self, customer_service_client::CustomerServiceClient},
 };
 use tonic::transport::Channel;
 
-use crate::Result;
+use crate::{Result, store::Profile};
 
 /// A segment decision, made from one version of the customer.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,6 +20,19 @@ pub struct Decided {
     pub based_on_version: i64,
     pub segment: Segment,
     pub reason: String,
+}
+
+impl Decided {
+    /// What the rules say of `profile` at `now`, decided from its version.
+    pub fn for_profile(profile: &Profile, rules: &SegmentConfig, now: DateTime<Utc>) -> Self {
+        let decision = profile.decide(rules, now);
+        Self {
+            customer_id: profile.customer_id,
+            based_on_version: profile.version,
+            segment: decision.segment,
+            reason: decision.reason,
+        }
+    }
 }
 
 /// Most decisions one `store` call carries (customer-core's limit per request).

@@ -167,6 +167,27 @@ pub trait EventBus: Send + Sync {
     async fn dead_letters(&self, queue: &str, max: usize) -> Result<Vec<DeadLetter>, BusError>;
 }
 
+/// A service's consumers, started the way every service must: each queue is declared
+/// now, before the service says it listens, so that what is published from then on
+/// reaches it; the returned future consumes them all until shutdown. A broker that is
+/// down now is only a warning: each consumer declares again when it connects.
+pub async fn start_consumers(
+    bus: Arc<dyn EventBus>,
+    consumers: Vec<(ConsumerConfig, Arc<dyn Handler>)>,
+    shutdown: Shutdown,
+) -> impl Future<Output = Result<(), BusError>> {
+    for (config, _) in &consumers {
+        if let Err(error) = bus.declare(config).await {
+            tracing::warn!(%error, queue = config.queue, "cannot declare the queue yet; the consumer will retry");
+        }
+    }
+    let consuming = consumers.into_iter().map(move |(config, handler)| {
+        let (bus, shutdown) = (bus.clone(), shutdown.clone());
+        async move { bus.consume(config, handler, shutdown).await }
+    });
+    async move { futures::future::try_join_all(consuming).await.map(drop) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

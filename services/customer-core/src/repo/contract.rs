@@ -68,8 +68,7 @@ impl crm_platform::bus::EventBus for RecordingBus {
 /// publishes each once.
 async fn outbox(repo: &dyn CustomerRepository) {
     let bus = RecordingBus::default();
-    while repo.relay_outbox(&bus, 100).await.expect("drain") > 0 {}
-    bus.published.lock().unwrap().clear();
+    relay_all(repo, &bus).await;
 
     let created = customer("outbox@example.com");
     repo.insert(&created).await.expect("insert");
@@ -154,8 +153,7 @@ fn order(id: &str, total: f64) -> serde_json::Value {
 /// Activity: idempotent recording, projections, metrics, the feed.
 async fn activity(repo: &dyn CustomerRepository) {
     let bus = RecordingBus::default();
-    while repo.relay_outbox(&bus, 100).await.expect("drain") > 0 {}
-    bus.published.lock().unwrap().clear();
+    relay_all(repo, &bus).await;
     let customer = customer("activity@example.com");
     repo.insert(&customer).await.expect("insert");
     let id = customer.id;
@@ -522,11 +520,17 @@ pub async fn a_racing_duplicate_is_applied_once(repo: std::sync::Arc<dyn Custome
     );
 }
 
+/// Relays the whole outbox to `bus`; the routing keys published (`bus` forgets them).
+async fn relay_all(repo: &dyn CustomerRepository, bus: &RecordingBus) -> Vec<String> {
+    while repo.relay_outbox(bus, 100).await.expect("relay") > 0 {}
+    let published = std::mem::take(&mut *bus.published.lock().unwrap());
+    published.into_iter().map(|(_, m)| m.routing_key).collect()
+}
+
 /// A change with its event: the write, the activity and the outbox move together.
 async fn segment_change(repo: &dyn CustomerRepository) {
     let bus = RecordingBus::default();
-    while repo.relay_outbox(&bus, 100).await.expect("drain") > 0 {}
-    bus.published.lock().unwrap().clear();
+    relay_all(repo, &bus).await;
     let customer = customer("segment@example.com");
     repo.insert(&customer).await.expect("insert");
     let vip = customer.with_segment(crm_domain::Segment::Vip, Utc::now());
@@ -545,14 +549,7 @@ async fn segment_change(repo: &dyn CustomerRepository) {
     assert_eq!(feed, std::slice::from_ref(&event), "in the activity");
     assert_eq!(feed[0].data["old_segment"], "new");
     assert_eq!(feed[0].data["new_segment"], "vip");
-    while repo.relay_outbox(&bus, 100).await.expect("relay") > 0 {}
-    let keys: Vec<String> = bus
-        .published
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(_, m)| m.routing_key.clone())
-        .collect();
+    let keys = relay_all(repo, &bus).await;
     assert_eq!(keys, ["customer.created", "customer.segment_changed"]);
     assert!(
         matches!(
@@ -571,16 +568,14 @@ async fn segment_changes(repo: &dyn CustomerRepository) {
     use super::SegmentChange;
 
     let bus = RecordingBus::default();
-    while repo.relay_outbox(&bus, 100).await.expect("drain") > 0 {}
-    bus.published.lock().unwrap().clear();
+    relay_all(repo, &bus).await;
     let mut stored = Vec::new();
     for i in 0..4 {
         let c = customer(&format!("bulk{i}@example.com"));
         repo.insert(&c).await.expect("insert");
         stored.push(c);
     }
-    while repo.relay_outbox(&bus, 100).await.expect("drain") > 0 {}
-    bus.published.lock().unwrap().clear();
+    relay_all(repo, &bus).await;
     let change = |c: &Customer, segment, based_on_version| SegmentChange {
         id: c.id,
         segment,
@@ -626,14 +621,7 @@ async fn segment_changes(repo: &dyn CustomerRepository) {
         (&feed[0].data["old_segment"], &feed[0].data["new_segment"]),
         (&json!("new"), &json!("churned"))
     );
-    while repo.relay_outbox(&bus, 100).await.expect("relay") > 0 {}
-    let keys: Vec<String> = bus
-        .published
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(_, m)| m.routing_key.clone())
-        .collect();
+    let keys = relay_all(repo, &bus).await;
     assert_eq!(keys, ["customer.segment_changed"; 2]);
     let again = repo
         .set_segments(&changes, Utc::now())

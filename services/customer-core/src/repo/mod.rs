@@ -134,17 +134,3 @@ impl FeedPosition {
         }
     }
 }
-
-/// For `/readyz`.
-pub struct DatabaseProbe(pub std::sync::Arc<dyn CustomerRepository>);
-
-#[async_trait]
-impl crm_platform::health::Probe for DatabaseProbe {
-    fn name(&self) -> &'static str {
-        "database"
-    }
-
-    async fn check(&self) -> Result<(), String> {
-        self.0.ping().await.map_err(|e| e.to_string())
-    }
-}

@@ -1,8 +1,6 @@
 //! The PostgreSQL adapter of the customer store.
 
-use std::time::Duration;
-
-use sqlx::{PgPool, Postgres, migrate::MigrateDatabase, postgres::PgPoolOptions};
+use sqlx::PgPool;
 
 use super::sql::impl_customer_repository;
 use crate::Result;
@@ -16,13 +14,8 @@ impl PostgresRepository {
     /// Connects, creating the database when it does not exist yet (a fresh developer
     /// machine), and runs the migrations.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
-        if !Postgres::database_exists(url).await.unwrap_or(true) {
-            tracing::info!("creating the customer database");
-            Postgres::create_database(url).await?;
-        }
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(5))
+        crm_platform::database::create_postgres_database_if_missing(url).await?;
+        let pool = crm_platform::database::postgres_pool(max_connections)
             .connect(url)
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;

@@ -1,10 +1,10 @@
 //! The SQLite adapter of the customer store, for the standalone binary.
 
-use std::{path::Path, str::FromStr, time::Duration};
+use std::{path::Path, str::FromStr};
 
 use sqlx::{
     SqlitePool,
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+    sqlite::{SqliteConnectOptions, SqlitePoolOptions},
 };
 
 use super::sql::impl_customer_repository;
@@ -18,14 +18,7 @@ pub struct SqliteRepository {
 impl SqliteRepository {
     /// Opens (or creates) the database file and runs the migrations.
     pub async fn open(path: &Path) -> Result<Self> {
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            // WAL lets readers proceed during a write; NORMAL is durable with WAL.
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
+        let options = crm_platform::database::sqlite_file(path).foreign_keys(true);
         Self::with_options(options, 4).await
     }
 

@@ -63,15 +63,38 @@ async fn profiles(store: &dyn SegmentStore) {
         !store.upsert_profile(&older).await.expect("older"),
         "older is ignored"
     );
-    let newer = Profile {
+    let scored = Profile {
         version: 3,
+        rfm: Some(super::ScoredRfm {
+            score: crm_domain::rfm::RfmScore {
+                recency: 5,
+                frequency: 2,
+                monetary: 3,
+            },
+            segment: crm_domain::rfm::RfmSegment::PotentialLoyalist,
+            computed_at: now(),
+        }),
+        ..p.clone()
+    };
+    assert!(store.upsert_profile(&scored).await.expect("scored"));
+    assert_eq!(
+        store.profile(p.customer_id).await.expect("get"),
+        Some(scored.clone())
+    );
+    let newer = Profile {
+        version: 4,
         deleted: true,
         ..p.clone()
     };
     assert!(store.upsert_profile(&newer).await.expect("newer"));
+    let kept = Profile {
+        rfm: scored.rfm,
+        ..newer
+    };
     assert_eq!(
         store.profile(p.customer_id).await.expect("get"),
-        Some(newer)
+        Some(kept),
+        "a snapshot without scores keeps the stored ones"
     );
     assert_eq!(
         store.profile(CustomerId::generate()).await.expect("get"),

@@ -185,10 +185,10 @@ pub const MAX_ANCHORS: i64 = 20;
 
 #[async_trait]
 pub trait SegmentStore: Send + Sync {
-    /// Keeps a newer snapshot; `false` when the stored one is as new or newer.
+    /// Keeps a newer snapshot, with its RFM scores when it has them (else the stored
+    /// ones stay); `false` when the stored one is as new or newer.
     async fn upsert_profile(&self, profile: &Profile) -> Result<bool>;
     async fn profile(&self, id: CustomerId) -> Result<Option<Profile>>;
-    async fn save_rfm(&self, id: CustomerId, rfm: &ScoredRfm) -> Result<()>;
     async fn counts(&self) -> Result<SegmentCounts>;
 
     /// The bounds of the last batch.

@@ -1,12 +1,8 @@
 //! The PostgreSQL adapter of segmentation's store.
 
-use std::{str::FromStr, time::Duration};
+use std::str::FromStr;
 
-use sqlx::{
-    Connection, PgConnection, PgPool, Postgres,
-    migrate::MigrateDatabase,
-    postgres::{PgConnectOptions, PgPoolOptions},
-};
+use sqlx::{Connection, PgConnection, PgPool, postgres::PgConnectOptions};
 
 use super::sql::impl_segment_store;
 use crate::Result;
@@ -23,22 +19,12 @@ impl PostgresStore {
     /// Connects, creating the database when it does not exist yet, and runs the migrations. Everything lives in the schema `segmentation` (its own
     /// migration history included), so the database may be customer-core's.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
-        if !Postgres::database_exists(url).await.unwrap_or(true) {
-            tracing::info!("creating the database");
-            // customer-core may be creating it at the same moment.
-            if let Err(error) = Postgres::create_database(url).await
-                && !Postgres::database_exists(url).await.unwrap_or(false)
-            {
-                return Err(error.into());
-            }
-        }
+        crm_platform::database::create_postgres_database_if_missing(url).await?;
         let mut setup = PgConnection::connect(url).await?;
         sqlx::query(Self::CREATE_SCHEMA).execute(&mut setup).await?;
         setup.close().await?;
         let options = PgConnectOptions::from_str(url)?.options([("search_path", SCHEMA)]);
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(5))
+        let pool = crm_platform::database::postgres_pool(max_connections)
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
@@ -56,12 +42,8 @@ impl PostgresStore {
         rules: &crm_domain::segmentation::SegmentConfig,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<u64> {
-        let done = sqlx::query(super::sql::UPDATE_ALL_SEGMENTS)
-            .bind(super::sql::micros(now))
-            .bind(rules.vip_threshold)
-            .bind(rules.churn_days)
-            .bind(rules.at_risk_days)
-            .bind(rules.new_customer_days)
+        let query = sqlx::query(super::sql::UPDATE_ALL_SEGMENTS);
+        let done = super::sql::bind_rules!(query, rules, now)
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected())

@@ -27,14 +27,21 @@ macro_rules! profile_columns {
     };
 }
 
-/// Only a newer snapshot replaces the stored one; RFM stays until rescored.
+/// Only a newer snapshot replaces the stored one; RFM scores are replaced when given.
 pub const UPSERT_PROFILE: &str = "insert into profiles (customer_id, version, deleted, segment, \
-     created_at_us, total_orders, total_spent, lifetime_value, last_order_at_us, categories) \
-     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) on conflict (customer_id) do update set \
+     created_at_us, total_orders, total_spent, lifetime_value, last_order_at_us, categories, \
+     rfm_recency, rfm_frequency, rfm_monetary, rfm_segment, rfm_computed_us) \
+     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+     on conflict (customer_id) do update set \
      version = excluded.version, deleted = excluded.deleted, segment = excluded.segment, \
      created_at_us = excluded.created_at_us, total_orders = excluded.total_orders, \
      total_spent = excluded.total_spent, lifetime_value = excluded.lifetime_value, \
-     last_order_at_us = excluded.last_order_at_us, categories = excluded.categories \
+     last_order_at_us = excluded.last_order_at_us, categories = excluded.categories, \
+     rfm_recency = coalesce(excluded.rfm_recency, profiles.rfm_recency), \
+     rfm_frequency = coalesce(excluded.rfm_frequency, profiles.rfm_frequency), \
+     rfm_monetary = coalesce(excluded.rfm_monetary, profiles.rfm_monetary), \
+     rfm_segment = coalesce(excluded.rfm_segment, profiles.rfm_segment), \
+     rfm_computed_us = coalesce(excluded.rfm_computed_us, profiles.rfm_computed_us) \
      where profiles.version < excluded.version";
 
 pub const SELECT_PROFILE: &str = concat!(
@@ -42,9 +49,6 @@ pub const SELECT_PROFILE: &str = concat!(
     profile_columns!(),
     " from profiles where customer_id = $1"
 );
-
-pub const SAVE_RFM: &str = "update profiles set rfm_recency = $2, rfm_frequency = $3, \
-     rfm_monetary = $4, rfm_segment = $5, rfm_computed_us = $6 where customer_id = $1";
 
 pub const COUNT_BY_SEGMENT: &str =
     "select segment, count(*) from profiles where not deleted group by segment";
@@ -74,24 +78,25 @@ pub const RECENCY: &str = days_since!("last_order_at_us");
 pub const FREQUENCY: &str = "total_orders";
 pub const MONETARY: &str = "total_spent";
 
-/// The values at ranks `$2..$5` (1-based, ascending) of `value` over the live base.
-pub fn ranked_values(value: &str, only_ordered: bool) -> String {
+/// The quintile cut points of `value` over the live base (only customers who ordered
+/// when `only_ordered`), one row of four values, NULL for an empty base. The ranks are
+/// the nearest ranks `Quintiles::of` picks: `ceil(p * n / 100)`, at least 1.
+pub fn quintiles(value: &str, only_ordered: bool) -> String {
     let filter = if only_ordered {
         " and last_order_at_us is not null"
     } else {
         ""
     };
+    let at = |p: u32| format!("max(case when rn = ({p} * n + 99) / 100 then v end)");
     format!(
-        "select rn, v from (select cast({value} as double precision) as v, row_number() over \
-         (order by {value}) as rn from profiles where not deleted{filter}) ranked \
-         where rn in ($2, $3, $4, $5)"
+        "select {}, {}, {}, {} from (select cast({value} as double precision) as v, \
+         row_number() over (order by {value}) as rn, count(*) over () as n from profiles \
+         where not deleted{filter}) ranked",
+        at(20),
+        at(40),
+        at(60),
+        at(80)
     )
-}
-
-/// The nearest ranks (1-based) of the 20th..80th percentiles of `n` values, as
-/// `Quintiles::of` picks them.
-pub fn quintile_ranks(n: i64) -> [i64; 4] {
-    [20, 40, 60, 80].map(|p| ((p * n + 99) / 100).max(1))
 }
 
 /// `1 + how many cut points value is above`, as `Quintiles::rank`.
@@ -161,6 +166,20 @@ macro_rules! wanted_segment {
     };
 }
 
+/// Binds `$1`..`$5` of the statements built on `wanted_segment!`.
+macro_rules! bind_rules {
+    ($query:expr, $rules:expr, $now:expr) => {{
+        let rules: &crm_domain::segmentation::SegmentConfig = $rules;
+        $query
+            .bind($crate::store::sql::micros($now))
+            .bind(rules.vip_threshold)
+            .bind(rules.churn_days)
+            .bind(rules.at_risk_days)
+            .bind(rules.new_customer_days)
+    }};
+}
+pub(crate) use bind_rules;
+
 /// Live customers whose stored segment differs from the rules'.
 pub const PENDING_CHANGES: &str = concat!(
     "select ",
@@ -212,6 +231,23 @@ pub const SELECT_RUNNING_JOB: &str = concat!(
     job_columns!(),
     " from recompute_jobs where status = 'running'"
 );
+
+/// A transaction that records `event_id` as applied; returns `Ok(())` from the calling
+/// function when it was applied before (a redelivery).
+macro_rules! begin_first_time {
+    ($pool:expr, $event_id:expr) => {{
+        let mut tx = $pool.begin().await?;
+        let first = sqlx::query($crate::store::sql::INSERT_APPLIED)
+            .bind($event_id)
+            .execute(&mut *tx)
+            .await?;
+        if first.rows_affected() == 0 {
+            return Ok(());
+        }
+        tx
+    }};
+}
+pub(crate) use begin_first_time;
 
 pub const INSERT_APPLIED: &str =
     "insert into applied_events (id) values ($1) on conflict do nothing";
@@ -383,6 +419,11 @@ macro_rules! impl_segment_store {
                     .bind(p.lifetime_value)
                     .bind(p.last_order_at.map(micros))
                     .bind(categories)
+                    .bind(p.rfm.map(|r| i16::from(r.score.recency)))
+                    .bind(p.rfm.map(|r| i16::from(r.score.frequency)))
+                    .bind(p.rfm.map(|r| i16::from(r.score.monetary)))
+                    .bind(p.rfm.map(|r| r.segment.as_str()))
+                    .bind(p.rfm.map(|r| micros(r.computed_at)))
                     .execute(&self.pool)
                     .await?;
                 Ok(done.rows_affected() > 0)
@@ -398,23 +439,6 @@ macro_rules! impl_segment_store {
                         .fetch_optional(&self.pool)
                         .await?;
                 row.map(TryInto::try_into).transpose()
-            }
-
-            async fn save_rfm(
-                &self,
-                id: crm_domain::CustomerId,
-                rfm: &$crate::store::ScoredRfm,
-            ) -> $crate::Result<()> {
-                sqlx::query($crate::store::sql::SAVE_RFM)
-                    .bind(id.as_uuid())
-                    .bind(i16::from(rfm.score.recency))
-                    .bind(i16::from(rfm.score.frequency))
-                    .bind(i16::from(rfm.score.monetary))
-                    .bind(rfm.segment.as_str())
-                    .bind($crate::store::sql::micros(rfm.computed_at))
-                    .execute(&self.pool)
-                    .await?;
-                Ok(())
             }
 
             async fn counts(&self) -> $crate::Result<$crate::store::SegmentCounts> {
@@ -456,45 +480,17 @@ macro_rules! impl_segment_store {
                 for (value, only_ordered) in
                     [(RECENCY, true), (FREQUENCY, false), (MONETARY, false)]
                 {
-                    let filter = if only_ordered {
-                        " and last_order_at_us is not null"
-                    } else {
-                        ""
-                    };
-                    let count: (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                        "select count(*) from profiles where not deleted{filter}"
-                    )))
-                    .fetch_one(&self.pool)
-                    .await?;
-                    if count.0 == 0 {
-                        quintiles.push(None);
-                        continue;
-                    }
-                    let ranks = sql::quintile_ranks(count.0);
-                    let rows: Vec<(i64, f64)> = sqlx::query_as(sqlx::AssertSqlSafe(
-                        sql::ranked_values(value, only_ordered),
-                    ))
-                    .bind(now_us)
-                    .bind(ranks[0])
-                    .bind(ranks[1])
-                    .bind(ranks[2])
-                    .bind(ranks[3])
-                    .fetch_all(&self.pool)
-                    .await?;
-                    let at = |rank: i64| {
-                        rows.iter()
-                            .find(|(rn, _)| *rn == rank)
-                            .map(|(_, v)| *v)
-                            .ok_or_else(|| {
-                                $crate::Error::Corrupt(format!("no value at rank {rank}"))
-                            })
-                    };
-                    quintiles.push(Some(crm_domain::rfm::Quintiles([
-                        at(ranks[0])?,
-                        at(ranks[1])?,
-                        at(ranks[2])?,
-                        at(ranks[3])?,
-                    ])));
+                    let cuts: (Option<f64>, Option<f64>, Option<f64>, Option<f64>) =
+                        sqlx::query_as(sqlx::AssertSqlSafe(sql::quintiles(value, only_ordered)))
+                            .bind(now_us)
+                            .fetch_one(&self.pool)
+                            .await?;
+                    quintiles.push(match cuts {
+                        (Some(a), Some(b), Some(c), Some(d)) => {
+                            Some(crm_domain::rfm::Quintiles([a, b, c, d]))
+                        }
+                        _ => None,
+                    });
                 }
                 let [recency, Some(frequency), Some(monetary)]: [_; 3] =
                     quintiles.try_into().expect("three dimensions")
@@ -540,17 +536,11 @@ macro_rules! impl_segment_store {
                 now: chrono::DateTime<chrono::Utc>,
             ) -> futures::stream::BoxStream<'a, $crate::Result<$crate::store::Profile>> {
                 use futures::StreamExt;
-                sqlx::query_as::<_, $crate::store::sql::ProfileRow>(
-                    $crate::store::sql::PENDING_CHANGES,
-                )
-                .bind($crate::store::sql::micros(now))
-                .bind(rules.vip_threshold)
-                .bind(rules.churn_days)
-                .bind(rules.at_risk_days)
-                .bind(rules.new_customer_days)
-                .fetch(&self.pool)
-                .map(|row| row.map_err($crate::Error::from).and_then(TryInto::try_into))
-                .boxed()
+                use $crate::store::sql::{PENDING_CHANGES, ProfileRow, bind_rules};
+                bind_rules!(sqlx::query_as::<_, ProfileRow>(PENDING_CHANGES), rules, now)
+                    .fetch(&self.pool)
+                    .map(|row| row.map_err($crate::Error::from).and_then(TryInto::try_into))
+                    .boxed()
             }
 
             async fn count_pending(
@@ -558,12 +548,8 @@ macro_rules! impl_segment_store {
                 rules: &crm_domain::segmentation::SegmentConfig,
                 now: chrono::DateTime<chrono::Utc>,
             ) -> $crate::Result<u64> {
-                let (n,): (i64,) = sqlx::query_as($crate::store::sql::COUNT_PENDING)
-                    .bind($crate::store::sql::micros(now))
-                    .bind(rules.vip_threshold)
-                    .bind(rules.churn_days)
-                    .bind(rules.at_risk_days)
-                    .bind(rules.new_customer_days)
+                use $crate::store::sql::{COUNT_PENDING, bind_rules};
+                let (n,): (i64,) = bind_rules!(sqlx::query_as(COUNT_PENDING), rules, now)
                     .fetch_one(&self.pool)
                     .await?;
                 Ok(u64::try_from(n).unwrap_or_default())
@@ -650,14 +636,7 @@ macro_rules! impl_segment_store {
                 at: chrono::DateTime<chrono::Utc>,
             ) -> $crate::Result<()> {
                 use $crate::store::sql;
-                let mut tx = self.pool.begin().await?;
-                let first = sqlx::query(sql::INSERT_APPLIED)
-                    .bind(event_id)
-                    .execute(&mut *tx)
-                    .await?;
-                if first.rows_affected() == 0 {
-                    return Ok(());
-                }
+                let mut tx = sql::begin_first_time!(self.pool, event_id);
                 for item in items {
                     sqlx::query(sql::INSERT_PURCHASE)
                         .bind(customer.as_uuid())
@@ -688,14 +667,7 @@ macro_rules! impl_segment_store {
                 at: chrono::DateTime<chrono::Utc>,
             ) -> $crate::Result<()> {
                 use $crate::store::sql;
-                let mut tx = self.pool.begin().await?;
-                let first = sqlx::query(sql::INSERT_APPLIED)
-                    .bind(event_id)
-                    .execute(&mut *tx)
-                    .await?;
-                if first.rows_affected() == 0 {
-                    return Ok(());
-                }
+                let mut tx = sql::begin_first_time!(self.pool, event_id);
                 sqlx::query(Self::UPSERT_VIEW)
                     .bind(customer.as_uuid())
                     .bind(product_id)

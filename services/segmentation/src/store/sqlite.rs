@@ -1,10 +1,10 @@
 //! The SQLite adapter of segmentation's store, for the standalone binary.
 
-use std::{path::Path, str::FromStr, time::Duration};
+use std::{path::Path, str::FromStr};
 
 use sqlx::{
     SqlitePool,
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+    sqlite::{SqliteConnectOptions, SqlitePoolOptions},
 };
 
 use super::sql::impl_segment_store;
@@ -18,13 +18,7 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (or creates) the database file and runs the migrations.
     pub async fn open(path: &Path) -> Result<Self> {
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5));
-        Self::with_options(options, 4).await
+        Self::with_options(crm_platform::database::sqlite_file(path), 4).await
     }
 
     /// A private in-memory database (tests).
