@@ -629,3 +629,48 @@ async fn segment_changes(repo: &dyn CustomerRepository) {
         .expect("again");
     assert!(again.is_empty(), "the same decisions twice change nothing");
 }
+
+/// Bulk segment writes while events change the same customers: every call succeeds
+/// (one waits for the other), none fails because another writer came first.
+pub async fn bulk_segments_race_other_writers(repo: std::sync::Arc<dyn CustomerRepository>) {
+    use crm_domain::Segment;
+
+    use super::SegmentChange;
+
+    let mut customers = Vec::new();
+    for i in 0..10 {
+        let c = customer(&format!("busy{i}@example.com"));
+        repo.insert(&c).await.expect("insert");
+        customers.push(c);
+    }
+    let changes: Vec<SegmentChange> = customers
+        .iter()
+        .map(|c| SegmentChange {
+            id: c.id,
+            segment: Segment::Churned,
+            reason: "time".into(),
+            based_on_version: c.version,
+        })
+        .collect();
+    let at = Utc.with_ymd_and_hms(2026, 11, 24, 13, 0, 0).unwrap();
+    let events = customers.iter().enumerate().map(|(i, c)| {
+        let repo = repo.clone();
+        let completed = event(
+            c.id,
+            CustomerEventType::OrderCompleted,
+            order(&format!("o-busy-{i}"), 5.0),
+            at,
+        );
+        tokio::spawn(async move { repo.record_event(&completed, Utc::now()).await.map(drop) })
+    });
+    let bulk = (0..10).map(|_| {
+        let (repo, changes) = (repo.clone(), changes.clone());
+        tokio::spawn(async move { repo.set_segments(&changes, Utc::now()).await.map(drop) })
+    });
+    let handles: Vec<_> = events.chain(bulk).collect();
+    for outcome in futures::future::join_all(handles).await {
+        outcome
+            .expect("task")
+            .expect("no writer fails because another came first");
+    }
+}

@@ -28,7 +28,8 @@ impl PostgresRepository {
 }
 
 impl PostgresRepository {
-    const BEGIN_CLAIM: &str = "begin";
+    /// A transaction that reads rows and then writes them: row locks do the rest.
+    const BEGIN_READ_THEN_WRITE: &str = "begin";
     /// Rows another relay holds are skipped, not waited for: replicas share the work.
     const CLAIM_OUTBOX: &str = "select seq, exchange, id, routing_key, payload from outbox order by seq \
          limit $1 for update skip locked";
@@ -52,6 +53,13 @@ mod tests {
         let url = crate::testing::fresh_postgres_url().await;
         let repo = PostgresRepository::connect(&url, 5).await.expect("connect");
         super::super::contract::a_racing_duplicate_is_applied_once(std::sync::Arc::new(repo)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn bulk_segments_race_other_writers() {
+        let url = crate::testing::fresh_postgres_url().await;
+        let repo = PostgresRepository::connect(&url, 5).await.expect("connect");
+        super::super::contract::bulk_segments_race_other_writers(std::sync::Arc::new(repo)).await;
     }
 
     #[tokio::test]

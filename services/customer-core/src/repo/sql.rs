@@ -448,7 +448,7 @@ macro_rules! impl_customer_repository {
                 if changes.is_empty() {
                     return Ok(Vec::new());
                 }
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with(Self::BEGIN_READ_THEN_WRITE).await?;
                 let mut select = sqlx::QueryBuilder::new(sql::SELECT_SOME);
                 let mut ids = select.separated(", ");
                 for change in changes {
@@ -651,7 +651,7 @@ macro_rules! impl_customer_repository {
                 // The claimed rows stay locked until commit, so a second relay skips them
                 // (PostgreSQL) or waits (SQLite, one writer): no row is published twice at
                 // once. A crash before the commit publishes them again: at least once.
-                let mut tx = self.pool.begin_with(Self::BEGIN_CLAIM).await?;
+                let mut tx = self.pool.begin_with(Self::BEGIN_READ_THEN_WRITE).await?;
                 let rows: Vec<$crate::repo::sql::OutboxRow> = sqlx::query_as(Self::CLAIM_OUTBOX)
                     .bind(i64::from(max))
                     .fetch_all(&mut *tx)

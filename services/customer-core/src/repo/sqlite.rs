@@ -40,9 +40,11 @@ impl SqliteRepository {
 }
 
 impl SqliteRepository {
-    /// SQLite has one writer at a time: the claim takes the write lock up front, so a
-    /// second relay waits instead of reading the same rows.
-    const BEGIN_CLAIM: &str = "begin immediate";
+    /// SQLite has one writer at a time: a transaction that reads and then writes takes
+    /// the write lock up front, so a second writer waits (busy timeout) instead of
+    /// reading the same rows, or failing with "database is locked" when its read
+    /// snapshot cannot become a write.
+    const BEGIN_READ_THEN_WRITE: &str = "begin immediate";
     const CLAIM_OUTBOX: &str =
         "select seq, exchange, id, routing_key, payload from outbox order by seq limit $1";
 }
@@ -67,6 +69,15 @@ mod tests {
             .await
             .expect("open");
         super::super::contract::a_racing_duplicate_is_applied_once(std::sync::Arc::new(repo)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn bulk_segments_race_other_writers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let repo = SqliteRepository::open(&dir.path().join("crm.db"))
+            .await
+            .expect("open");
+        super::super::contract::bulk_segments_race_other_writers(std::sync::Arc::new(repo)).await;
     }
 
     #[tokio::test]
