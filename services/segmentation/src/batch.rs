@@ -212,4 +212,44 @@ mod tests {
             .rfm;
         assert!(rfm.is_some(), "RFM is scored for everyone");
     }
+
+    #[tokio::test]
+    async fn the_schedule_starts_a_batch_every_interval() {
+        let store = Arc::new(SqliteStore::in_memory().await.unwrap());
+        let drifted = Profile {
+            customer_id: CustomerId::generate(),
+            version: 1,
+            deleted: false,
+            segment: Segment::Regular,
+            created_at: Utc::now() - Days::days(400),
+            total_orders: 1,
+            total_spent: 50.0,
+            lifetime_value: 50.0,
+            last_order_at: Some(Utc::now() - Days::days(200)),
+            categories: vec![],
+            rfm: None,
+        };
+        store.upsert_profile(&drifted).await.unwrap();
+        let writer = Arc::new(RecordingWriter::default());
+        let batch = Arc::new(Batch::new(store, writer.clone(), SegmentConfig::default()));
+        let shutdown = Shutdown::new();
+        let schedule = tokio::spawn(batch.run_every(Duration::from_millis(20), shutdown.clone()));
+
+        let decided = async {
+            loop {
+                if let Some(decision) = writer.0.lock().unwrap().first().cloned() {
+                    return decision;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        let decision = tokio::time::timeout(Duration::from_secs(10), decided)
+            .await
+            .expect("a scheduled batch ran");
+        shutdown.trigger();
+        schedule.await.unwrap();
+
+        assert_eq!(decision.customer_id, drifted.customer_id);
+        assert_eq!(decision.segment, Segment::Churned);
+    }
 }
