@@ -1,7 +1,7 @@
 //! How the platform behaves as a deployment: restarts, a cache outage, and the services
 //! that later issues fill in.
 
-use crm_e2e::{StatusCode, TestApp, completed_order, json, spawn};
+use crm_e2e::{StatusCode, TestApp, completed_order, json};
 use crm_platform::bus::{EVENTS_EXCHANGE, NOTIFICATIONS_EXCHANGE};
 use serde_json::Value;
 
@@ -43,39 +43,6 @@ async fn customer_core_serves_from_the_database_while_redis_is_down_and_warns_on
         .filter(|line| line.contains("dependency unreachable"))
         .count();
     assert_eq!(warnings, 1, "one warning per outage, not per request");
-}
-
-#[tokio::test]
-async fn services_without_features_yet_start_and_answer_health_checks() {
-    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
-
-    for name in ["crm-search-indexer"] {
-        let env = [
-            ("CRM_GRPC_ADDR", "127.0.0.1:0".to_owned()),
-            ("CRM_HTTP_ADDR", "127.0.0.1:0".to_owned()),
-        ];
-        let ready =
-            format!("{name} has no features yet: it serves gRPC health and reflection only");
-        let (_process, fields) = spawn(name, &[], &env, &ready).await;
-
-        let healthz = reqwest::get(format!("http://{}/healthz", fields["http"]))
-            .await
-            .unwrap();
-        assert_eq!(healthz.status(), StatusCode::OK, "{name} /healthz");
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", fields["grpc"]))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
-        let mut health = HealthClient::new(channel);
-        let answer = health
-            .check(HealthCheckRequest {
-                service: String::new(),
-            })
-            .await
-            .unwrap();
-        assert_eq!(answer.into_inner().status, 1, "{name} is SERVING");
-    }
 }
 
 #[tokio::test]

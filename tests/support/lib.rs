@@ -35,6 +35,8 @@ pub struct TestApp {
     pub vhost: Option<crm_platform::testing::TestVhost>,
     /// Where customer-core's Prometheus metrics are (its `/readyz` is beside them).
     pub metrics_url: String,
+    /// The search indexer's health and metrics (in the standalone, the gateway's).
+    pub search_health_url: String,
 }
 
 /// A started binary; killed when dropped.
@@ -205,6 +207,20 @@ impl TestApp {
             "segmentation listening",
         )
         .await;
+        let search_dir = tempfile::tempdir().expect("temp dir");
+        let mut search_env = shared.to_vec();
+        search_env.push(("CRM_CUSTOMER_CORE_URL", core_url.clone()));
+        search_env.push((
+            "CRM_SEARCH_INDEX_DIR",
+            search_dir.path().to_str().expect("utf-8 path").to_owned(),
+        ));
+        let (search, search_fields) = spawn(
+            "crm-search-indexer",
+            &[],
+            &search_env,
+            "search-indexer listening",
+        )
+        .await;
         let gateway_env = [
             ("CRM_HTTP_ADDR", "127.0.0.1:0".to_owned()),
             ("CRM_CUSTOMER_CORE_URL", core_url),
@@ -216,11 +232,18 @@ impl TestApp {
                 "CRM_SEGMENTATION_URL",
                 format!("http://{}", segmentation_fields["grpc"]),
             ),
+            (
+                "CRM_SEARCH_INDEXER_URL",
+                format!("http://{}", search_fields["grpc"]),
+            ),
         ];
         let (gateway, fields) = spawn("crm-gateway", &[], &gateway_env, "gateway listening").await;
-        let mut app = Self::new(&fields["http"], vec![core, ingest, segmentation, gateway]);
+        let processes = vec![core, ingest, segmentation, search, gateway];
+        let mut app = Self::new(&fields["http"], processes);
         app.vhost = Some(vhost);
+        app._data_dir = Some(search_dir);
         app.metrics_url = format!("http://{}/metrics", core_fields["http"]);
+        app.search_health_url = format!("http://{}", search_fields["http"]);
         app
     }
 
@@ -235,6 +258,7 @@ impl TestApp {
             _data_dir: None,
             vhost: None,
             metrics_url: format!("http://{addr}/metrics"),
+            search_health_url: format!("http://{addr}"),
         }
     }
 
@@ -307,6 +331,15 @@ impl TestApp {
             .timeout(Duration::from_secs(600))
             .body(body);
         self.send(request).await
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Response {
+        self.send(self.client.post(self.url(path)).json(body)).await
+    }
+
+    /// A URL outside the REST API (another service's health, say).
+    pub async fn get_url(&self, url: &str) -> Response {
+        self.send(self.client.get(url)).await
     }
 
     pub async fn get(&self, path: &str) -> Response {

@@ -11,7 +11,8 @@ use serde_json::{Map, Value, json};
 #[async_trait]
 pub trait Probe: Send + Sync {
     fn name(&self) -> &'static str;
-    async fn check(&self) -> Result<(), String>;
+    /// `Ok` with what `/readyz` shows for it (`"ok"`, or figures such as a lag).
+    async fn check(&self) -> Result<Value, String>;
     /// A dependency the process can work without (a cache) is reported but does not
     /// make the process unready.
     fn required(&self) -> bool {
@@ -25,6 +26,18 @@ pub fn probe<F, Fut>(name: &'static str, required: bool, check: F) -> Arc<dyn Pr
 where
     F: Fn() -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<(), String>> + Send + 'static,
+{
+    reporting_probe(name, required, move || {
+        let checked = check();
+        async move { checked.await.map(|()| json!("ok")) }
+    })
+}
+
+/// A probe whose answer says more than "ok" (a lag, say).
+pub fn reporting_probe<F, Fut>(name: &'static str, required: bool, check: F) -> Arc<dyn Probe>
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Value, String>> + Send + 'static,
 {
     Arc::new(FnProbe {
         name,
@@ -43,13 +56,13 @@ struct FnProbe<F> {
 impl<F, Fut> Probe for FnProbe<F>
 where
     F: Fn() -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<(), String>> + Send + 'static,
+    Fut: Future<Output = Result<Value, String>> + Send + 'static,
 {
     fn name(&self) -> &'static str {
         self.name
     }
 
-    async fn check(&self) -> Result<(), String> {
+    async fn check(&self) -> Result<Value, String> {
         (self.check)().await
     }
 
@@ -89,7 +102,7 @@ impl Readiness {
         let mut report = Map::new();
         for (name, required, outcome) in futures::future::join_all(checks).await {
             let value = match outcome {
-                Ok(()) => json!("ok"),
+                Ok(value) => value,
                 Err(reason) => {
                     ready &= !required;
                     tracing::warn!(dependency = name, %reason, "readiness check failed");

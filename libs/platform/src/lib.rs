@@ -10,7 +10,6 @@ pub mod health;
 pub mod http;
 pub mod listeners;
 pub mod metrics;
-pub mod pending;
 pub mod redis;
 pub mod settings;
 pub mod shutdown;

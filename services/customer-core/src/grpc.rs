@@ -246,10 +246,15 @@ impl CustomerRpc for CustomerGrpc {
         &self,
         request: Request<v1::ListCustomersRequest>,
     ) -> Result<Response<v1::ListCustomersResponse>, Status> {
-        let page = request.into_inner().page.unwrap_or_default();
+        let request = request.into_inner();
+        let page = request.page.unwrap_or_default();
         let found = self
             .service
-            .list(Some(&page.cursor), Some(page.limit))
+            .list(
+                Some(&page.cursor),
+                Some(page.limit),
+                request.include_deleted,
+            )
             .await?;
         Ok(Response::new(v1::ListCustomersResponse {
             customers: found.customers.into_iter().map(Into::into).collect(),

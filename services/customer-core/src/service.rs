@@ -297,14 +297,21 @@ impl CustomerService {
         self.repo.daily_sales(from_day, to_day).await
     }
 
-    pub async fn list(&self, cursor: Option<&str>, limit: Option<u32>) -> Result<CustomerPage> {
+    /// A page of customers in id order; the deleted too with `include_deleted` (a
+    /// search reindex wants them, to find them with `status=deleted`).
+    pub async fn list(
+        &self,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+        include_deleted: bool,
+    ) -> Result<CustomerPage> {
         let limit = page_size(limit)?;
         let after = cursor
             .filter(|c| !c.is_empty())
             .map(decode_cursor)
             .transpose()?;
         // One extra row tells whether another page follows.
-        let mut customers = self.repo.list(after, limit + 1).await?;
+        let mut customers = self.repo.list(after, limit + 1, include_deleted).await?;
         let next_cursor = if customers.len() > limit as usize {
             customers.truncate(limit as usize);
             customers.last().map(|c| encode_cursor(c.id))
@@ -487,24 +494,24 @@ mod tests {
                 .await
                 .unwrap();
         }
-        let first = service.list(None, Some(2)).await.unwrap();
+        let first = service.list(None, Some(2), false).await.unwrap();
         assert_eq!(first.customers.len(), 2);
         let second = service
-            .list(first.next_cursor.as_deref(), Some(2))
+            .list(first.next_cursor.as_deref(), Some(2), false)
             .await
             .unwrap();
         let third = service
-            .list(second.next_cursor.as_deref(), Some(2))
+            .list(second.next_cursor.as_deref(), Some(2), false)
             .await
             .unwrap();
         assert_eq!(third.customers.len(), 1);
         assert_eq!(third.next_cursor, None);
         assert!(matches!(
-            service.list(Some("!!"), None).await,
+            service.list(Some("!!"), None, false).await,
             Err(Error::Malformed(_))
         ));
         assert!(matches!(
-            service.list(None, Some(101)).await,
+            service.list(None, Some(101), false).await,
             Err(Error::Invalid(_))
         ));
     }

@@ -245,6 +245,7 @@ pub async fn list_customers(
             limit: checked_limit(params.limit)?,
             cursor: params.cursor.unwrap_or_default(),
         }),
+        include_deleted: false,
     };
     let page = state
         .customers

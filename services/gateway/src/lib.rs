@@ -8,6 +8,7 @@ pub mod extract;
 pub mod hygiene;
 pub mod imports;
 pub mod openapi;
+pub mod search;
 pub mod segments;
 pub mod settings;
 
@@ -20,6 +21,7 @@ use crm_platform::{
 };
 use crm_proto::v1::{
     customer_service_client::CustomerServiceClient, ingest_service_client::IngestServiceClient,
+    search_service_client::SearchServiceClient,
     segmentation_service_client::SegmentationServiceClient,
 };
 use tokio::net::TcpListener;
@@ -41,6 +43,7 @@ pub struct AppState {
     pub imports: CustomerServiceClient<Upstream>,
     pub ingest: IngestServiceClient<Upstream>,
     pub segmentation: SegmentationServiceClient<Upstream>,
+    pub search: SearchServiceClient<Upstream>,
 }
 
 /// The whole REST surface: API routes, OpenAPI, docs and health.
@@ -50,6 +53,9 @@ pub fn router(state: AppState, readiness: Readiness, settings: &Settings) -> Rou
             customers::create_customer,
             customers::list_customers
         ))
+        .routes(routes!(search::search_customers))
+        .routes(routes!(search::start_reindex))
+        .routes(routes!(search::reindex_job))
         .routes(routes!(
             customers::get_customer,
             customers::patch_customer,
@@ -136,6 +142,7 @@ impl Application {
         let customer_core = crm_platform::grpc::channel(&settings.customer_core_url)?;
         let event_ingest = crm_platform::grpc::channel(&settings.event_ingest_url)?;
         let segmentation = crm_platform::grpc::channel(&settings.segmentation_url)?;
+        let search = crm_platform::grpc::channel(&settings.search_indexer_url)?;
         let readiness = extra
             .with(grpc_health_probe(
                 "customer-core",
@@ -151,6 +158,11 @@ impl Application {
                 "segmentation",
                 "crm.v1.SegmentationService",
                 &segmentation,
+            ))
+            .with(grpc_health_probe(
+                "search-indexer",
+                "crm.v1.SearchService",
+                &search,
             ));
         let imports = crm_platform::grpc::channel_with_deadline(
             &settings.customer_core_url,
@@ -164,6 +176,7 @@ impl Application {
                 segmentation,
                 ForwardRequestId,
             ),
+            search: SearchServiceClient::with_interceptor(search, ForwardRequestId),
         };
         let listener = crm_platform::grpc::bind(settings.http_addr).await?;
         Ok(Self {

@@ -15,7 +15,8 @@ use utoipa::OpenApi;
         (name = "events", description = "Event ingestion and customer activity"),
         (name = "analytics", description = "Purchase analytics"),
         (name = "imports", description = "Bulk import of customers"),
-        (name = "segments", description = "Rule segments, RFM scores and recommendations")
+        (name = "segments", description = "Rule segments, RFM scores and recommendations"),
+        (name = "search", description = "Customer search and reindexing")
     ),
 )]
 pub struct ApiDoc;

@@ -1,33 +1,147 @@
-//! crm-search-indexer: The customers search index and its query API.
-//!
-//! Not built yet: today it starts, serves gRPC health and reflection, and says so.
+//! crm-search-indexer: the customers search index and its query API. It consumes
+//! customer-core's `customer.*` events (each carries the snapshot and its version) into
+//! the index, answers `SearchService` over gRPC, rebuilds the index from customer-core
+//! without downtime, and reports how far behind it is.
 
+pub mod consumer;
+pub mod error;
+pub mod grpc;
 pub mod index;
+pub mod indices;
+pub mod reindex;
+pub mod settings;
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, sync::Arc};
 
-use crm_platform::{Shutdown, pending::PendingService};
-use serde::{Deserialize, Serialize};
+use chrono::Utc;
+use crm_platform::{
+    Shutdown,
+    bus::{EventBus, Handler, RabbitBus},
+    health::{Readiness, probe, reporting_probe},
+    listeners::Listeners,
+};
+use crm_proto::v1::search_service_server::SearchServiceServer;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Settings {
-    pub grpc_addr: SocketAddr,
-    pub http_addr: SocketAddr,
+pub use error::{Error, Result};
+pub use settings::Settings;
+
+use crate::{
+    consumer::Lag,
+    grpc::SearchGrpc,
+    index::{IndexCatalog, TantivyCatalog},
+    indices::Indices,
+    reindex::{CustomerCore, CustomerSource, Reindexer},
+    settings::Backend,
+};
+
+/// How often the lag gauges of `/metrics` are refreshed.
+const LAG_SAMPLE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// What the service is made of; the standalone binary passes its embedded parts.
+pub struct Parts {
+    pub bus: Arc<dyn EventBus>,
+    pub catalog: Arc<dyn IndexCatalog>,
+    pub customers: Arc<dyn CustomerSource>,
 }
 
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            grpc_addr: ([127, 0, 0, 1], 50054).into(),
-            http_addr: ([127, 0, 0, 1], 9104).into(),
-        }
+pub struct Application {
+    listeners: Listeners,
+    parts: Parts,
+}
+
+impl Application {
+    pub async fn build(settings: &Settings) -> Result<Self> {
+        let catalog: Arc<dyn IndexCatalog> = match settings.search_backend {
+            Backend::Tantivy => Arc::new(TantivyCatalog::on_disk(&settings.search_index_dir)),
+            Backend::Elasticsearch => Arc::new(index::elasticsearch::ElasticCatalog::new(
+                settings.elasticsearch_url.expose(),
+                &settings.elasticsearch_index,
+            )?),
+        };
+        let parts = Parts {
+            bus: Arc::new(RabbitBus::new(settings.amqp_url.clone())),
+            catalog,
+            customers: Arc::new(CustomerCore::new(crm_platform::grpc::channel(
+                &settings.customer_core_url,
+            )?)),
+        };
+        Self::with_parts(parts, settings.grpc_addr, Some(settings.http_addr)).await
     }
-}
 
-pub async fn run(settings: &Settings, shutdown: Shutdown) -> crm_platform::Result<()> {
-    PendingService::bind("crm-search-indexer", settings.grpc_addr, settings.http_addr)
-        .await?
-        .run(shutdown)
-        .await
+    pub async fn with_parts(
+        parts: Parts,
+        grpc_addr: SocketAddr,
+        http_addr: Option<SocketAddr>,
+    ) -> Result<Self> {
+        Ok(Self {
+            listeners: Listeners::bind(grpc_addr, http_addr).await?,
+            parts,
+        })
+    }
+
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.listeners.grpc_addr()
+    }
+
+    pub async fn run(self, shutdown: Shutdown) -> Result<()> {
+        let Parts {
+            bus,
+            catalog,
+            customers,
+        } = self.parts;
+        let (live, created) = catalog.open_live().await?;
+        let indices = Arc::new(Indices::new(live));
+        let reindexer = Arc::new(Reindexer::new(catalog, indices.clone(), customers));
+        let lag = Arc::new(Lag::default());
+        let snapshots: Arc<dyn Handler> = Arc::new(consumer::Snapshots::new(
+            indices.clone(),
+            lag.clone(),
+            shutdown.clone(),
+        ));
+        let consuming = crm_platform::bus::start_consumers(
+            bus.clone(),
+            vec![(consumer::config(), snapshots)],
+            shutdown.clone(),
+        )
+        .await;
+        let consuming = async {
+            consuming
+                .await
+                .map_err(|e| Error::Platform(crm_platform::Error::Serve(e.to_string())))
+        };
+        tokio::spawn(consumer::sample_lag(
+            lag.clone(),
+            bus.clone(),
+            LAG_SAMPLE_EVERY,
+            shutdown.clone(),
+        ));
+        if created {
+            // A new index (first start, or a lost disk): fill it from customer-core.
+            reindexer.start().await?;
+        }
+        let (router, health) = crm_platform::grpc::server_with_health();
+        health
+            .set_serving::<SearchServiceServer<SearchGrpc>>()
+            .await;
+        let grpc = SearchGrpc::new(indices.clone(), reindexer);
+        let router = router.add_service(SearchServiceServer::new(grpc));
+        let engine = probe("search engine", true, move || {
+            let live = indices.live();
+            async move { live.ping().await.map_err(|e| e.to_string()) }
+        });
+        // Reported, never a reason to take the indexer out of service.
+        let lag = reporting_probe("lag", false, move || {
+            let (lag, bus) = (lag.clone(), bus.clone());
+            async move {
+                let report = lag.report(bus.as_ref(), Utc::now()).await?;
+                Ok(serde_json::to_value(report).unwrap_or_default())
+            }
+        });
+        let readiness = Readiness::new(vec![engine, lag]);
+        let serving = self
+            .listeners
+            .serve("search-indexer", router, readiness, shutdown);
+        tokio::try_join!(async { serving.await.map_err(Error::from) }, consuming)?;
+        Ok(())
+    }
 }

@@ -161,6 +161,10 @@ impl EventBus for JournaledBus {
     async fn dead_letters(&self, queue: &str, max: usize) -> Result<Vec<DeadLetter>, BusError> {
         self.inner.dead_letters(queue, max).await
     }
+
+    async fn depth(&self, queue: &str) -> Result<u64, BusError> {
+        self.inner.depth(queue).await
+    }
 }
 
 /// Settles the journal row of each delivery once its handler has decided for good.

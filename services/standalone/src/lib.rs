@@ -53,6 +53,7 @@ pub struct Standalone {
     core: crm_customer_core::Application,
     ingest: crm_event_ingest::Application,
     segmentation: crm_segmentation::Application,
+    search: crm_search_indexer::Application,
     gateway: crm_gateway::Application,
 }
 
@@ -96,6 +97,17 @@ impl Standalone {
             recompute_every: segmentation_settings.recompute_every(),
         };
         let segmentation = crm_segmentation::Application::with_parts(parts, loopback, None).await?;
+        let search_parts = crm_search_indexer::Parts {
+            bus: bus.clone(),
+            catalog: Arc::new(crm_search_indexer::index::TantivyCatalog::on_disk(
+                config.data_dir.join("search"),
+            )),
+            customers: Arc::new(crm_search_indexer::reindex::CustomerCore::new(
+                crm_platform::grpc::channel(&format!("http://{}", core.grpc_addr()))?,
+            )),
+        };
+        let search =
+            crm_search_indexer::Application::with_parts(search_parts, loopback, None).await?;
         let ingestor = Ingestor::new(bus, Arc::new(MemorySeen::new(CACHE_CAPACITY)));
         let ingest = crm_event_ingest::Application::with_ingestor(ingestor, loopback, None).await?;
         let gateway_settings = crm_gateway::Settings {
@@ -103,6 +115,7 @@ impl Standalone {
             customer_core_url: format!("http://{}", core.grpc_addr()),
             event_ingest_url: format!("http://{}", ingest.grpc_addr()),
             segmentation_url: format!("http://{}", segmentation.grpc_addr()),
+            search_indexer_url: format!("http://{}", search.grpc_addr()),
             // The rest (CORS origins) from the environment, as in the distributed mode.
             ..crm_platform::settings::load::<crm_gateway::Settings>()?
         };
@@ -113,6 +126,7 @@ impl Standalone {
             core,
             ingest,
             segmentation,
+            search,
             gateway,
         })
     }
@@ -126,8 +140,9 @@ impl Standalone {
         let core = async { anyhow::Ok(self.core.run(shutdown.clone()).await?) };
         let ingest = async { anyhow::Ok(self.ingest.run(shutdown.clone()).await?) };
         let segmentation = async { anyhow::Ok(self.segmentation.run(shutdown.clone()).await?) };
+        let search = async { anyhow::Ok(self.search.run(shutdown.clone()).await?) };
         let gateway = async { anyhow::Ok(self.gateway.run(shutdown.clone()).await?) };
-        tokio::try_join!(core, ingest, segmentation, gateway)?;
+        tokio::try_join!(core, ingest, segmentation, search, gateway)?;
         Ok(())
     }
 }

@@ -96,6 +96,16 @@ pub async fn run(bus: Arc<dyn EventBus>, name: &str) {
         .await
         .expect("broadcast");
 
+    // What waits for a consumer is counted.
+    bus.declare(&config("waiting", &["wait.*"], 3))
+        .await
+        .expect("declare");
+    let waiting = [message("w1", "wait.here"), message("w2", "wait.here")];
+    bus.publish(EVENTS_EXCHANGE, &waiting)
+        .await
+        .expect("publish");
+    assert_eq!(bus.depth("waiting").await.expect("depth"), 2, "{name}");
+
     // Routing by topic; id, key, payload and headers arrive intact.
     let mut orders = start(
         &bus,

@@ -4,7 +4,10 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use async_trait::async_trait;
@@ -29,10 +32,26 @@ struct State {
 }
 
 struct Queue {
-    sender: mpsc::UnboundedSender<Delivery>,
+    inbox: Inbox,
     /// Shared, so that several consumers of one queue take turns, as replicas do.
     receiver: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Delivery>>>,
     dead: Vec<DeadLetter>,
+}
+
+/// A queue's sending end, counting what waits in it.
+#[derive(Clone)]
+struct Inbox {
+    sender: mpsc::UnboundedSender<Delivery>,
+    waiting: Arc<AtomicU64>,
+}
+
+impl Inbox {
+    fn send(&self, delivery: Delivery) {
+        // The receiver lives as long as the queue, so sending cannot fail.
+        if self.sender.send(delivery).is_ok() {
+            self.waiting.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 impl MemoryBus {
@@ -75,8 +94,7 @@ impl MemoryBus {
     /// Puts a message into a declared queue (a redelivery after a restart, say).
     pub fn deliver(&self, queue: &str, message: Message) {
         if let Some(queue) = self.lock().queues.get(queue) {
-            // The receiver lives in the same map, so sending cannot fail.
-            let _ = queue.sender.send(Delivery {
+            queue.inbox.send(Delivery {
                 message,
                 attempt: 1,
             });
@@ -107,7 +125,10 @@ impl EventBus for MemoryBus {
         state.queues.entry(config.queue.clone()).or_insert_with(|| {
             let (sender, receiver) = mpsc::unbounded_channel();
             Queue {
-                sender,
+                inbox: Inbox {
+                    sender,
+                    waiting: Arc::default(),
+                },
                 receiver: Arc::new(tokio::sync::Mutex::new(receiver)),
                 dead: Vec::new(),
             }
@@ -140,10 +161,10 @@ impl EventBus for MemoryBus {
         shutdown: Shutdown,
     ) -> Result<(), BusError> {
         self.declare(&config).await?;
-        let (receiver, sender) = {
+        let (receiver, inbox) = {
             let state = self.lock();
             let queue = &state.queues[&config.queue];
-            (queue.receiver.clone(), queue.sender.clone())
+            (queue.receiver.clone(), queue.inbox.clone())
         };
         loop {
             let delivery = tokio::select! {
@@ -153,18 +174,19 @@ impl EventBus for MemoryBus {
                     None => return Ok(()),
                 },
             };
+            inbox.waiting.fetch_sub(1, Ordering::Relaxed);
             let reason = match handler.handle(&delivery).await {
                 Outcome::Ack => continue,
                 Outcome::Retry(reason) if delivery.attempt < config.max_attempts => {
                     let delay = config.backoff(delivery.attempt);
-                    let sender = sender.clone();
+                    let inbox = inbox.clone();
                     let again = Delivery {
                         attempt: delivery.attempt + 1,
                         ..delivery
                     };
                     tokio::spawn(async move {
                         tokio::time::sleep(delay).await;
-                        let _ = sender.send(again);
+                        inbox.send(again);
                     });
                     tracing::debug!(queue = %config.queue, %reason, "delivery will be retried");
                     continue;
@@ -189,6 +211,14 @@ impl EventBus for MemoryBus {
             .get(queue)
             .map(|q| q.dead.iter().take(max).cloned().collect())
             .unwrap_or_default())
+    }
+
+    async fn depth(&self, queue: &str) -> Result<u64, BusError> {
+        let state = self.lock();
+        Ok(state
+            .queues
+            .get(queue)
+            .map_or(0, |q| q.inbox.waiting.load(Ordering::Relaxed)))
     }
 }
 

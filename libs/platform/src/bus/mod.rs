@@ -165,6 +165,9 @@ pub trait EventBus: Send + Sync {
     /// Up to `max` messages of a consumer's dead-letter queue, oldest first, without
     /// removing them.
     async fn dead_letters(&self, queue: &str, max: usize) -> Result<Vec<DeadLetter>, BusError>;
+    /// Messages waiting in a consumer's queue, not yet handed to a consumer (how far
+    /// behind it is).
+    async fn depth(&self, queue: &str) -> Result<u64, BusError>;
 }
 
 /// A service's consumers, started the way every service must: each queue is declared

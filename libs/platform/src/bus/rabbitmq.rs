@@ -275,6 +275,25 @@ impl EventBus for RabbitBus {
         let _ = connection.close(200, "done".into()).await;
         Ok(found)
     }
+
+    async fn depth(&self, queue: &str) -> Result<u64, BusError> {
+        self.publisher_channel().await?;
+        // A passive declare of a missing queue closes its channel: use a channel of its own.
+        let channel = match self.publisher.lock().await.as_ref() {
+            Some((connection, _)) => connection.create_channel().await.map_err(unavailable)?,
+            None => return Err(unavailable("not connected")),
+        };
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        let declared = channel
+            .queue_declare(queue.into(), passive, FieldTable::default())
+            .await
+            .map_err(unavailable)?;
+        let _ = channel.close(200, "done".into()).await;
+        Ok(declared.message_count().into())
+    }
 }
 
 /// Hands one delivery to the handler and settles it: acknowledged, re-published to a

@@ -62,6 +62,10 @@ impl crm_platform::bus::EventBus for RecordingBus {
     ) -> Result<Vec<crm_platform::bus::DeadLetter>, crm_platform::bus::BusError> {
         Ok(Vec::new())
     }
+
+    async fn depth(&self, _: &str) -> Result<u64, crm_platform::bus::BusError> {
+        Ok(0)
+    }
 }
 
 /// Every write leaves its `customer.*` event, with the snapshot, in order; the relay
@@ -444,13 +448,17 @@ pub async fn run(repo: &dyn CustomerRepository) {
     let mut seen = Vec::new();
     let mut after = None;
     loop {
-        let page = repo.list(after, 3).await.expect("list");
+        let page = repo.list(after, 3, false).await.expect("list");
         assert!(page.len() <= 3);
         let Some(last) = page.last() else { break };
         after = Some(last.id);
         seen.extend(page);
     }
     assert_eq!(seen, live);
+    // A full reindex asks for the deleted too.
+    let everyone = repo.list(None, 100, true).await.expect("list");
+    assert!(everyone.contains(&deleted));
+    assert!(live.iter().all(|c| everyone.contains(c)));
 
     activity(repo).await;
     segment_change(repo).await;

@@ -50,7 +50,13 @@ pub trait CustomerRepository: Send + Sync {
     ) -> Result<Vec<Customer>>;
 
     /// Live (not deleted) customers in id order, after `after`.
-    async fn list(&self, after: Option<CustomerId>, limit: u32) -> Result<Vec<Customer>>;
+    /// A page in id order; deleted customers only with `include_deleted`.
+    async fn list(
+        &self,
+        after: Option<CustomerId>,
+        limit: u32,
+        include_deleted: bool,
+    ) -> Result<Vec<Customer>>;
 
     /// Records one event of a customer's activity, its projection (order, ticket,
     /// product view) and the customer's new metrics in one transaction. Idempotent by

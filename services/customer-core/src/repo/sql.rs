@@ -37,7 +37,8 @@ pub const SELECT_BY_ID: &str = concat!("select ", columns!(), " from customers w
 pub const SELECT_PAGE: &str = concat!(
     "select ",
     columns!(),
-    " from customers where status <> 'deleted' and ($1 is null or id > $1) order by id limit $2"
+    " from customers where ($3 or status <> 'deleted') and ($1 is null or id > $1) \
+     order by id limit $2"
 );
 
 pub const SELECT_SOME: &str = concat!("select ", columns!(), " from customers where id in (");
@@ -515,11 +516,13 @@ macro_rules! impl_customer_repository {
                 &self,
                 after: Option<crm_domain::CustomerId>,
                 limit: u32,
+                include_deleted: bool,
             ) -> $crate::Result<Vec<crm_domain::Customer>> {
                 let rows: Vec<$crate::repo::sql::CustomerRow> =
                     sqlx::query_as($crate::repo::sql::SELECT_PAGE)
                         .bind(after.map(|id| id.as_uuid()))
                         .bind(i64::from(limit))
+                        .bind(include_deleted)
                         .fetch_all(&self.pool)
                         .await?;
                 rows.into_iter().map(TryInto::try_into).collect()

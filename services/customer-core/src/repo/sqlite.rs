@@ -95,9 +95,9 @@ mod tests {
         let path = dir.path().join("crm.db");
         let repo = SqliteRepository::open(&path).await.expect("open");
         super::super::contract::run(&repo).await;
-        let first = repo.list(None, 1).await.expect("list");
+        let first = repo.list(None, 1, false).await.expect("list");
         drop(repo);
         let reopened = SqliteRepository::open(&path).await.expect("reopen");
-        assert_eq!(reopened.list(None, 1).await.expect("list"), first);
+        assert_eq!(reopened.list(None, 1, false).await.expect("list"), first);
     }
 }

@@ -4,13 +4,18 @@
 
 #[cfg(test)]
 mod contract;
+pub mod elasticsearch;
+#[cfg(test)]
+mod recorded;
 pub mod tantivy;
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use crm_domain::{Customer, CustomerStatus, Segment};
 
-pub use self::tantivy::TantivyIndex;
+pub use self::tantivy::{TantivyCatalog, TantivyIndex};
 
 pub type Result<T, E = IndexError> = std::result::Result<T, E>;
 
@@ -64,15 +69,47 @@ pub enum Applied {
 
 #[async_trait]
 pub trait SearchIndex: Send + Sync {
-    /// Indexes a snapshot unless the index holds the same or a newer version of the
+    /// Indexes each snapshot unless the index holds the same or a newer version of the
     /// customer, so a late, older event never overwrites newer data. A deleted customer
     /// stays as a deleted document (default searches skip it); a merged-away one is
-    /// removed, its version kept so that older snapshots stay out.
-    async fn apply(&self, customer: &Customer) -> Result<Applied>;
+    /// removed, its version kept so that older snapshots stay out. One answer per
+    /// snapshot, in order.
+    async fn apply_all(&self, customers: &[Customer]) -> Result<Vec<Applied>>;
+
+    async fn apply(&self, customer: &Customer) -> Result<Applied> {
+        let applied = self.apply_all(std::slice::from_ref(customer)).await?;
+        applied
+            .first()
+            .copied()
+            .ok_or_else(|| IndexError::Engine("no answer for the snapshot".into()))
+    }
     /// Sorted by relevance, then most recent activity.
     async fn search(&self, query: &SearchQuery) -> Result<SearchResults>;
     /// Makes every applied snapshot visible to searches now.
     async fn refresh(&self) -> Result<()>;
+    /// Whether the engine answers (readiness).
+    async fn ping(&self) -> Result<()>;
+}
+
+/// One generation of the index: a name for logs and jobs, and the index itself.
+#[derive(Clone)]
+pub struct Generation {
+    pub name: String,
+    pub index: Arc<dyn SearchIndex>,
+}
+
+/// The generations of the index and the alias that says which one searches read, so a
+/// full reindex builds beside the live index and swaps when done.
+#[async_trait]
+pub trait IndexCatalog: Send + Sync {
+    /// What searches read, created empty when there is none yet; `true` when it was
+    /// just created (and wants a reindex).
+    async fn open_live(&self) -> Result<(Arc<dyn SearchIndex>, bool)>;
+    /// A new, empty generation beside the live one.
+    async fn create_generation(&self) -> Result<Generation>;
+    /// Points searches at `generation` at once (the alias swap) and drops the older
+    /// generations; returns what searches read from now on.
+    async fn promote(&self, generation: &Generation) -> Result<Arc<dyn SearchIndex>>;
 }
 
 /// Fuzziness AUTO, as Elasticsearch counts it: exact up to 2 characters, one edit for

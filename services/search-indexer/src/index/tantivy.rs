@@ -3,7 +3,12 @@
 //! equals), on disk for `crm` or in memory for tests. Writes become visible within
 //! `COMMIT_EVERY` (a background commit), or at once with `refresh`.
 
-use std::{collections::HashMap, path::Path, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
 
 use async_trait::async_trait;
 use crm_domain::{Customer, CustomerStatus};
@@ -20,13 +25,15 @@ use tantivy::{
 use tokio::sync::Mutex;
 
 use super::{
-    Applied, IndexError, Result, SearchHit, SearchIndex, SearchQuery, SearchResults, edits_allowed,
-    phone_suffixes,
+    Applied, Generation, IndexCatalog, IndexError, Result, SearchHit, SearchIndex, SearchQuery,
+    SearchResults, edits_allowed, phone_suffixes,
 };
 
 /// How soon an applied snapshot is searchable.
 const COMMIT_EVERY: Duration = Duration::from_millis(200);
 const WRITER_MEMORY: usize = 50_000_000;
+/// Tries at the writer's lock, 100 ms apart.
+const WRITER_LOCK_ATTEMPTS: u32 = 100;
 /// The status of a merged-away customer's tombstone (no customer has it).
 const MERGED: &str = "merged";
 
@@ -104,7 +111,7 @@ impl TantivyIndex {
             .reload_policy(ReloadPolicy::Manual)
             .try_into()
             .map_err(engine)?;
-        let writer = index.writer(WRITER_MEMORY).map_err(engine)?;
+        let writer = acquire_writer(&index)?;
         let this = Self {
             index,
             fields,
@@ -233,9 +240,10 @@ impl TantivyIndex {
                     })
                     .collect();
             if word.len() >= 4 && word.chars().all(|c| c.is_ascii_digit()) {
-                alternatives.push(Box::new(TermQuery::new(
+                alternatives.push(Box::new(FuzzyTermQuery::new(
                     Term::from_field_text(f.phone, &word),
-                    IndexRecordOption::Basic,
+                    distance,
+                    true,
                 )));
             }
             // best_fields: a word scores by its best field, not the sum.
@@ -282,12 +290,31 @@ impl TantivyIndex {
             filters.push((
                 Occur::Must,
                 Box::new(RangeQuery::new(
-                    std::ops::Bound::Excluded(from),
+                    std::ops::Bound::Included(from),
                     std::ops::Bound::Unbounded,
                 )),
             ));
         }
         filters
+    }
+}
+
+/// The index's one writer. A process that just died (a restart) may still hold its
+/// lock for a moment, so a busy lock is waited for.
+fn acquire_writer(index: &Index) -> Result<IndexWriter> {
+    let mut attempt = 0;
+    loop {
+        match index.writer(WRITER_MEMORY) {
+            Ok(writer) => return Ok(writer),
+            Err(tantivy::TantivyError::LockFailure(
+                tantivy::directory::error::LockError::LockBusy,
+                _,
+            )) if attempt < WRITER_LOCK_ATTEMPTS => {
+                attempt += 1;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(error) => return Err(engine(error)),
+        }
     }
 }
 
@@ -305,34 +332,39 @@ async fn commit(writer: &Mutex<Writer>, reader: &IndexReader) -> Result<()> {
 
 #[async_trait]
 impl SearchIndex for TantivyIndex {
-    async fn apply(&self, customer: &Customer) -> Result<Applied> {
-        let id = customer.id.to_string();
+    async fn apply_all(&self, customers: &[Customer]) -> Result<Vec<Applied>> {
         let mut writer = self.writer.lock().await;
         let searcher = self.reader.searcher();
-        let indexed = self.indexed_version(&searcher, &writer.pending, &id)?;
-        if indexed.is_some_and(|v| v >= customer.version) {
-            return Ok(Applied::Stale);
-        }
-        writer
-            .writer
-            .delete_term(Term::from_field_text(self.fields.id, &id));
-        let applied = if customer.merged_into.is_some() {
-            // A bare tombstone: only the id and version, found by no search.
-            let mut doc = TantivyDocument::default();
-            doc.add_text(self.fields.id, &id);
-            doc.add_i64(self.fields.version, customer.version);
-            doc.add_text(self.fields.status, MERGED);
-            writer.writer.add_document(doc).map_err(engine)?;
-            Applied::Removed
-        } else {
+        let mut answers = Vec::with_capacity(customers.len());
+        for customer in customers {
+            let id = customer.id.to_string();
+            let indexed = self.indexed_version(&searcher, &writer.pending, &id)?;
+            if indexed.is_some_and(|v| v >= customer.version) {
+                answers.push(Applied::Stale);
+                continue;
+            }
             writer
                 .writer
-                .add_document(self.document(customer))
-                .map_err(engine)?;
-            Applied::Indexed
-        };
-        writer.pending.insert(id, customer.version);
-        Ok(applied)
+                .delete_term(Term::from_field_text(self.fields.id, &id));
+            let applied = if customer.merged_into.is_some() {
+                // A bare tombstone: only the id and version, found by no search.
+                let mut doc = TantivyDocument::default();
+                doc.add_text(self.fields.id, &id);
+                doc.add_i64(self.fields.version, customer.version);
+                doc.add_text(self.fields.status, MERGED);
+                writer.writer.add_document(doc).map_err(engine)?;
+                Applied::Removed
+            } else {
+                writer
+                    .writer
+                    .add_document(self.document(customer))
+                    .map_err(engine)?;
+                Applied::Indexed
+            };
+            writer.pending.insert(id, customer.version);
+            answers.push(applied);
+        }
+        Ok(answers)
     }
 
     async fn search(&self, query: &SearchQuery) -> Result<SearchResults> {
@@ -386,6 +418,127 @@ impl SearchIndex for TantivyIndex {
     async fn refresh(&self) -> Result<()> {
         commit(&self.writer, &self.reader).await
     }
+
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Generations as directories `gen-N` under one directory, and the alias as the file
+/// `CURRENT` naming the live one (replaced atomically by a rename); or all in memory.
+pub struct TantivyCatalog {
+    dir: Option<PathBuf>,
+    /// The in-memory catalog's generation counter.
+    next_in_memory: std::sync::atomic::AtomicU64,
+}
+
+const CURRENT: &str = "CURRENT";
+
+impl TantivyCatalog {
+    pub fn on_disk(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: Some(dir.into()),
+            next_in_memory: 1.into(),
+        }
+    }
+
+    pub fn in_memory() -> Self {
+        Self {
+            dir: None,
+            next_in_memory: 1.into(),
+        }
+    }
+
+    fn generations(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(engine)? {
+            let path = entry.map_err(engine)?.path();
+            let number = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_prefix("gen-"))
+                .and_then(|n| n.parse().ok());
+            if let Some(number) = number {
+                found.push((number, path));
+            }
+        }
+        found.sort();
+        Ok(found)
+    }
+
+    /// Removes every generation but `keep`.
+    fn remove_others(dir: &Path, keep: &[&str]) -> Result<()> {
+        for (_, path) in Self::generations(dir)? {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if !keep.contains(&name)
+                && let Err(error) = std::fs::remove_dir_all(&path)
+            {
+                tracing::warn!(%error, ?path, "cannot remove an old index generation");
+            }
+        }
+        Ok(())
+    }
+
+    fn open_generation(&self, name: &str) -> Result<Generation> {
+        let index = match &self.dir {
+            Some(dir) => TantivyIndex::open(&dir.join(name))?,
+            None => TantivyIndex::in_memory()?,
+        };
+        Ok(Generation {
+            name: name.to_owned(),
+            index: Arc::new(index),
+        })
+    }
+}
+
+#[async_trait]
+impl IndexCatalog for TantivyCatalog {
+    async fn open_live(&self) -> Result<(Arc<dyn SearchIndex>, bool)> {
+        let Some(dir) = &self.dir else {
+            return Ok((self.create_generation().await?.index, true));
+        };
+        std::fs::create_dir_all(dir).map_err(engine)?;
+        let current = std::fs::read_to_string(dir.join(CURRENT)).ok();
+        match current.map(|c| c.trim().to_owned()) {
+            Some(name) if dir.join(&name).is_dir() => {
+                // Leftovers of a reindex that did not finish.
+                Self::remove_others(dir, &[&name])?;
+                Ok((self.open_generation(&name)?.index, false))
+            }
+            _ => {
+                let generation = self.create_generation().await?;
+                let live = self.promote(&generation).await?;
+                Ok((live, true))
+            }
+        }
+    }
+
+    async fn create_generation(&self) -> Result<Generation> {
+        let number = match &self.dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).map_err(engine)?;
+                Self::generations(dir)?.last().map_or(1, |(n, _)| n + 1)
+            }
+            None => self
+                .next_in_memory
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        };
+        self.open_generation(&format!("gen-{number}"))
+    }
+
+    async fn promote(&self, generation: &Generation) -> Result<Arc<dyn SearchIndex>> {
+        generation.index.refresh().await?;
+        if let Some(dir) = &self.dir {
+            let previous = std::fs::read_to_string(dir.join(CURRENT)).unwrap_or_default();
+            let staged = dir.join("CURRENT.new");
+            std::fs::write(&staged, &generation.name).map_err(engine)?;
+            std::fs::rename(&staged, dir.join(CURRENT)).map_err(engine)?;
+            // The previous generation may still answer searches in flight; it goes at
+            // the next swap or start.
+            Self::remove_others(dir, &[&generation.name, previous.trim()])?;
+        }
+        Ok(generation.index.clone())
+    }
 }
 
 #[cfg(test)]
@@ -396,5 +549,27 @@ mod tests {
     async fn contract() {
         let index = TantivyIndex::in_memory().unwrap();
         super::super::contract::run(&index).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn catalog_contract_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        super::super::contract::catalog(&TantivyCatalog::on_disk(dir.path())).await;
+        // After a restart the swapped-in generation is what searches read.
+        let (reopened, created) = TantivyCatalog::on_disk(dir.path())
+            .open_live()
+            .await
+            .unwrap();
+        assert!(!created);
+        let found = reopened
+            .search(&SearchQuery {
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(found.total, 1, "the rebuilt generation survives a restart");
+        let generations = TantivyCatalog::generations(dir.path()).unwrap();
+        assert_eq!(generations.len(), 1, "older generations are removed");
     }
 }

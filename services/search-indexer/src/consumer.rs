@@ -1,0 +1,297 @@
+//! Keeps the index in step with customer-core: every `customer.*` event carries the
+//! snapshot and version it produced. While the search engine is down the consumer holds
+//! its place in the queue and retries with backoff, so it catches up in order when the
+//! engine is back; what waits meanwhile is its lag.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicI64, Ordering},
+    },
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use crm_domain::{Customer, CustomerEvent};
+use crm_platform::{
+    Shutdown,
+    bus::{ConsumerConfig, Delivery, EVENTS_EXCHANGE, EventBus, Handler, Outcome},
+};
+use serde::Serialize;
+
+use crate::{index::Applied, indices::Indices};
+
+pub const QUEUE: &str = "search-indexer.customers";
+
+pub fn config() -> ConsumerConfig {
+    ConsumerConfig {
+        // Retries happen inside the handler (holding the queue position), so a
+        // delivery is only ever retried by the bus after a restart.
+        max_attempts: 5,
+        first_backoff: Duration::from_millis(200),
+        max_backoff: Duration::from_secs(30),
+        ..ConsumerConfig::new(
+            QUEUE,
+            EVENTS_EXCHANGE,
+            &[
+                "customer.created",
+                "customer.updated",
+                "customer.segment_changed",
+                "customer.merged",
+                "customer.deleted",
+            ],
+        )
+    }
+}
+
+/// How far the index is behind customer-core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LagReport {
+    pub events_behind: u64,
+    pub seconds_behind: u64,
+}
+
+/// When the last applied event happened; with the queue's depth, the lag.
+#[derive(Default)]
+pub struct Lag {
+    last_event_micros: AtomicI64,
+}
+
+impl Lag {
+    fn applied(&self, at: DateTime<Utc>) {
+        self.last_event_micros
+            .fetch_max(at.timestamp_micros(), Ordering::Relaxed);
+    }
+
+    /// Events waiting in the queue, and how long ago the last applied one happened
+    /// while any wait (0 when none does: the index is current).
+    pub async fn report(
+        &self,
+        bus: &dyn EventBus,
+        now: DateTime<Utc>,
+    ) -> Result<LagReport, String> {
+        let events_behind = bus.depth(QUEUE).await.map_err(|e| e.to_string())?;
+        let last = self.last_event_micros.load(Ordering::Relaxed);
+        let seconds_behind = if events_behind == 0 || last == 0 {
+            0
+        } else {
+            u64::try_from((now.timestamp_micros() - last) / 1_000_000).unwrap_or(0)
+        };
+        let report = LagReport {
+            events_behind,
+            seconds_behind,
+        };
+        metrics::gauge!("crm_search_events_behind").set(report.events_behind as f64);
+        metrics::gauge!("crm_search_seconds_behind").set(report.seconds_behind as f64);
+        Ok(report)
+    }
+}
+
+pub struct Snapshots {
+    indices: Arc<Indices>,
+    lag: Arc<Lag>,
+    shutdown: Shutdown,
+    config: ConsumerConfig,
+}
+
+impl Snapshots {
+    pub fn new(indices: Arc<Indices>, lag: Arc<Lag>, shutdown: Shutdown) -> Self {
+        Self {
+            indices,
+            lag,
+            shutdown,
+            config: config(),
+        }
+    }
+}
+
+#[async_trait]
+impl Handler for Snapshots {
+    async fn handle(&self, delivery: &Delivery) -> Outcome {
+        let event: CustomerEvent = match serde_json::from_slice(&delivery.message.payload) {
+            Ok(event) => event,
+            Err(error) => return Outcome::DeadLetter(format!("not an event: {error}")),
+        };
+        let customer = match serde_json::from_value::<Customer>(event.data["customer"].clone()) {
+            Ok(customer) => customer,
+            Err(error) => return Outcome::DeadLetter(format!("no customer snapshot: {error}")),
+        };
+        let mut attempt = 0;
+        loop {
+            match self.indices.apply(&customer).await {
+                Ok(applied) => {
+                    let outcome = match applied {
+                        Applied::Indexed => "indexed",
+                        Applied::Stale => "stale",
+                        Applied::Removed => "removed",
+                    };
+                    metrics::counter!("crm_search_events_applied_total", "outcome" => outcome)
+                        .increment(1);
+                    self.lag.applied(event.timestamp);
+                    return Outcome::Ack;
+                }
+                Err(error) => {
+                    attempt += 1;
+                    let delay = self.config.backoff(attempt);
+                    tracing::warn!(%error, attempt, ?delay, "the search engine failed; holding the queue position and retrying");
+                    tokio::select! {
+                        _ = self.shutdown.wait() => return Outcome::Retry(error.to_string()),
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Keeps the lag gauges of `/metrics` current between `/readyz` calls.
+pub async fn sample_lag(
+    lag: Arc<Lag>,
+    bus: Arc<dyn EventBus>,
+    every: Duration,
+    shutdown: Shutdown,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        if let Err(error) = lag.report(bus.as_ref(), Utc::now()).await {
+            tracing::debug!(%error, "cannot measure the search lag");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU32;
+
+    use chrono::TimeZone;
+    use crm_domain::{CustomerDraft, CustomerEventType, CustomerId};
+    use crm_platform::bus::{MemoryBus, Message};
+
+    use super::*;
+    use crate::index::{IndexError, Result, SearchIndex, SearchQuery, SearchResults, TantivyIndex};
+
+    /// The real index behind an engine that is down for its first `down` writes.
+    struct Unavailable {
+        index: TantivyIndex,
+        down: AtomicU32,
+    }
+
+    #[async_trait]
+    impl SearchIndex for Unavailable {
+        async fn apply_all(&self, customers: &[Customer]) -> Result<Vec<Applied>> {
+            if self
+                .down
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                return Err(IndexError::Engine("connection refused".into()));
+            }
+            self.index.apply_all(customers).await
+        }
+        async fn search(&self, query: &SearchQuery) -> Result<SearchResults> {
+            self.index.search(query).await
+        }
+        async fn refresh(&self) -> Result<()> {
+            self.index.refresh().await
+        }
+        async fn ping(&self) -> Result<()> {
+            self.index.ping().await
+        }
+    }
+
+    fn delivery(customer: &Customer, at: DateTime<Utc>) -> Delivery {
+        let event =
+            CustomerEvent::customer_changed(CustomerEventType::CustomerCreated, customer, at);
+        let payload = serde_json::to_vec(&event).unwrap();
+        Delivery {
+            message: Message::new(event.id.to_string(), "customer.created", payload),
+            attempt: 1,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_engine_outage_is_waited_out_in_place_and_the_lag_shows() {
+        let at = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let draft = CustomerDraft {
+            email: "ada@example.com".into(),
+            ..Default::default()
+        };
+        let customer = Customer::create(CustomerId::generate(), draft, at).unwrap();
+        let engine = Arc::new(Unavailable {
+            index: TantivyIndex::in_memory().unwrap(),
+            down: AtomicU32::new(2),
+        });
+        let lag = Arc::new(Lag::default());
+        let handler = Snapshots::new(
+            Arc::new(Indices::new(engine.clone())),
+            lag.clone(),
+            Shutdown::new(),
+        );
+        // Two failures, then it goes through: acknowledged, never dead-lettered.
+        assert!(matches!(
+            handler.handle(&delivery(&customer, at)).await,
+            Outcome::Ack
+        ));
+        engine.refresh().await.unwrap();
+        let found = engine
+            .search(&SearchQuery {
+                limit: 5,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(found.total, 1);
+
+        // Two events wait in the queue: the lag counts them, and the time since the
+        // last applied event.
+        let bus = MemoryBus::new();
+        bus.declare(&config()).await.unwrap();
+        let waiting = [
+            delivery(&customer, at).message,
+            delivery(&customer, at).message,
+        ];
+        bus.publish(EVENTS_EXCHANGE, &waiting).await.unwrap();
+        let report = lag
+            .report(&bus, at + chrono::Duration::seconds(90))
+            .await
+            .unwrap();
+        assert_eq!(
+            report,
+            LagReport {
+                events_behind: 2,
+                seconds_behind: 90
+            }
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn shutdown_ends_the_wait_and_leaves_the_event_for_later() {
+        let at = Utc::now();
+        let draft = CustomerDraft {
+            email: "ada@example.com".into(),
+            ..Default::default()
+        };
+        let customer = Customer::create(CustomerId::generate(), draft, at).unwrap();
+        let engine = Arc::new(Unavailable {
+            index: TantivyIndex::in_memory().unwrap(),
+            down: AtomicU32::new(u32::MAX),
+        });
+        let shutdown = Shutdown::new();
+        let handler = Snapshots::new(
+            Arc::new(Indices::new(engine)),
+            Arc::default(),
+            shutdown.clone(),
+        );
+        let stopping = async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            shutdown.trigger();
+        };
+        let delivery = delivery(&customer, at);
+        let (outcome, ()) = tokio::join!(handler.handle(&delivery), stopping);
+        assert!(matches!(outcome, Outcome::Retry(_)), "{outcome:?}");
+    }
+}

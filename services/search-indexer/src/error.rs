@@ -1,0 +1,47 @@
+use crm_domain::ValidationErrors;
+use crm_proto::status::{ErrorKind, ServiceError};
+use uuid::Uuid;
+
+use crate::index::IndexError;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Invalid(#[from] ValidationErrors),
+    #[error("reindex job {0} not found")]
+    JobNotFound(Uuid),
+    #[error("a reindex is already running (job {0})")]
+    AlreadyRunning(Uuid),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error("customer-core: {0}")]
+    CustomerCore(#[from] tonic::Status),
+    #[error(transparent)]
+    Platform(#[from] crm_platform::Error),
+}
+
+impl Error {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Invalid(_) => ErrorKind::Invalid,
+            Error::JobNotFound(_) => ErrorKind::NotFound,
+            Error::AlreadyRunning(_) => ErrorKind::Conflict,
+            Error::Index(IndexError::Engine(_)) | Error::CustomerCore(_) => ErrorKind::Unavailable,
+            Error::Index(IndexError::Corrupt(_)) | Error::Platform(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+/// The one place where errors leave the service: internals are logged, never echoed.
+impl From<Error> for tonic::Status {
+    fn from(error: Error) -> Self {
+        let kind = error.kind();
+        let service_error = match error {
+            Error::Invalid(errors) => ServiceError::invalid(errors),
+            other => ServiceError::outward(kind, &other, "search is unavailable, try again later"),
+        };
+        service_error.into()
+    }
+}

@@ -1,0 +1,199 @@
+//! `SearchService` over gRPC: the seed's `SearchRequest`, checked, and the reindex jobs.
+
+use std::sync::Arc;
+
+use crm_domain::{Tag, ValidationErrors};
+use crm_proto::{
+    convert::{datetime, segment_from_proto, status_from_proto, timestamp},
+    v1::{self, search_service_server::SearchService},
+};
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use crate::{
+    Error,
+    index::{DEFAULT_LIMIT, MAX_LIMIT, SearchQuery},
+    indices::Indices,
+    reindex::{ReindexJob, Reindexer},
+};
+
+/// How deep pages may go (Elasticsearch's `max_result_window`).
+pub const MAX_WINDOW: u32 = 10_000;
+const MAX_QUERY_CHARS: usize = 200;
+const MAX_TAGS: usize = 20;
+
+pub struct SearchGrpc {
+    indices: Arc<Indices>,
+    reindexer: Arc<Reindexer>,
+}
+
+impl SearchGrpc {
+    pub fn new(indices: Arc<Indices>, reindexer: Arc<Reindexer>) -> Self {
+        Self { indices, reindexer }
+    }
+}
+
+/// The request as a query, or every field that is wrong.
+pub fn query_from_proto(
+    request: v1::SearchCustomersRequest,
+) -> Result<SearchQuery, ValidationErrors> {
+    let mut errors = ValidationErrors::default();
+    let text = request.query.trim().to_owned();
+    if text.chars().count() > MAX_QUERY_CHARS {
+        errors.push("query", format!("at most {MAX_QUERY_CHARS} characters"));
+    }
+    let segment = match request.segment {
+        None => None,
+        Some(raw) => {
+            let segment = segment_from_proto(raw);
+            if segment.is_none() {
+                errors.push("segment", "unknown segment");
+            }
+            segment
+        }
+    };
+    let status = match request.status {
+        None => None,
+        Some(raw) => {
+            let status = status_from_proto(raw);
+            if status.is_none() {
+                errors.push("status", "unknown status");
+            }
+            status
+        }
+    };
+    if request.tags.len() > MAX_TAGS {
+        errors.push("tags", format!("at most {MAX_TAGS} tags"));
+    }
+    let tags = request
+        .tags
+        .iter()
+        .enumerate()
+        .filter_map(|(i, tag)| errors.check(&format!("tags[{i}]"), Tag::parse(tag)))
+        .map(|tag| tag.as_str().to_owned())
+        .collect();
+    let created_after = request.created_after.as_ref().map(|at| datetime(Some(at)));
+    if created_after == Some(None) {
+        errors.push("created_after", "not a valid time");
+    }
+    let limit = match request.limit {
+        0 => DEFAULT_LIMIT,
+        n if n <= MAX_LIMIT => n,
+        _ => {
+            errors.push("limit", format!("must be between 1 and {MAX_LIMIT}"));
+            DEFAULT_LIMIT
+        }
+    };
+    if request.offset.saturating_add(limit) > MAX_WINDOW {
+        errors.push(
+            "offset",
+            format!("offset + limit may be at most {MAX_WINDOW}; narrow the search instead"),
+        );
+    }
+    errors.finish(|| SearchQuery {
+        text,
+        segment,
+        status,
+        tags,
+        created_after: created_after.flatten(),
+        offset: request.offset,
+        limit,
+    })
+}
+
+fn job_to_proto(job: ReindexJob) -> v1::ReindexJob {
+    v1::ReindexJob {
+        id: job.id.to_string(),
+        status: job.status.as_str().into(),
+        indexed: job.indexed,
+        generation: job.generation,
+        started_at: Some(timestamp(job.started_at)),
+        finished_at: job.finished_at.map(timestamp),
+        error: job.error,
+    }
+}
+
+#[tonic::async_trait]
+impl SearchService for SearchGrpc {
+    async fn search_customers(
+        &self,
+        request: Request<v1::SearchCustomersRequest>,
+    ) -> Result<Response<v1::SearchCustomersResponse>, Status> {
+        let query = query_from_proto(request.into_inner()).map_err(Error::from)?;
+        let found = self
+            .indices
+            .live()
+            .search(&query)
+            .await
+            .map_err(Error::from)?;
+        Ok(Response::new(v1::SearchCustomersResponse {
+            total: found.total,
+            hits: found
+                .hits
+                .into_iter()
+                .map(|hit| v1::SearchHit {
+                    customer: Some(hit.customer.into()),
+                    score: f64::from(hit.score),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn reindex(
+        &self,
+        _: Request<v1::ReindexRequest>,
+    ) -> Result<Response<v1::ReindexJob>, Status> {
+        let job = self.reindexer.start().await?;
+        Ok(Response::new(job_to_proto(job)))
+    }
+
+    async fn get_reindex_job(
+        &self,
+        request: Request<v1::GetReindexJobRequest>,
+    ) -> Result<Response<v1::ReindexJob>, Status> {
+        let raw = request.into_inner().id;
+        let id = Uuid::parse_str(raw.trim())
+            .map_err(|_| Error::from(ValidationErrors::single("id", "must be a UUID")))?;
+        Ok(Response::new(job_to_proto(self.reindexer.job(id)?)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> v1::SearchCustomersRequest {
+        v1::SearchCustomersRequest {
+            query: " Katherin ".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn defaults_and_normalised_tags() {
+        let query = query_from_proto(v1::SearchCustomersRequest {
+            tags: vec!["VIP".into()],
+            ..request()
+        })
+        .unwrap();
+        assert_eq!(
+            (query.text.as_str(), query.limit, query.tags),
+            ("Katherin", DEFAULT_LIMIT, vec!["vip".to_owned()])
+        );
+    }
+
+    #[test]
+    fn every_wrong_field_is_named() {
+        let wrong = v1::SearchCustomersRequest {
+            segment: Some(99),
+            status: Some(99),
+            tags: vec![String::new()],
+            limit: 101,
+            offset: 9_990,
+            ..request()
+        };
+        let errors = query_from_proto(wrong).unwrap_err();
+        let fields: Vec<&str> = errors.0.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["segment", "status", "tags[0]", "limit", "offset"]);
+    }
+}

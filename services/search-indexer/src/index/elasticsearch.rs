@@ -1,0 +1,540 @@
+//! The Elasticsearch adapter, through the official client: the seed's mapping (plus
+//! `full_name`, the phone's endings and the stored snapshot), an alias over versioned
+//! indices `<alias>-<n>`, bulk writes with external versions (a late, older snapshot
+//! gets a 409 and changes nothing), and the seed's query. 429 and 5xx answers and lost
+//! connections are retried with backoff before the caller sees an error.
+
+use std::{sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use crm_domain::{Customer, CustomerStatus};
+use elasticsearch::{
+    BulkParts, Elasticsearch, SearchParts,
+    http::{
+        StatusCode,
+        request::JsonBody,
+        response::Response,
+        transport::{SingleNodeConnectionPool, TransportBuilder},
+    },
+    indices::{IndicesCreateParts, IndicesGetAliasParts, IndicesRefreshParts},
+};
+use serde_json::{Value, json};
+
+use super::{
+    Applied, Generation, IndexCatalog, IndexError, Result, SearchHit, SearchIndex, SearchQuery,
+    SearchResults, phone_suffixes,
+};
+
+/// The status of a merged-away customer's tombstone (no customer has it).
+const MERGED: &str = "merged";
+const ATTEMPTS: u32 = 5;
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The seed's mapping, plus `full_name`, the phone as its digit endings (so the last
+/// digits find it) and the snapshot itself, stored but not indexed.
+pub fn index_body(alias: Option<&str>) -> Value {
+    let mut body = json!({
+        // Findable within a second of being applied.
+        "settings": { "index": { "refresh_interval": "500ms" } },
+        "mappings": {
+            "dynamic": false,
+            "properties": {
+                "id": { "type": "keyword" },
+                "email": { "type": "text", "fields": { "keyword": { "type": "keyword" } } },
+                "phone": { "type": "keyword" },
+                "first_name": { "type": "text" },
+                "last_name": { "type": "text" },
+                "full_name": { "type": "text" },
+                "segment": { "type": "keyword" },
+                "tags": { "type": "keyword" },
+                "status": { "type": "keyword" },
+                "metrics": {
+                    "properties": {
+                        "total_orders": { "type": "integer" },
+                        "total_spent": { "type": "float" },
+                        "lifetime_value": { "type": "float" }
+                    }
+                },
+                "created_at": { "type": "date" },
+                "last_activity_at": { "type": "date" },
+                "customer": { "type": "object", "enabled": false }
+            }
+        }
+    });
+    if let Some(alias) = alias {
+        body["aliases"] = json!({ alias: {} });
+    }
+    body
+}
+
+/// The document of a snapshot; a merged-away customer is a bare tombstone.
+pub fn document(customer: &Customer) -> Value {
+    if customer.merged_into.is_some() {
+        return json!({ "id": customer.id, "status": MERGED });
+    }
+    json!({
+        "id": customer.id,
+        "email": customer.email,
+        "phone": customer.phone.iter().flat_map(|p| phone_suffixes(p.as_str())).collect::<Vec<_>>(),
+        "first_name": customer.first_name,
+        "last_name": customer.last_name,
+        "full_name": customer.full_name(),
+        "segment": customer.segment.as_str(),
+        "tags": customer.tags,
+        "status": customer.status.as_str(),
+        "metrics": {
+            "total_orders": customer.metrics.total_orders,
+            "total_spent": customer.metrics.total_spent,
+            "lifetime_value": customer.metrics.lifetime_value,
+        },
+        "created_at": customer.created_at,
+        "last_activity_at": customer.last_activity_at,
+        "customer": customer,
+    })
+}
+
+/// The seed's query: multi_match best_fields with fuzziness AUTO, term filters,
+/// relevance then the most recent activity.
+pub fn query_body(query: &SearchQuery) -> Value {
+    let must = if query.text.is_empty() {
+        json!([{ "match_all": {} }])
+    } else {
+        json!([{
+            "multi_match": {
+                "query": query.text,
+                "fields": ["email", "phone", "first_name", "last_name", "full_name"],
+                "type": "best_fields",
+                "fuzziness": "AUTO"
+            }
+        }])
+    };
+    let mut filter = Vec::new();
+    if let Some(segment) = query.segment {
+        filter.push(json!({ "term": { "segment": segment.as_str() } }));
+    }
+    let mut must_not = vec![json!({ "term": { "status": MERGED } })];
+    match query.status {
+        Some(status) => filter.push(json!({ "term": { "status": status.as_str() } })),
+        None => must_not.push(json!({ "term": { "status": CustomerStatus::Deleted.as_str() } })),
+    }
+    if !query.tags.is_empty() {
+        filter.push(json!({ "terms": { "tags": query.tags } }));
+    }
+    if let Some(after) = query.created_after {
+        filter.push(json!({ "range": { "created_at": { "gte": after } } }));
+    }
+    json!({
+        "query": { "bool": { "must": must, "filter": filter, "must_not": must_not } },
+        "sort": [{ "_score": "desc" }, { "last_activity_at": "desc" }],
+        "from": query.offset,
+        "size": query.limit.max(1),
+        "track_total_hits": true
+    })
+}
+
+fn engine(error: impl std::fmt::Display) -> IndexError {
+    IndexError::Engine(error.to_string())
+}
+
+fn client(url: &str) -> Result<Elasticsearch> {
+    let url = url.parse().map_err(engine)?;
+    let transport = TransportBuilder::new(SingleNodeConnectionPool::new(url))
+        .timeout(REQUEST_TIMEOUT)
+        .disable_proxy()
+        .build()
+        .map_err(engine)?;
+    Ok(Elasticsearch::new(transport))
+}
+
+fn retryable(status: StatusCode) -> bool {
+    status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
+}
+
+/// How long to wait before attempt `attempt + 1`: the server's `Retry-After` when it
+/// gave one (capped), else doubling from `FIRST_BACKOFF`.
+fn backoff(attempt: u32, retry_after: Option<u64>) -> Duration {
+    retry_after
+        .map(Duration::from_secs)
+        .unwrap_or_else(|| FIRST_BACKOFF.saturating_mul(1 << attempt.min(10)))
+        .min(MAX_BACKOFF)
+}
+
+/// Sends a request (built anew for each attempt), retrying lost connections, 429 and
+/// 5xx; answers the final status and JSON body.
+async fn send<F, Fut>(what: &str, request: F) -> Result<(StatusCode, Value)>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = std::result::Result<Response, elasticsearch::Error>>,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let failure = match request().await {
+            Ok(response) => {
+                let status = response.status_code();
+                let retry_after = response
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok());
+                let body: Value = response.json().await.unwrap_or(Value::Null);
+                if !retryable(status) || attempt >= ATTEMPTS {
+                    return Ok((status, body));
+                }
+                (format!("{status}: {}", reason(&body)), retry_after)
+            }
+            Err(error) if attempt >= ATTEMPTS => {
+                return Err(engine(format!("{what}: {error}")));
+            }
+            Err(error) => (error.to_string(), None),
+        };
+        let delay = backoff(attempt, failure.1);
+        tracing::warn!(
+            what,
+            attempt,
+            ?delay,
+            reason = failure.0,
+            "elasticsearch failed; retrying"
+        );
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// Elasticsearch's own words for an error body.
+fn reason(body: &Value) -> String {
+    let error = &body["error"];
+    match (error["type"].as_str(), error["reason"].as_str()) {
+        (Some(kind), Some(reason)) => format!("{kind}: {reason}"),
+        _ => body.to_string(),
+    }
+}
+
+/// Fails unless `status` is a success.
+fn expect_success(what: &str, (status, body): (StatusCode, Value)) -> Result<Value> {
+    if status.is_success() {
+        Ok(body)
+    } else {
+        Err(engine(format!("{what}: {status}: {}", reason(&body))))
+    }
+}
+
+/// One index or alias of customers.
+pub struct ElasticIndex {
+    client: Elasticsearch,
+    /// The alias (what searches read) or a generation being built.
+    name: String,
+}
+
+impl ElasticIndex {
+    pub fn new(client: Elasticsearch, name: impl Into<String>) -> Self {
+        Self {
+            client,
+            name: name.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl SearchIndex for ElasticIndex {
+    async fn apply_all(&self, customers: &[Customer]) -> Result<Vec<Applied>> {
+        let mut answers: Vec<Option<Applied>> = vec![None; customers.len()];
+        // Items that failed for a passing reason (a full queue) are sent again alone.
+        let mut pending: Vec<usize> = (0..customers.len()).collect();
+        let mut attempt = 0;
+        while !pending.is_empty() {
+            attempt += 1;
+            let lines: Vec<Value> = pending
+                .iter()
+                .flat_map(|&i| {
+                    let customer = &customers[i];
+                    let action = json!({ "index": {
+                        "_id": customer.id,
+                        "version": customer.version,
+                        "version_type": "external"
+                    }});
+                    [action, document(customer)]
+                })
+                .collect();
+            let response = send("bulk", || async {
+                let body: Vec<JsonBody<Value>> =
+                    lines.iter().cloned().map(JsonBody::from).collect();
+                self.client
+                    .bulk(BulkParts::Index(&self.name))
+                    .body(body)
+                    .send()
+                    .await
+            })
+            .await?;
+            let body = expect_success("bulk", response)?;
+            let items = body["items"].as_array().cloned().unwrap_or_default();
+            if items.len() != pending.len() {
+                return Err(engine(format!(
+                    "bulk: {} answers for {} documents",
+                    items.len(),
+                    pending.len()
+                )));
+            }
+            let mut again = Vec::new();
+            for (&i, item) in pending.iter().zip(&items) {
+                let result = &item["index"];
+                let status = result["status"].as_u64().unwrap_or(0) as u16;
+                answers[i] = match status {
+                    200 | 201 if customers[i].merged_into.is_some() => Some(Applied::Removed),
+                    200 | 201 => Some(Applied::Indexed),
+                    409 => Some(Applied::Stale),
+                    429 | 500..=599 if attempt < ATTEMPTS => {
+                        again.push(i);
+                        None
+                    }
+                    _ => {
+                        return Err(engine(format!(
+                            "bulk item {}: {status}: {}",
+                            customers[i].id,
+                            reason(result)
+                        )));
+                    }
+                };
+            }
+            if !again.is_empty() {
+                tokio::time::sleep(backoff(attempt, None)).await;
+            }
+            pending = again;
+        }
+        Ok(answers
+            .into_iter()
+            .map(|a| a.unwrap_or(Applied::Stale))
+            .collect())
+    }
+
+    async fn search(&self, query: &SearchQuery) -> Result<SearchResults> {
+        let body = query_body(query);
+        let response = send("search", || async {
+            self.client
+                .search(SearchParts::Index(&[&self.name]))
+                .body(body.clone())
+                .send()
+                .await
+        })
+        .await?;
+        let found = expect_success("search", response)?;
+        let total = found["hits"]["total"]["value"]
+            .as_u64()
+            .ok_or_else(|| IndexError::Corrupt("search: no hits.total.value".into()))?;
+        let hits = found["hits"]["hits"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|hit| {
+                let customer = serde_json::from_value(hit["_source"]["customer"].clone())
+                    .map_err(|e| IndexError::Corrupt(format!("hit {}: {e}", hit["_id"])))?;
+                let score = hit["_score"].as_f64().unwrap_or(0.0) as f32;
+                Ok(SearchHit { customer, score })
+            })
+            .collect::<Result<_>>()?;
+        Ok(SearchResults { total, hits })
+    }
+
+    async fn refresh(&self) -> Result<()> {
+        let response = send("refresh", || async {
+            self.client
+                .indices()
+                .refresh(IndicesRefreshParts::Index(&[&self.name]))
+                .send()
+                .await
+        })
+        .await?;
+        expect_success("refresh", response).map(drop)
+    }
+
+    async fn ping(&self) -> Result<()> {
+        let response = self.client.ping().send().await.map_err(engine)?;
+        let status = response.status_code();
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(engine(format!("ping: {status}")))
+        }
+    }
+}
+
+/// Generations `<alias>-<n>` behind the alias searches read.
+pub struct ElasticCatalog {
+    client: Elasticsearch,
+    alias: String,
+}
+
+impl ElasticCatalog {
+    pub fn new(url: &str, alias: &str) -> Result<Self> {
+        Ok(Self {
+            client: client(url)?,
+            alias: alias.to_owned(),
+        })
+    }
+
+    fn index(&self, name: &str) -> Arc<dyn SearchIndex> {
+        Arc::new(ElasticIndex::new(self.client.clone(), name))
+    }
+
+    /// The generations that exist, and the ones the alias points at.
+    async fn generations(&self) -> Result<(Vec<String>, Vec<String>)> {
+        let pattern = format!("{}-*", self.alias);
+        let response = send("list generations", || async {
+            self.client
+                .indices()
+                .get_alias(IndicesGetAliasParts::Index(&[&pattern]))
+                .send()
+                .await
+        })
+        .await?;
+        let found = expect_success("list generations", response)?;
+        let mut all: Vec<String> = found
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, _)| k.clone())
+            .collect();
+        all.sort_by_key(|name| self.number(name));
+        let live = found
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(_, v)| v["aliases"].get(&self.alias).is_some())
+            .map(|(k, _)| k.clone())
+            .collect();
+        Ok((all, live))
+    }
+
+    fn number(&self, name: &str) -> u64 {
+        name.strip_prefix(&format!("{}-", self.alias))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+
+    async fn create(&self, name: &str, with_alias: bool) -> Result<()> {
+        let body = index_body(with_alias.then_some(self.alias.as_str()));
+        let response = send("create index", || async {
+            self.client
+                .indices()
+                .create(IndicesCreateParts::Index(name))
+                .body(body.clone())
+                .send()
+                .await
+        })
+        .await?;
+        expect_success("create index", response).map(drop)
+    }
+}
+
+#[async_trait]
+impl IndexCatalog for ElasticCatalog {
+    async fn open_live(&self) -> Result<(Arc<dyn SearchIndex>, bool)> {
+        let (all, live) = self.generations().await?;
+        if !live.is_empty() {
+            return Ok((self.index(&self.alias), false));
+        }
+        let next = all.last().map_or(1, |n| self.number(n) + 1);
+        self.create(&format!("{}-{next}", self.alias), true).await?;
+        Ok((self.index(&self.alias), true))
+    }
+
+    async fn create_generation(&self) -> Result<Generation> {
+        let (all, _) = self.generations().await?;
+        let next = all.last().map_or(1, |n| self.number(n) + 1);
+        let name = format!("{}-{next}", self.alias);
+        self.create(&name, false).await?;
+        Ok(Generation {
+            index: self.index(&name),
+            name,
+        })
+    }
+
+    async fn promote(&self, generation: &Generation) -> Result<Arc<dyn SearchIndex>> {
+        generation.index.refresh().await?;
+        let (all, _) = self.generations().await?;
+        // One atomic step: the alias moves and the older generations go.
+        let mut actions = vec![json!({ "add": { "index": generation.name, "alias": self.alias } })];
+        actions.extend(
+            all.iter()
+                .filter(|name| **name != generation.name)
+                .map(|name| json!({ "remove_index": { "index": name } })),
+        );
+        let body = json!({ "actions": actions });
+        let response = send("swap alias", || async {
+            self.client
+                .indices()
+                .update_aliases()
+                .body(body.clone())
+                .send()
+                .await
+        })
+        .await?;
+        expect_success("swap alias", response)?;
+        Ok(self.index(&self.alias))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::{contract, recorded::Elastic};
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn contract_on_recorded_exchanges() {
+        let elastic = Elastic::start("contract", &["contract-*"]).await;
+        let catalog = ElasticCatalog::new(&elastic.url, "contract").unwrap();
+        let (live, _) = catalog.open_live().await.expect("open");
+        contract::run(live.as_ref()).await;
+        elastic.finish();
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn catalog_contract_on_recorded_exchanges() {
+        let elastic = Elastic::start("catalog", &["catalog-*"]).await;
+        let catalog = ElasticCatalog::new(&elastic.url, "catalog").unwrap();
+        contract::catalog(&catalog).await;
+        elastic.finish();
+    }
+}
+
+#[cfg(test)]
+mod failures {
+    use super::*;
+    use crate::index::{contract::customer, recorded::Elastic};
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn passing_failures_are_retried_and_errors_say_what_elasticsearch_said() {
+        let elastic = Elastic::replay("failures").await;
+        let index = ElasticIndex::new(client(&elastic.url).unwrap(), "contract");
+        let everyone = SearchQuery {
+            limit: 20,
+            ..Default::default()
+        };
+        // 429 with Retry-After, then 503, then the answer.
+        let found = index.search(&everyone).await.expect("retried");
+        assert_eq!(found.total, 1);
+        assert_eq!(
+            found.hits[0].customer.email.as_str(),
+            "dorothy@nasa.example"
+        );
+
+        // A bulk item rejected (a full write queue): only it is sent again.
+        let ada = customer("ada@example.com", "Ada", "Lovelace", None, &[]);
+        let grace = customer("grace@example.com", "Grace", "Hopper", None, &[]);
+        let applied = index.apply_all(&[ada, grace]).await.expect("bulk");
+        assert_eq!(applied, [Applied::Indexed, Applied::Indexed]);
+
+        // A refused query: no retry, and Elasticsearch's own words in the error.
+        let refused = index.search(&everyone).await.unwrap_err().to_string();
+        assert!(
+            refused.contains("search_phase_execution_exception"),
+            "{refused}"
+        );
+
+        // Down for good: the last answer after every attempt.
+        let down = index.search(&everyone).await.unwrap_err().to_string();
+        assert!(down.contains("503"), "{down}");
+        elastic.finish();
+    }
+}

@@ -1,0 +1,46 @@
+//! crm-search-indexer's settings (`CRM_*` environment variables, see the README).
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use crm_platform::settings::Secret;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// Embedded, on local disk (`CRM_SEARCH_INDEX_DIR`): one replica.
+    Tantivy,
+    /// A cluster at `CRM_ELASTICSEARCH_URL`.
+    Elasticsearch,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub amqp_url: Secret,
+    /// Where a reindex reads every customer.
+    pub customer_core_url: String,
+    /// `CRM_SEARCH_BACKEND`: `tantivy` or `elasticsearch`.
+    pub search_backend: Backend,
+    pub search_index_dir: PathBuf,
+    pub elasticsearch_url: Secret,
+    /// The alias searches read; generations are `<alias>-<n>`.
+    pub elasticsearch_index: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            grpc_addr: ([127, 0, 0, 1], 50054).into(),
+            http_addr: ([127, 0, 0, 1], 9104).into(),
+            amqp_url: Secret::new("amqp://guest:guest@127.0.0.1:5672/%2f"),
+            customer_core_url: "http://127.0.0.1:50051".into(),
+            search_backend: Backend::Tantivy,
+            search_index_dir: PathBuf::from("./data/search"),
+            elasticsearch_url: Secret::new("http://127.0.0.1:9200"),
+            elasticsearch_index: "customers".into(),
+        }
+    }
+}
