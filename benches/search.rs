@@ -13,14 +13,56 @@ use crm_domain::{Customer, CustomerDraft, CustomerId};
 use crm_search_indexer::index::{SearchIndex, SearchQuery, TantivyIndex};
 
 const FIRST: [&str; 24] = [
-    "Katherine", "Dorothy", "Mary", "Grace", "Ada", "Margaret", "Hedy", "Barbara", "Frances",
-    "Radia", "Shafi", "Lynn", "Evelyn", "Annie", "Joan", "Karen", "Sophie", "Edith", "Jean",
-    "Adele", "Betty", "Ruth", "Marlyn", "Kathleen",
+    "Katherine",
+    "Dorothy",
+    "Mary",
+    "Grace",
+    "Ada",
+    "Margaret",
+    "Hedy",
+    "Barbara",
+    "Frances",
+    "Radia",
+    "Shafi",
+    "Lynn",
+    "Evelyn",
+    "Annie",
+    "Joan",
+    "Karen",
+    "Sophie",
+    "Edith",
+    "Jean",
+    "Adele",
+    "Betty",
+    "Ruth",
+    "Marlyn",
+    "Kathleen",
 ];
 const LAST: [&str; 24] = [
-    "Johnson", "Vaughan", "Jackson", "Hopper", "Lovelace", "Hamilton", "Lamarr", "Liskov",
-    "Allen", "Perlman", "Goldwasser", "Conway", "Boyd", "Easley", "Clarke", "Jones", "Wilson",
-    "Clarke", "Bartik", "Goldberg", "Holberton", "Teitelbaum", "Wescoff", "Antonelli",
+    "Johnson",
+    "Vaughan",
+    "Jackson",
+    "Hopper",
+    "Lovelace",
+    "Hamilton",
+    "Lamarr",
+    "Liskov",
+    "Allen",
+    "Perlman",
+    "Goldwasser",
+    "Conway",
+    "Boyd",
+    "Easley",
+    "Clarke",
+    "Jones",
+    "Wilson",
+    "Clarke",
+    "Bartik",
+    "Goldberg",
+    "Holberton",
+    "Teitelbaum",
+    "Wescoff",
+    "Antonelli",
 ];
 const BATCH: usize = 2_000;
 const QUERIES: usize = 300;
@@ -30,13 +72,18 @@ const PAGE: u32 = 20;
 fn customer(i: usize) -> Customer {
     let (first, last) = (FIRST[i % FIRST.len()], LAST[(i / FIRST.len()) % LAST.len()]);
     let draft = CustomerDraft {
-        email: format!("{}.{}{i}@example.com", first.to_lowercase(), last.to_lowercase()),
+        email: format!(
+            "{}.{}{i}@example.com",
+            first.to_lowercase(),
+            last.to_lowercase()
+        ),
         phone: Some(format!("+1202{:07}", i)),
         first_name: Some(first.into()),
         last_name: Some(last.into()),
         ..Default::default()
     };
-    let at = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + chrono::Duration::minutes(i as i64);
+    let at =
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + chrono::Duration::minutes(i as i64);
     let id = CustomerId::from(uuid::Uuid::from_u128(i as u128 + 1));
     Customer::create(id, draft, at).expect("a valid customer")
 }
@@ -49,7 +96,12 @@ fn query(i: usize, kind: usize) -> String {
         0 => {
             let last = c.last_name.as_ref().unwrap().as_str();
             // A letter dropped from the last name, with the first name.
-            let typo: String = last.chars().enumerate().filter(|(n, _)| *n != 2).map(|(_, ch)| ch).collect();
+            let typo: String = last
+                .chars()
+                .enumerate()
+                .filter(|(n, _)| *n != 2)
+                .map(|(_, ch)| ch)
+                .collect();
             format!("{} {typo}", c.first_name.as_ref().unwrap().as_str())
         }
         1 => c.email.as_str().split('@').next().unwrap().to_owned(),
@@ -94,7 +146,9 @@ async fn main() {
     eprintln!("indexing {customers} customers with tantivy ...");
     let started = Instant::now();
     for start in (0..customers).step_by(BATCH) {
-        let batch: Vec<Customer> = (start..(start + BATCH).min(customers)).map(customer).collect();
+        let batch: Vec<Customer> = (start..(start + BATCH).min(customers))
+            .map(customer)
+            .collect();
         index.apply_all(&batch).await.unwrap();
     }
     index.refresh().await.unwrap();
@@ -150,7 +204,11 @@ async fn main() {
         let started = Instant::now();
         let hits = index.search(&search).await.unwrap();
         latencies.push(started.elapsed());
-        found += usize::from(hits.hits.iter().any(|h| h.customer.id == customer(target).id));
+        found += usize::from(
+            hits.hits
+                .iter()
+                .any(|h| h.customer.id == customer(target).id),
+        );
     }
     let tantivy = summarize(latencies, found);
 
@@ -195,7 +253,9 @@ async fn main() {
     let visible = summarize(visible, 0);
 
     let rate = |d: Duration| customers as f64 / d.as_secs_f64();
-    println!("search, {customers} customers, {QUERIES} queries (typo'd names, e-mail local parts, phone endings), first page of {PAGE}");
+    println!(
+        "search, {customers} customers, {QUERIES} queries (typo'd names, e-mail local parts, phone endings), first page of {PAGE}"
+    );
     println!(
         "  indexing   pg_trgm (insert + GIN)  {:>9.0} customers/s (baseline)",
         rate(pg_indexing)

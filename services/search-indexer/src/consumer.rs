@@ -203,6 +203,14 @@ mod tests {
         }
     }
 
+    fn ada(at: DateTime<Utc>) -> Customer {
+        let draft = CustomerDraft {
+            email: "ada@example.com".into(),
+            ..Default::default()
+        };
+        Customer::create(CustomerId::generate(), draft, at).unwrap()
+    }
+
     fn delivery(customer: &Customer, at: DateTime<Utc>) -> Delivery {
         let event =
             CustomerEvent::customer_changed(CustomerEventType::CustomerCreated, customer, at);
@@ -216,11 +224,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn an_engine_outage_is_waited_out_in_place_and_the_lag_shows() {
         let at = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
-        let draft = CustomerDraft {
-            email: "ada@example.com".into(),
-            ..Default::default()
-        };
-        let customer = Customer::create(CustomerId::generate(), draft, at).unwrap();
+        let customer = ada(at);
         let engine = Arc::new(Unavailable {
             index: TantivyIndex::in_memory().unwrap(),
             down: AtomicU32::new(2),
@@ -271,11 +275,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn shutdown_ends_the_wait_and_leaves_the_event_for_later() {
         let at = Utc::now();
-        let draft = CustomerDraft {
-            email: "ada@example.com".into(),
-            ..Default::default()
-        };
-        let customer = Customer::create(CustomerId::generate(), draft, at).unwrap();
+        let customer = ada(at);
         let engine = Arc::new(Unavailable {
             index: TantivyIndex::in_memory().unwrap(),
             down: AtomicU32::new(u32::MAX),

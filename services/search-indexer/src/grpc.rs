@@ -33,6 +33,20 @@ impl SearchGrpc {
     }
 }
 
+/// An enum the request sent; one sent but unknown is an error, not "no filter".
+fn known<T>(
+    errors: &mut ValidationErrors,
+    field: &str,
+    raw: Option<i32>,
+    parse: fn(i32) -> Option<T>,
+) -> Option<T> {
+    let value = parse(raw?);
+    if value.is_none() {
+        errors.push(field, format!("unknown {field}"));
+    }
+    value
+}
+
 /// The request as a query, or every field that is wrong.
 pub fn query_from_proto(
     request: v1::SearchCustomersRequest,
@@ -42,26 +56,8 @@ pub fn query_from_proto(
     if text.chars().count() > MAX_QUERY_CHARS {
         errors.push("query", format!("at most {MAX_QUERY_CHARS} characters"));
     }
-    let segment = match request.segment {
-        None => None,
-        Some(raw) => {
-            let segment = segment_from_proto(raw);
-            if segment.is_none() {
-                errors.push("segment", "unknown segment");
-            }
-            segment
-        }
-    };
-    let status = match request.status {
-        None => None,
-        Some(raw) => {
-            let status = status_from_proto(raw);
-            if status.is_none() {
-                errors.push("status", "unknown status");
-            }
-            status
-        }
-    };
+    let segment = known(&mut errors, "segment", request.segment, segment_from_proto);
+    let status = known(&mut errors, "status", request.status, status_from_proto);
     if request.tags.len() > MAX_TAGS {
         errors.push("tags", format!("at most {MAX_TAGS} tags"));
     }

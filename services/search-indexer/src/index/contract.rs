@@ -183,6 +183,15 @@ pub async fn run(index: &dyn SearchIndex) {
     index.refresh().await.expect("refresh");
     assert!(text(index, "mary").await.is_empty());
     assert_eq!(search(index, SearchQuery::default()).await.total, 1);
+
+    // Exact words rank above near misses.
+    let dorothie = customer("dorothie@nasa.example", "Dorothie", "Vaughn", None, &[]);
+    index.apply(&dorothie).await.expect("apply");
+    index.refresh().await.expect("refresh");
+    assert_eq!(
+        text(index, "Dorothy Vaughan").await,
+        [dorothy.id, dorothie.id]
+    );
 }
 
 /// The contract of every `IndexCatalog`: a generation is built beside the live index,

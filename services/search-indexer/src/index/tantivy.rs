@@ -17,8 +17,8 @@ use tantivy::{
     collector::{Count, TopDocs},
     directory::MmapDirectory,
     query::{
-        AllQuery, BooleanQuery, ConstScoreQuery, DisjunctionMaxQuery, FuzzyTermQuery, Occur, Query,
-        RangeQuery, TermQuery,
+        AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, DisjunctionMaxQuery, FuzzyTermQuery,
+        Occur, Query, RangeQuery, TermQuery,
     },
     schema::{FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TEXT, Value},
 };
@@ -29,6 +29,8 @@ use super::{
     SearchResults, edits_allowed, phone_suffixes,
 };
 
+/// The score of a fuzzy match (any term within the edits allowed): below an exact one.
+const FUZZY_BOOST: f32 = 0.5;
 /// How soon an applied snapshot is searchable.
 const COMMIT_EVERY: Duration = Duration::from_millis(200);
 const WRITER_MEMORY: usize = 50_000_000;
@@ -228,24 +230,26 @@ impl TantivyIndex {
         let mut per_word: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         for word in self.words(text)? {
             let distance = edits_allowed(&word);
-            let mut alternatives: Vec<Box<dyn Query>> =
-                [f.email, f.first_name, f.last_name, f.full_name]
-                    .into_iter()
-                    .map(|field| -> Box<dyn Query> {
-                        Box::new(FuzzyTermQuery::new(
-                            Term::from_field_text(field, &word),
-                            distance,
-                            true,
-                        ))
-                    })
-                    .collect();
+            let mut fields = vec![f.email, f.first_name, f.last_name, f.full_name];
             if word.len() >= 4 && word.chars().all(|c| c.is_ascii_digit()) {
-                alternatives.push(Box::new(FuzzyTermQuery::new(
-                    Term::from_field_text(f.phone, &word),
-                    distance,
-                    true,
-                )));
+                fields.push(f.phone);
             }
+            // A fuzzy match scores the same whatever the term, so the exact term is
+            // asked for too: scored by its rarity (BM25), it ranks "johnson123" above
+            // the many near misses, as Elasticsearch's fuzzy scoring does.
+            let alternatives: Vec<Box<dyn Query>> = fields
+                .into_iter()
+                .flat_map(|field| -> [Box<dyn Query>; 2] {
+                    let term = Term::from_field_text(field, &word);
+                    [
+                        Box::new(TermQuery::new(term.clone(), IndexRecordOption::WithFreqs)),
+                        Box::new(BoostQuery::new(
+                            Box::new(FuzzyTermQuery::new(term, distance, true)),
+                            FUZZY_BOOST,
+                        )),
+                    ]
+                })
+                .collect();
             // best_fields: a word scores by its best field, not the sum.
             per_word.push((
                 Occur::Should,
