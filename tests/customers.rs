@@ -65,7 +65,7 @@ async fn get_answers_200_with_etag_and_304_when_unchanged(app: TestApp) {
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["etag"], "\"1\"");
 
-    let client = reqwest::Client::new();
+    let client = app.client().clone();
     let url = format!("{}/api/customers/{id}", app.base_url);
     let unchanged = client
         .get(&url)
@@ -323,7 +323,8 @@ async fn a_body_over_one_mebibyte_is_413(app: TestApp) {
     let chunk = vec![b' '; 64 * 1024];
     let chunks =
         futures::stream::iter((0..17).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
-    let response = reqwest::Client::new()
+    let response = app
+        .client()
         .post(format!("{}/api/customers", app.base_url))
         .header("content-type", "application/json")
         .body(reqwest::Body::wrap_stream(chunks))

@@ -238,7 +238,8 @@ async fn events_accepted_just_before_the_standalone_process_is_killed_are_applie
 async fn the_request_id_reaches_the_log_lines_of_the_services() {
     let app = TestApp::distributed().await;
 
-    let response = reqwest::Client::new()
+    let response = app
+        .client()
         .post(format!("{}/api/customers", app.base_url))
         .header("x-request-id", "e2e-trace-7")
         .json(&json!({ "email": "traced@example.com" }))

@@ -25,6 +25,12 @@ use tokio::{
 pub use reqwest::StatusCode;
 pub use serde_json::json;
 
+/// The API key every test client sends (an admin key where credentials are configured).
+pub const ADMIN_KEY: &str = "e2e-admin-key";
+/// `CRM_API_KEYS` holding `ADMIN_KEY` (its SHA-256).
+pub const ADMIN_KEY_ENTRY: &str =
+    "e2e:4487c398ecfe2ea2be3ad112057efc64800dfbab1f55a4d5e064fa5268fdb12c:admin";
+
 /// A running platform and a client for its REST API.
 pub struct TestApp {
     pub base_url: String,
@@ -164,6 +170,17 @@ impl TestApp {
         Self::new(&fields["http"], vec![process])
     }
 
+    /// The standalone binary with this environment (credentials, limits).
+    pub async fn standalone_with_env(env: &[(&str, String)]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data_dir = dir.path().to_str().expect("utf-8 path").to_owned();
+        let args = ["--listen", "127.0.0.1:0", "--data-dir", &data_dir];
+        let (process, fields) = spawn("crm", &args, env, "crm listening").await;
+        let mut app = Self::new(&fields["http"], vec![process]);
+        app._data_dir = Some(dir);
+        app
+    }
+
     pub async fn distributed() -> Self {
         let app = Self::distributed_with_redis("redis://127.0.0.1:6379").await;
         app.assert_redis_reachable().await;
@@ -223,6 +240,7 @@ impl TestApp {
         .await;
         let gateway_env = [
             ("CRM_HTTP_ADDR", "127.0.0.1:0".to_owned()),
+            ("CRM_API_KEYS", ADMIN_KEY_ENTRY.to_owned()),
             ("CRM_CUSTOMER_CORE_URL", core_url),
             (
                 "CRM_EVENT_INGEST_URL",
@@ -252,6 +270,16 @@ impl TestApp {
             base_url: format!("http://{addr}"),
             client: Client::builder()
                 .timeout(Duration::from_secs(30))
+                .default_headers(
+                    [(
+                        reqwest::header::AUTHORIZATION,
+                        format!("Bearer {ADMIN_KEY}")
+                            .parse()
+                            .expect("a header value"),
+                    )]
+                    .into_iter()
+                    .collect(),
+                )
                 .build()
                 .expect("client"),
             processes,
@@ -331,6 +359,11 @@ impl TestApp {
             .timeout(Duration::from_secs(600))
             .body(body);
         self.send(request).await
+    }
+
+    /// The client the helpers use (it sends `ADMIN_KEY`), for requests of their own.
+    pub fn client(&self) -> &Client {
+        &self.client
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> Response {

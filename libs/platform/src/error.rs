@@ -15,4 +15,7 @@ pub enum Error {
     Serve(String),
     #[error("cannot connect to {what}: {reason}")]
     Connect { what: &'static str, reason: String },
+    /// A configuration that would be unsafe to run with.
+    #[error("refusing to start: {0}")]
+    Refused(String),
 }

@@ -26,6 +26,15 @@ pub enum Error {
     RouteNotFound,
     #[error("this method is not allowed here")]
     MethodNotAllowed,
+    /// No credential, or one that is not valid: never says which.
+    #[error("missing or invalid credentials")]
+    Unauthenticated,
+    #[error("the credential does not allow this request")]
+    Forbidden,
+    #[error("too many requests; retry after {} s", retry_after_secs(.0))]
+    RateLimited(std::time::Duration),
+    #[error("the gateway is at capacity; retry shortly")]
+    Overloaded,
     #[error("{}", .0.message)]
     Service(ServiceError),
 }
@@ -86,6 +95,10 @@ impl Error {
             }
             Error::RouteNotFound => (StatusCode::NOT_FOUND, "not-found"),
             Error::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed"),
+            Error::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            Error::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            Error::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate-limited"),
+            Error::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
             Error::Service(e) => (
                 kind_status(e.kind),
                 match e.kind {
@@ -131,14 +144,32 @@ impl Error {
     }
 }
 
+/// Whole seconds, at least 1, as `Retry-After` says them.
+fn retry_after_secs(wait: &std::time::Duration) -> u64 {
+    wait.as_secs_f64().ceil().max(1.0) as u64
+}
+
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
+        let extra = match &self {
+            Error::Unauthenticated => Some((header::WWW_AUTHENTICATE, "Bearer".to_owned())),
+            Error::RateLimited(wait) => {
+                Some((header::RETRY_AFTER, retry_after_secs(wait).to_string()))
+            }
+            Error::Overloaded => Some((header::RETRY_AFTER, "1".to_owned())),
+            _ => None,
+        };
         let (status, problem) = self.into_problem();
         let mut response = (status, axum::Json(problem)).into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let Some((name, value)) = extra
+            && let Ok(value) = HeaderValue::from_str(&value)
+        {
+            response.headers_mut().insert(name, value);
+        }
         response
     }
 }

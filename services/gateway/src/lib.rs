@@ -1,6 +1,7 @@
 //! crm-gateway: the REST API for web clients, in front of the services' gRPC.
 
 pub mod analytics;
+pub mod auth;
 pub mod customers;
 pub mod error;
 pub mod events;
@@ -47,7 +48,12 @@ pub struct AppState {
 }
 
 /// The whole REST surface: API routes, OpenAPI, docs and health.
-pub fn router(state: AppState, readiness: Readiness, settings: &Settings) -> Router {
+pub fn router(
+    state: AppState,
+    readiness: Readiness,
+    settings: &Settings,
+    guard: Arc<auth::Guard>,
+) -> Router {
     let (api, openapi) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(
             customers::create_customer,
@@ -81,13 +87,24 @@ pub fn router(state: AppState, readiness: Readiness, settings: &Settings) -> Rou
         .fallback(|| async { error::Error::RouteNotFound })
         .method_not_allowed_fallback(|| async { error::Error::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(guard, auth::guard))
         .layer(TraceLayer::new_for_http());
     let router = match hygiene::cors(&settings.cors_origins) {
         Some(cors) => router.layer(cors),
         None => router,
     };
+    // Past this many requests in progress, refuse at once (503) rather than queue
+    // until the process falls over.
+    let shed = tower::ServiceBuilder::new()
+        .layer(axum::error_handling::HandleErrorLayer::new(
+            |_: tower::BoxError| async { error::Error::Overloaded },
+        ))
+        .load_shed()
+        .concurrency_limit(settings.max_concurrent_requests.max(1));
     // Outermost, so the request id covers everything above, CORS answers included.
-    router.layer(axum::middleware::from_fn(hygiene::request_id_and_headers))
+    router
+        .layer(shed)
+        .layer(axum::middleware::from_fn(hygiene::request_id_and_headers))
 }
 
 /// 202 Accepted with the job as the body and where to follow it.
@@ -178,10 +195,34 @@ impl Application {
             ),
             search: SearchServiceClient::with_interceptor(search, ForwardRequestId),
         };
+        let authenticator = auth::Authenticator::from_settings(settings)
+            .await
+            .map_err(crm_platform::Error::Refused)?;
+        if authenticator.is_none() {
+            if !(settings.open_on_loopback && settings.http_addr.ip().is_loopback()) {
+                return Err(crm_platform::Error::Refused(
+                    "no credentials are configured (CRM_API_KEYS, CRM_API_KEYS_FILE, \
+                     CRM_JWT_HS256_SECRET, CRM_JWT_JWKS_FILE or CRM_JWT_JWKS_URL)"
+                        .into(),
+                ));
+            }
+            tracing::warn!(
+                "no credentials configured: the API is open to anyone who can reach \
+                 {}, which is allowed on loopback only",
+                settings.http_addr
+            );
+        }
+        let guard = Arc::new(auth::Guard {
+            authenticator,
+            limiter: auth::RateLimiter::new(
+                settings.rate_limit_per_second,
+                settings.rate_limit_burst,
+            ),
+        });
         let listener = crm_platform::grpc::bind(settings.http_addr).await?;
         Ok(Self {
             listener,
-            router: router(state, readiness, settings),
+            router: router(state, readiness, settings, guard),
         })
     }
 

@@ -1,7 +1,8 @@
 //! crm-gateway's settings (`CRM_*` environment variables, see the README).
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, path::PathBuf};
 
+use crm_platform::settings::Secret;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -14,6 +15,28 @@ pub struct Settings {
     pub search_indexer_url: String,
     /// Origins allowed by CORS, comma-separated (`CRM_CORS_ORIGINS`); none when empty.
     pub cors_origins: String,
+    /// API keys as `name:sha256-hex:scope,scope` entries separated by `;` or newlines
+    /// (`CRM_API_KEYS`), and/or in a file (`CRM_API_KEYS_FILE`).
+    pub api_keys: Secret,
+    pub api_keys_file: Option<PathBuf>,
+    /// JWT bearer tokens: HS256 against this secret, RS256/ES256 against a JWKS file or
+    /// URL; optionally only from this issuer, for this audience.
+    pub jwt_hs256_secret: Option<Secret>,
+    pub jwt_jwks_file: Option<PathBuf>,
+    pub jwt_jwks_url: Option<String>,
+    pub jwt_issuer: Option<String>,
+    pub jwt_audience: Option<String>,
+    /// The claim holding the scopes (a space-separated string or an array).
+    pub jwt_scope_claim: String,
+    /// Requests per second per caller, and how many at once (token bucket).
+    pub rate_limit_per_second: f64,
+    pub rate_limit_burst: u32,
+    /// Requests in progress at most; more are refused with 503 at once.
+    pub max_concurrent_requests: usize,
+    /// Without any credential configured, serve anyway while listening on loopback
+    /// (the standalone binary only; never read from the environment).
+    #[serde(skip)]
+    pub open_on_loopback: bool,
 }
 
 impl Default for Settings {
@@ -25,6 +48,18 @@ impl Default for Settings {
             segmentation_url: "http://127.0.0.1:50053".into(),
             search_indexer_url: "http://127.0.0.1:50054".into(),
             cors_origins: String::new(),
+            api_keys: Secret::new(""),
+            api_keys_file: None,
+            jwt_hs256_secret: None,
+            jwt_jwks_file: None,
+            jwt_jwks_url: None,
+            jwt_issuer: None,
+            jwt_audience: None,
+            jwt_scope_claim: "scope".into(),
+            rate_limit_per_second: 100.0,
+            rate_limit_burst: 200,
+            max_concurrent_requests: 512,
+            open_on_loopback: false,
         }
     }
 }

@@ -116,7 +116,10 @@ impl Standalone {
             event_ingest_url: format!("http://{}", ingest.grpc_addr()),
             segmentation_url: format!("http://{}", segmentation.grpc_addr()),
             search_indexer_url: format!("http://{}", search.grpc_addr()),
-            // The rest (CORS origins) from the environment, as in the distributed mode.
+            // Without credentials, open, but only on loopback.
+            open_on_loopback: true,
+            // The rest (CORS origins, credentials, limits) from the environment, as in
+            // the distributed mode.
             ..crm_platform::settings::load::<crm_gateway::Settings>()?
         };
         let gateway = crm_gateway::Application::build(&gateway_settings, core.readiness())

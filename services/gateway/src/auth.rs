@@ -1,0 +1,502 @@
+//! Who is calling and what they may do. A caller sends `Authorization: Bearer <token>`:
+//! an API key (the gateway keeps only SHA-256 hashes of them) or a JWT (HS256 against a
+//! secret, RS256/ES256 against a JWKS file or URL), each carrying scopes. Every route
+//! under `/api` needs one scope; `admin` holds them all. Health, metrics and the API
+//! document stay open.
+
+use std::{
+    collections::HashMap,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use axum::http::Method;
+use jsonwebtoken::{
+    Algorithm, DecodingKey, Validation, decode, decode_header,
+    jwk::{Jwk, JwkSet},
+};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::settings::Settings;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scope {
+    CustomersRead,
+    CustomersWrite,
+    EventsWrite,
+    Admin,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 4] = [
+        Scope::CustomersRead,
+        Scope::CustomersWrite,
+        Scope::EventsWrite,
+        Scope::Admin,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::CustomersRead => "customers:read",
+            Scope::CustomersWrite => "customers:write",
+            Scope::EventsWrite => "events:write",
+            Scope::Admin => "admin",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The key's name or the token's subject: what logs and rate limits go by.
+    pub name: String,
+    pub scopes: Vec<Scope>,
+}
+
+impl Principal {
+    pub fn may(&self, scope: Scope) -> bool {
+        self.scopes.contains(&Scope::Admin) || self.scopes.contains(&scope)
+    }
+}
+
+/// The scope a request needs; `None` for what is open to anyone.
+pub fn required_scope(method: &Method, path: &str) -> Option<Scope> {
+    if !path.starts_with("/api/") {
+        return None;
+    }
+    let admin = path.starts_with("/api/segments/recompute")
+        || path.starts_with("/api/segments/jobs")
+        || path.starts_with("/api/search/");
+    Some(if admin {
+        Scope::Admin
+    } else if path == "/api/events" && method == Method::POST {
+        Scope::EventsWrite
+    } else if method == Method::GET
+        || method == Method::HEAD
+        || (method == Method::POST && path == "/api/customers/search")
+    {
+        Scope::CustomersRead
+    } else {
+        Scope::CustomersWrite
+    })
+}
+
+/// The hex SHA-256 of an API key: what the gateway's configuration holds.
+pub fn hash_key(key: &str) -> String {
+    Sha256::digest(key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[derive(Debug)]
+struct ApiKey {
+    name: String,
+    sha256: String,
+    scopes: Vec<Scope>,
+}
+
+/// Entries `name:sha256-hex:scope,scope`, one per line or separated by `;`; `#` starts
+/// a comment.
+fn parse_keys(text: &str) -> Result<Vec<ApiKey>, String> {
+    text.split(['\n', ';'])
+        .map(|entry| entry.split('#').next().unwrap_or_default().trim())
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            let mut parts = entry.splitn(3, ':');
+            let (Some(name), Some(sha256), Some(scopes)) =
+                (parts.next(), parts.next(), parts.next())
+            else {
+                return Err(format!(
+                    "API key entry {:?}: expected name:sha256-hex:scope,scope",
+                    entry.split(':').next().unwrap_or_default()
+                ));
+            };
+            let sha256 = sha256.trim().to_ascii_lowercase();
+            if sha256.len() != 64 || !sha256.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(format!(
+                    "API key {name:?}: the hash must be 64 hex digits (SHA-256)"
+                ));
+            }
+            let scopes = parse_scopes(scopes.split(',').map(str::trim))
+                .map_err(|bad| format!("API key {name:?}: unknown scope {bad:?}"))?;
+            Ok(ApiKey {
+                name: name.trim().to_owned(),
+                sha256,
+                scopes,
+            })
+        })
+        .collect()
+}
+
+fn parse_scopes<'a>(texts: impl Iterator<Item = &'a str>) -> Result<Vec<Scope>, String> {
+    texts
+        .filter(|s| !s.is_empty())
+        .map(|s| Scope::parse(s).ok_or_else(|| s.to_owned()))
+        .collect()
+}
+
+/// Equal hashes, compared in constant time.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0, |diff, (x, y)| diff | (x ^ y))
+            == 0
+}
+
+/// The JWKS is fetched again for an unknown key id at most this often.
+const JWKS_REFRESH: Duration = Duration::from_secs(60);
+
+struct Jwt {
+    hs256: Option<DecodingKey>,
+    jwks: Mutex<JwkSet>,
+    jwks_url: Option<String>,
+    fetched_at: Mutex<Option<Instant>>,
+    issuer: Option<String>,
+    audience: Option<String>,
+    scope_claim: String,
+}
+
+async fn fetch_jwks(url: &str) -> Result<JwkSet, String> {
+    let answer = reqwest_tls::Client::new()
+        .get(url)
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .map_err(|e| format!("cannot fetch the JWKS at {url}: {e}"))?;
+    answer
+        .error_for_status()
+        .map_err(|e| format!("cannot fetch the JWKS at {url}: {e}"))?
+        .json()
+        .await
+        .map_err(|e| format!("the JWKS at {url} is not a key set: {e}"))
+}
+
+impl Jwt {
+    async fn key(&self, alg: Algorithm, kid: Option<&str>) -> Option<DecodingKey> {
+        if alg == Algorithm::HS256 {
+            return self.hs256.clone();
+        }
+        if !matches!(alg, Algorithm::RS256 | Algorithm::ES256) {
+            return None;
+        }
+        let find = |set: &JwkSet| -> Option<Jwk> {
+            match kid {
+                Some(kid) => set.find(kid).cloned(),
+                None if set.keys.len() == 1 => set.keys.first().cloned(),
+                None => None,
+            }
+        };
+        let mut jwk = find(&self.jwks.lock().expect("jwks"));
+        if jwk.is_none()
+            && let Some(url) = &self.jwks_url
+        {
+            // A rotated key: fetch the set again, but not on every bad token.
+            let due = {
+                let mut fetched = self.fetched_at.lock().expect("jwks time");
+                let due = fetched.is_none_or(|at| at.elapsed() >= JWKS_REFRESH);
+                if due {
+                    *fetched = Some(Instant::now());
+                }
+                due
+            };
+            if due {
+                match fetch_jwks(url).await {
+                    Ok(set) => {
+                        jwk = find(&set);
+                        *self.jwks.lock().expect("jwks") = set;
+                    }
+                    Err(error) => tracing::warn!(%error, "JWKS refresh failed"),
+                }
+            }
+        }
+        DecodingKey::from_jwk(&jwk?).ok()
+    }
+
+    async fn verify(&self, token: &str) -> Option<Principal> {
+        let header = decode_header(token).ok()?;
+        let key = self.key(header.alg, header.kid.as_deref()).await?;
+        let mut validation = Validation::new(header.alg);
+        if let Some(issuer) = &self.issuer {
+            validation.set_issuer(&[issuer]);
+        }
+        match &self.audience {
+            Some(audience) => validation.set_audience(&[audience]),
+            None => validation.validate_aud = false,
+        }
+        let claims: Value = decode(token, &key, &validation).ok()?.claims;
+        let scopes = match &claims[&self.scope_claim] {
+            Value::String(text) => parse_scopes(text.split_whitespace()),
+            Value::Array(items) => parse_scopes(items.iter().filter_map(Value::as_str)),
+            _ => Ok(Vec::new()),
+        }
+        // Scopes of other systems may share the claim: only ours count.
+        .unwrap_or_else(|_| Vec::new());
+        Some(Principal {
+            name: claims["sub"].as_str().unwrap_or("jwt").to_owned(),
+            scopes,
+        })
+    }
+}
+
+/// Checks bearer credentials against the configured keys and token issuers.
+pub struct Authenticator {
+    keys: Vec<ApiKey>,
+    jwt: Option<Jwt>,
+}
+
+impl Authenticator {
+    /// `None` when no credential of any kind is configured.
+    pub async fn from_settings(settings: &Settings) -> Result<Option<Self>, String> {
+        let mut keys = parse_keys(settings.api_keys.expose())?;
+        if let Some(file) = &settings.api_keys_file {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| format!("cannot read the API keys file {file:?}: {e}"))?;
+            keys.extend(parse_keys(&text)?);
+        }
+        let hs256 = settings
+            .jwt_hs256_secret
+            .as_ref()
+            .filter(|s| !s.expose().is_empty())
+            .map(|s| DecodingKey::from_secret(s.expose().as_bytes()));
+        let mut jwks = JwkSet { keys: Vec::new() };
+        if let Some(file) = &settings.jwt_jwks_file {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| format!("cannot read the JWKS file {file:?}: {e}"))?;
+            jwks = serde_json::from_str(&text)
+                .map_err(|e| format!("the JWKS file {file:?} is not a key set: {e}"))?;
+        }
+        if let Some(url) = &settings.jwt_jwks_url {
+            jwks.keys.extend(fetch_jwks(url).await?.keys);
+        }
+        let jwt = (hs256.is_some() || !jwks.keys.is_empty()).then(|| Jwt {
+            hs256,
+            jwks: Mutex::new(jwks),
+            jwks_url: settings.jwt_jwks_url.clone(),
+            fetched_at: Mutex::new(Some(Instant::now())),
+            issuer: settings.jwt_issuer.clone(),
+            audience: settings.jwt_audience.clone(),
+            scope_claim: settings.jwt_scope_claim.clone(),
+        });
+        if keys.is_empty() && jwt.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(Self { keys, jwt }))
+    }
+
+    /// The caller a bearer token stands for; `None` for any token that is not valid.
+    pub async fn authenticate(&self, token: &str) -> Option<Principal> {
+        // A JWT has three dot-separated parts; an API key has none.
+        if token.split('.').count() == 3 {
+            return self.jwt.as_ref()?.verify(token).await;
+        }
+        let hash = hash_key(token);
+        self.keys
+            .iter()
+            .find(|key| same(&key.sha256, &hash))
+            .map(|key| Principal {
+                name: key.name.clone(),
+                scopes: key.scopes.clone(),
+            })
+    }
+}
+
+/// Per-caller token buckets: `per_second` sustained, `burst` at once.
+pub struct RateLimiter {
+    per_second: f64,
+    burst: f64,
+    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+}
+
+/// Callers remembered at most; the fullest buckets are forgotten first.
+const MAX_BUCKETS: usize = 10_000;
+
+impl RateLimiter {
+    pub fn new(per_second: f64, burst: u32) -> Self {
+        Self {
+            per_second: per_second.max(0.001),
+            burst: f64::from(burst.max(1)),
+            buckets: Mutex::default(),
+        }
+    }
+
+    /// Takes a token for `caller`, or says how long until one is there.
+    pub fn take(&self, caller: &str, now: Instant) -> Result<(), Duration> {
+        let mut buckets = self.buckets.lock().expect("rate buckets");
+        if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(caller) {
+            // A full bucket is the same as no bucket.
+            let (per_second, burst) = (self.per_second, self.burst);
+            buckets.retain(|_, (tokens, at)| {
+                *tokens + at.elapsed().as_secs_f64() * per_second < burst
+            });
+        }
+        let (tokens, at) = buckets
+            .entry(caller.to_owned())
+            .or_insert((self.burst, now));
+        *tokens =
+            (*tokens + now.duration_since(*at).as_secs_f64() * self.per_second).min(self.burst);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - *tokens) / self.per_second))
+        }
+    }
+}
+
+/// What the guard middleware checks with.
+pub struct Guard {
+    /// `None`: no credentials configured (the standalone binary on loopback).
+    pub authenticator: Option<Authenticator>,
+    pub limiter: RateLimiter,
+}
+
+fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Authenticates, authorizes and rate-limits every `/api` request.
+pub async fn guard(
+    axum::extract::State(guard): axum::extract::State<std::sync::Arc<Guard>>,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+
+    use crate::error::Error;
+
+    let Some(scope) = required_scope(request.method(), request.uri().path()) else {
+        return next.run(request).await;
+    };
+    let principal = match &guard.authenticator {
+        None => Principal {
+            name: "anonymous".into(),
+            scopes: vec![Scope::Admin],
+        },
+        Some(authenticator) => {
+            let found = match bearer(request.headers()) {
+                Some(token) => authenticator.authenticate(token).await,
+                None => None,
+            };
+            match found {
+                Some(principal) => principal,
+                None => return Error::Unauthenticated.into_response(),
+            }
+        }
+    };
+    if !principal.may(scope) {
+        tracing::info!(caller = %principal.name, scope = scope.as_str(), "forbidden");
+        return Error::Forbidden.into_response();
+    }
+    if let Err(wait) = guard.limiter.take(&principal.name, Instant::now()) {
+        return Error::RateLimited(wait).into_response();
+    }
+    request.extensions_mut().insert(principal);
+    next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_needs_its_scope_and_health_is_open() {
+        let cases = [
+            (Method::GET, "/api/customers/1", Some(Scope::CustomersRead)),
+            (
+                Method::POST,
+                "/api/customers/search",
+                Some(Scope::CustomersRead),
+            ),
+            (Method::POST, "/api/customers", Some(Scope::CustomersWrite)),
+            (
+                Method::PATCH,
+                "/api/customers/1",
+                Some(Scope::CustomersWrite),
+            ),
+            (
+                Method::DELETE,
+                "/api/customers/1",
+                Some(Scope::CustomersWrite),
+            ),
+            (Method::POST, "/api/imports", Some(Scope::CustomersWrite)),
+            (Method::POST, "/api/events", Some(Scope::EventsWrite)),
+            (
+                Method::GET,
+                "/api/customers/1/events",
+                Some(Scope::CustomersRead),
+            ),
+            (Method::POST, "/api/segments/recompute", Some(Scope::Admin)),
+            (Method::POST, "/api/search/reindex", Some(Scope::Admin)),
+            (Method::GET, "/healthz", None),
+            (Method::GET, "/openapi.json", None),
+        ];
+        for (method, path, scope) in cases {
+            assert_eq!(required_scope(&method, path), scope, "{method} {path}");
+        }
+    }
+
+    #[test]
+    fn admin_holds_every_scope() {
+        let admin = Principal {
+            name: "ops".into(),
+            scopes: vec![Scope::Admin],
+        };
+        let reader = Principal {
+            name: "web".into(),
+            scopes: vec![Scope::CustomersRead],
+        };
+        assert!(Scope::ALL.iter().all(|s| admin.may(*s)));
+        assert!(reader.may(Scope::CustomersRead) && !reader.may(Scope::CustomersWrite));
+    }
+
+    #[test]
+    fn key_entries_are_checked() {
+        let hash = hash_key("secret");
+        let keys = parse_keys(&format!(
+            "web:{hash}:customers:read # the shop\n;ops:{hash}:admin"
+        ))
+        .unwrap();
+        assert_eq!(keys.len(), 2);
+        assert_eq!(keys[0].scopes, [Scope::CustomersRead]);
+        assert!(parse_keys("web:abc:admin").unwrap_err().contains("64 hex"));
+        assert!(
+            parse_keys(&format!("web:{hash}:root"))
+                .unwrap_err()
+                .contains("root")
+        );
+        assert!(parse_keys("just-a-key").is_err());
+    }
+
+    #[test]
+    fn a_bucket_allows_its_burst_then_one_per_interval() {
+        let limiter = RateLimiter::new(2.0, 3);
+        let start = Instant::now();
+        for _ in 0..3 {
+            assert!(limiter.take("web", start).is_ok());
+        }
+        let wait = limiter.take("web", start).unwrap_err();
+        assert_eq!(wait, Duration::from_millis(500));
+        assert!(
+            limiter.take("other", start).is_ok(),
+            "each caller has its own bucket"
+        );
+        assert!(
+            limiter
+                .take("web", start + Duration::from_millis(500))
+                .is_ok()
+        );
+    }
+}

@@ -1,0 +1,341 @@
+//! Authentication, scopes and limits at the REST API, on the standalone binary with
+//! credentials configured (it enforces them as the gateway does), and the refusal to
+//! start without any.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crm_e2e::{ADMIN_KEY_ENTRY, StatusCode, TestApp, assert_problem, binary, json};
+use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use reqwest::{Client, RequestBuilder, Response};
+use serde_json::Value;
+
+const HS256_SECRET: &str = "e2e-hs256-secret-of-at-least-32-bytes!";
+
+/// `name:sha256(key):scopes`, as an operator configures a key.
+fn key_entry(name: &str, key: &str, scopes: &str) -> String {
+    use sha2::Digest;
+    let digest: String = sha2::Sha256::digest(key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{name}:{digest}:{scopes}")
+}
+
+fn fixture(name: &str) -> String {
+    format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn token(algorithm: Algorithm, kid: Option<&str>, key: &EncodingKey, claims: Value) -> String {
+    let header = Header {
+        kid: kid.map(str::to_owned),
+        ..Header::new(algorithm)
+    };
+    encode(&header, &claims, key).unwrap()
+}
+
+fn claims(scope: &str, expires_in: i64) -> Value {
+    json!({ "sub": "e2e-user", "scope": scope, "exp": now() as i64 + expires_in })
+}
+
+async fn send(request: RequestBuilder, bearer: Option<&str>) -> Response {
+    let request = match bearer {
+        Some(token) => request.header("authorization", format!("Bearer {token}")),
+        None => request,
+    };
+    request.send().await.unwrap()
+}
+
+/// A client without the harness's default credentials.
+fn bare() -> Client {
+    Client::new()
+}
+
+#[tokio::test]
+async fn every_api_route_needs_a_valid_credential_with_its_scope() {
+    let keys = [
+        key_entry("reader", "reader-key", "customers:read"),
+        key_entry("writer", "writer-key", "customers:write"),
+        ADMIN_KEY_ENTRY.to_owned(),
+    ]
+    .join(";");
+    let app = TestApp::standalone_with_env(&[
+        ("CRM_API_KEYS", keys),
+        ("CRM_JWT_HS256_SECRET", HS256_SECRET.into()),
+        ("CRM_JWT_JWKS_FILE", fixture("jwks.json")),
+    ])
+    .await;
+    let customers = format!("{}/api/customers", app.base_url);
+    let client = bare();
+
+    // No credential, a wrong one, another scheme: the same 401, no hint which.
+    let mut details = Vec::new();
+    for bearer in [None, Some("wrong-key"), Some("a.b.c")] {
+        let response = send(client.get(&customers), bearer).await;
+        assert_eq!(response.headers()["www-authenticate"], "Bearer");
+        let problem = assert_problem(response, StatusCode::UNAUTHORIZED).await;
+        details.push(problem["detail"].clone());
+    }
+    let basic = client
+        .get(&customers)
+        .header("authorization", "Basic ZTJlOmUyZQ==")
+        .send()
+        .await
+        .unwrap();
+    details.push(assert_problem(basic, StatusCode::UNAUTHORIZED).await["detail"].clone());
+    details.dedup();
+    assert_eq!(details.len(), 1, "{details:?}");
+
+    // Health and the API document stay open.
+    for open in ["/healthz", "/openapi.json"] {
+        let response = client
+            .get(format!("{}{open}", app.base_url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{open}");
+    }
+
+    // A reader reads, and may not write.
+    let response = send(client.get(&customers), Some("reader-key")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let write = client
+        .post(&customers)
+        .json(&json!({ "email": "r@example.com" }));
+    assert_problem(send(write, Some("reader-key")).await, StatusCode::FORBIDDEN).await;
+    let events = client
+        .post(format!("{}/api/events", app.base_url))
+        .json(&json!({ "events": [] }));
+    assert_problem(
+        send(events, Some("reader-key")).await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+
+    // A writer writes customers, and may not send events.
+    let create = client
+        .post(&customers)
+        .json(&json!({ "email": "w@example.com" }));
+    assert_eq!(
+        send(create, Some("writer-key")).await.status(),
+        StatusCode::CREATED
+    );
+    let events = client
+        .post(format!("{}/api/events", app.base_url))
+        .json(&json!({ "events": [] }));
+    assert_problem(
+        send(events, Some("writer-key")).await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+
+    // The admin key may do anything.
+    let create = client
+        .post(&customers)
+        .json(&json!({ "email": "a@example.com" }));
+    assert_eq!(
+        send(create, Some(crm_e2e::ADMIN_KEY)).await.status(),
+        StatusCode::CREATED
+    );
+
+    // JWTs: HS256 with its scopes; expired, wrongly signed or unsigned ones are refused.
+    let hs256 = EncodingKey::from_secret(HS256_SECRET.as_bytes());
+    let reader = token(
+        Algorithm::HS256,
+        None,
+        &hs256,
+        claims("customers:read", 300),
+    );
+    assert_eq!(
+        send(client.get(&customers), Some(&reader)).await.status(),
+        StatusCode::OK
+    );
+    let write = client
+        .post(&customers)
+        .json(&json!({ "email": "j@example.com" }));
+    assert_problem(send(write, Some(&reader)).await, StatusCode::FORBIDDEN).await;
+    let expired = token(Algorithm::HS256, None, &hs256, claims("admin", -600));
+    let forged = token(
+        Algorithm::HS256,
+        None,
+        &EncodingKey::from_secret(b"another secret of the same length, or so"),
+        claims("admin", 300),
+    );
+    let unsigned = format!(
+        "{}.{}.",
+        "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0",
+        "eyJzdWIiOiJ4Iiwic2NvcGUiOiJhZG1pbiIsImV4cCI6OTk5OTk5OTk5OX0"
+    );
+    for bad in [expired, forged, unsigned] {
+        let response = send(client.get(&customers), Some(&bad)).await;
+        assert_problem(response, StatusCode::UNAUTHORIZED).await;
+    }
+
+    // RS256 and ES256 against the JWKS file, scopes as an array too.
+    let rsa = EncodingKey::from_rsa_pem(&std::fs::read(fixture("jwt-rs256.pem")).unwrap()).unwrap();
+    let ec = EncodingKey::from_ec_pem(&std::fs::read(fixture("jwt-es256.pem")).unwrap()).unwrap();
+    let rs256 = token(
+        Algorithm::RS256,
+        Some("e2e-rsa"),
+        &rsa,
+        claims("customers:write", 300),
+    );
+    let create = client
+        .post(&customers)
+        .json(&json!({ "email": "rs@example.com" }));
+    assert_eq!(
+        send(create, Some(&rs256)).await.status(),
+        StatusCode::CREATED
+    );
+    let es256 = token(
+        Algorithm::ES256,
+        Some("e2e-ec"),
+        &ec,
+        json!({ "sub": "svc", "scope": ["customers:read"], "exp": now() + 300 }),
+    );
+    assert_eq!(
+        send(client.get(&customers), Some(&es256)).await.status(),
+        StatusCode::OK
+    );
+    // A known key id with another key's signature.
+    let mixed = token(Algorithm::RS256, Some("e2e-ec"), &rsa, claims("admin", 300));
+    assert_problem(
+        send(client.get(&customers), Some(&mixed)).await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn two_keys_are_valid_at_once_while_one_replaces_the_other() {
+    let old = ADMIN_KEY_ENTRY.replace("e2e:", "old:");
+    let new = key_entry("new", "reader-key", "admin");
+    let app = TestApp::standalone_with_env(&[("CRM_API_KEYS", format!("{old}\n{new}"))]).await;
+    let url = format!("{}/api/customers", app.base_url);
+    for key in [crm_e2e::ADMIN_KEY, "reader-key"] {
+        let response = send(bare().get(&url), Some(key)).await;
+        assert_eq!(response.status(), StatusCode::OK, "{key}");
+    }
+    // After the rotation only the new key is configured: the old one is refused.
+    drop(app);
+    let app = TestApp::standalone_with_env(&[("CRM_API_KEYS", new)]).await;
+    let url = format!("{}/api/customers", app.base_url);
+    let response = send(bare().get(&url), Some(crm_e2e::ADMIN_KEY)).await;
+    assert_problem(response, StatusCode::UNAUTHORIZED).await;
+    assert_eq!(
+        send(bare().get(&url), Some("reader-key")).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_caller_over_its_rate_gets_429_with_retry_after() {
+    let other = key_entry("other", "reader-key", "customers:read");
+    let app = TestApp::standalone_with_env(&[
+        ("CRM_API_KEYS", format!("{ADMIN_KEY_ENTRY};{other}")),
+        ("CRM_RATE_LIMIT_PER_SECOND", "0.5".into()),
+        ("CRM_RATE_LIMIT_BURST", "2".into()),
+    ])
+    .await;
+    let url = format!("{}/api/customers", app.base_url);
+    for _ in 0..2 {
+        let response = send(bare().get(&url), Some(crm_e2e::ADMIN_KEY)).await;
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let limited = send(bare().get(&url), Some(crm_e2e::ADMIN_KEY)).await;
+    let retry_after: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry_after), "{retry_after}");
+    assert_problem(limited, StatusCode::TOO_MANY_REQUESTS).await;
+    // Another caller has its own budget.
+    assert_eq!(
+        send(bare().get(&url), Some("reader-key")).await.status(),
+        StatusCode::OK
+    );
+    // And the budget comes back.
+    tokio::time::sleep(Duration::from_secs(retry_after)).await;
+    assert_eq!(
+        send(bare().get(&url), Some(crm_e2e::ADMIN_KEY))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_413_after_authentication() {
+    let app = TestApp::standalone_with_env(&[("CRM_API_KEYS", ADMIN_KEY_ENTRY.into())]).await;
+    let url = format!("{}/api/customers", app.base_url);
+    let huge = vec![b' '; 2 * 1024 * 1024];
+    let anonymous = bare()
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(huge.clone());
+    assert_problem(send(anonymous, None).await, StatusCode::UNAUTHORIZED).await;
+    let admin = bare()
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(huge);
+    assert_problem(
+        send(admin, Some(crm_e2e::ADMIN_KEY)).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+    )
+    .await;
+}
+
+/// Runs a binary that should refuse to start; its exit and log.
+async fn refused(name: &str, args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut command = tokio::process::Command::new(binary(name));
+    command
+        .args(args)
+        .env("RUST_LOG", "info")
+        .kill_on_drop(true);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output = tokio::time::timeout(Duration::from_secs(30), command.output())
+        .await
+        .expect("it exits")
+        .unwrap();
+    assert!(!output.status.success(), "{name} started");
+    String::from_utf8_lossy(&output.stderr).into_owned() + &String::from_utf8_lossy(&output.stdout)
+}
+
+#[tokio::test]
+async fn without_credentials_only_the_standalone_on_loopback_serves() {
+    let gateway = refused("crm-gateway", &[], &[("CRM_HTTP_ADDR", "127.0.0.1:0")]).await;
+    assert!(
+        gateway.contains("no credentials are configured"),
+        "{gateway}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let exposed = refused("crm", &["--listen", "0.0.0.0:0", "--data-dir", data], &[]).await;
+    assert!(
+        exposed.contains("no credentials are configured"),
+        "{exposed}"
+    );
+
+    let app = TestApp::standalone().await;
+    let open = bare()
+        .get(format!("{}/api/customers", app.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(open.status(), StatusCode::OK);
+    assert!(
+        app.logs()
+            .iter()
+            .any(|line| line.contains("the API is open")),
+        "the standalone says it runs open"
+    );
+}
