@@ -339,3 +339,70 @@ async fn without_credentials_only_the_standalone_on_loopback_serves() {
         "the standalone says it runs open"
     );
 }
+
+#[tokio::test]
+async fn the_services_answer_only_callers_holding_the_internal_token() {
+    use crm_proto::v1::{GetCustomerRequest, customer_service_client::CustomerServiceClient};
+
+    let app = TestApp::distributed().await;
+    // Through the gateway, which passes the token on: fine.
+    let id = app.given_customer_id("ada@example.com").await;
+
+    let url = app.customer_core_grpc.clone().expect("distributed");
+    let channel = tonic::transport::Endpoint::from_shared(url)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = CustomerServiceClient::new(channel);
+    let ask = |token: Option<&str>| {
+        let mut request = tonic::Request::new(GetCustomerRequest { id: id.clone() });
+        if let Some(token) = token {
+            request
+                .metadata_mut()
+                .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        }
+        request
+    };
+    for token in [None, Some("a-guess")] {
+        let refused = client.get_customer(ask(token)).await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::Unauthenticated, "{token:?}");
+    }
+    let found = client
+        .get_customer(ask(Some(crm_e2e::INTERNAL_TOKEN)))
+        .await
+        .expect("the token opens it");
+    assert_eq!(found.into_inner().id, id);
+}
+
+#[tokio::test]
+async fn a_retried_create_with_the_same_idempotency_key_creates_once() {
+    for app in [TestApp::standalone().await, TestApp::distributed().await] {
+        let url = format!("{}/api/customers", app.base_url);
+        let create = |key: &str, email: &str| {
+            app.client()
+                .post(&url)
+                .header("idempotency-key", key)
+                .json(&json!({ "email": email }))
+        };
+        let first = create("k-1", "once@example.com").send().await.unwrap();
+        assert_eq!(first.status(), StatusCode::CREATED);
+        let location = first.headers()["location"].clone();
+        let first: Value = first.json().await.unwrap();
+
+        let retried = create("k-1", "once@example.com").send().await.unwrap();
+        assert_eq!(retried.status(), StatusCode::CREATED, "the first answer again");
+        assert_eq!(retried.headers()["location"], location);
+        assert_eq!(retried.headers()["idempotent-replayed"], "true");
+        assert_eq!(retried.json::<Value>().await.unwrap()["id"], first["id"]);
+        let listed: Value = app.list_customers("").await.json().await.unwrap();
+        assert_eq!(listed["items"].as_array().unwrap().len(), 1, "created once");
+
+        let other_body = create("k-1", "twice@example.com").send().await.unwrap();
+        let problem = assert_problem(other_body, StatusCode::UNPROCESSABLE_ENTITY).await;
+        assert_eq!(crm_e2e::invalid_fields(&problem), ["Idempotency-Key"]);
+        // Without a key, or with another, requests are independent.
+        let again = create("k-2", "once@example.com").send().await.unwrap();
+        assert_problem(again, StatusCode::CONFLICT).await;
+    }
+}

@@ -31,6 +31,9 @@ pub const ADMIN_KEY: &str = "e2e-admin-key";
 pub const ADMIN_KEY_ENTRY: &str =
     "e2e:4487c398ecfe2ea2be3ad112057efc64800dfbab1f55a4d5e064fa5268fdb12c:admin";
 
+/// What the distributed services demand of each other's gRPC calls.
+pub const INTERNAL_TOKEN: &str = "e2e-internal-token";
+
 /// A running platform and a client for its REST API.
 pub struct TestApp {
     pub base_url: String,
@@ -43,6 +46,8 @@ pub struct TestApp {
     pub metrics_url: String,
     /// The search indexer's health and metrics (in the standalone, the gateway's).
     pub search_health_url: String,
+    /// customer-core's gRPC (distributed mode).
+    pub customer_core_grpc: Option<String>,
 }
 
 /// A started binary; killed when dropped.
@@ -201,6 +206,7 @@ impl TestApp {
             ("CRM_AMQP_URL", vhost.url.clone()),
             ("CRM_GRPC_ADDR", "127.0.0.1:0".to_owned()),
             ("CRM_HTTP_ADDR", "127.0.0.1:0".to_owned()),
+            ("CRM_INTERNAL_TOKEN", INTERNAL_TOKEN.to_owned()),
         ];
         let mut core_env = shared.to_vec();
         core_env.push(("CRM_DATABASE_URL", database_url.clone()));
@@ -241,6 +247,12 @@ impl TestApp {
         let gateway_env = [
             ("CRM_HTTP_ADDR", "127.0.0.1:0".to_owned()),
             ("CRM_API_KEYS", ADMIN_KEY_ENTRY.to_owned()),
+            ("CRM_INTERNAL_TOKEN", INTERNAL_TOKEN.to_owned()),
+            ("CRM_REDIS_URL", redis_url.to_owned()),
+            (
+                "CRM_REDIS_KEY_PREFIX",
+                format!("e2e:{}:", uuid::Uuid::new_v4().simple()),
+            ),
             ("CRM_CUSTOMER_CORE_URL", core_url),
             (
                 "CRM_EVENT_INGEST_URL",
@@ -262,6 +274,7 @@ impl TestApp {
         app._data_dir = Some(search_dir);
         app.metrics_url = format!("http://{}/metrics", core_fields["http"]);
         app.search_health_url = format!("http://{}", search_fields["http"]);
+        app.customer_core_grpc = Some(format!("http://{}", core_fields["grpc"]));
         app
     }
 
@@ -287,6 +300,7 @@ impl TestApp {
             vhost: None,
             metrics_url: format!("http://{addr}/metrics"),
             search_health_url: format!("http://{addr}"),
+            customer_core_grpc: None,
         }
     }
 

@@ -1,25 +1,47 @@
 //! gRPC server scaffolding shared by every service: `grpc.health.v1` and server
 //! reflection (so `grpcurl` and `buf curl` work), graceful shutdown, and clients.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, sync::LazyLock, time::Duration};
 
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::transport::{Channel, Endpoint, Server, server::Router};
+use tonic::{
+    metadata::{Ascii, MetadataValue},
+    service::{Interceptor, interceptor::InterceptedService},
+    transport::{Channel, Endpoint, Server, server::Router},
+};
 use tonic_health::server::HealthReporter;
 
 use crate::{Error, Result, Shutdown};
 
+type CheckToken = fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>;
+
+/// A service's gRPC server: every call passes the internal-token check.
+pub type GrpcRouter = Router<
+    tower::layer::util::Stack<
+        tonic::service::InterceptorLayer<CheckToken>,
+        tower::layer::util::Identity,
+    >,
+>;
+
 /// A server with health and reflection already added; add the service's own next.
-pub fn server_with_health() -> (Router, HealthReporter) {
+pub fn server_with_health() -> (GrpcRouter, HealthReporter) {
     let (reporter, health) = tonic_health::server::health_reporter();
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crm_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .expect("the embedded descriptor sets are valid");
+    if INTERNAL_TOKEN.is_none() {
+        tracing::warn!(
+            "CRM_INTERNAL_TOKEN is not set: the gRPC services accept any caller that reaches them"
+        );
+    }
     let router = Server::builder()
         .trace_fn(request_span)
+        .layer(tonic::service::InterceptorLayer::new(
+            require_internal_token as CheckToken,
+        ))
         .add_service(health)
         .add_service(reflection);
     (router, reporter)
@@ -46,7 +68,7 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
 }
 
 /// Serves `router` on `listener` until `shutdown` fires.
-pub async fn serve(router: Router, listener: TcpListener, shutdown: Shutdown) -> Result<()> {
+pub async fn serve(router: GrpcRouter, listener: TcpListener, shutdown: Shutdown) -> Result<()> {
     router
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
             shutdown.wait().await
@@ -55,14 +77,79 @@ pub async fn serve(router: Router, listener: TcpListener, shutdown: Shutdown) ->
         .map_err(|e| Error::Serve(e.to_string()))
 }
 
+/// `Bearer <CRM_INTERNAL_TOKEN>`: what every call between the services carries, and
+/// what every service demands when it is set (the same value for the whole deployment).
+static INTERNAL_TOKEN: LazyLock<Option<MetadataValue<Ascii>>> = LazyLock::new(|| {
+    let token = std::env::var("CRM_INTERNAL_TOKEN").ok()?;
+    let token = token.trim();
+    if token.is_empty() {
+        return None;
+    }
+    let value = format!("Bearer {token}").parse();
+    // A token that cannot be a header value cannot be checked either: refuse every call
+    // rather than none.
+    Some(value.unwrap_or_else(|_| MetadataValue::from_static("Bearer\u{0}")))
+});
+
+/// Refuses calls without the internal token (when one is configured).
+fn require_internal_token(
+    request: tonic::Request<()>,
+) -> Result<tonic::Request<()>, tonic::Status> {
+    let Some(expected) = INTERNAL_TOKEN.as_ref() else {
+        return Ok(request);
+    };
+    let given = request.metadata().get("authorization");
+    let same = given.is_some_and(|given| {
+        let (a, b) = (given.as_bytes(), expected.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0, |diff, (x, y)| diff | (x ^ y)) == 0
+    });
+    if same {
+        Ok(request)
+    } else {
+        Err(tonic::Status::unauthenticated(
+            "missing or invalid internal token",
+        ))
+    }
+}
+
+/// Adds the internal token to every call of a client.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WithInternalToken;
+
+impl Interceptor for WithInternalToken {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(token) = INTERNAL_TOKEN.as_ref() {
+            request
+                .metadata_mut()
+                .insert("authorization", token.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// A channel to another service of the platform: calls carry the internal token.
+pub type InternalChannel = InterceptedService<Channel, WithInternalToken>;
+
 /// A lazily connecting channel: the caller starts even when the service is not up yet,
 /// and every call has a deadline of 10 s.
-pub fn channel(url: &str) -> Result<Channel> {
+pub fn channel(url: &str) -> Result<InternalChannel> {
     channel_with_deadline(url, Duration::from_secs(10))
 }
 
 /// As [`channel`], for long calls (a bulk import streams for as long as its upload).
-pub fn channel_with_deadline(url: &str, deadline: Duration) -> Result<Channel> {
+pub fn channel_with_deadline(url: &str, deadline: Duration) -> Result<InternalChannel> {
+    Ok(InterceptedService::new(
+        lazy_channel(url, deadline)?,
+        WithInternalToken,
+    ))
+}
+
+/// The bare channel under [`channel_with_deadline`], for a client with an interceptor of
+/// its own (which must add the token with [`WithInternalToken`]).
+pub fn lazy_channel(url: &str, deadline: Duration) -> Result<Channel> {
     let endpoint = Endpoint::from_shared(url.to_owned()).map_err(|e| Error::Connect {
         what: "gRPC service",
         reason: format!("{url}: {e}"),

@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 
 use tokio::net::TcpListener;
-use tonic::transport::server::Router;
 
 use crate::{Result, Shutdown, grpc, health::Readiness};
 
@@ -39,7 +38,7 @@ impl Listeners {
     pub async fn serve(
         self,
         name: &str,
-        router: Router,
+        router: crate::grpc::GrpcRouter,
         readiness: Readiness,
         shutdown: Shutdown,
     ) -> Result<()> {

@@ -98,12 +98,14 @@ fn customer_response(status: StatusCode, customer: v1::Customer) -> Result<Respo
 #[utoipa::path(
     post, path = "/api/customers", tag = "customers",
     request_body = CustomerDraft,
+    params(("Idempotency-Key" = Option<String>, Header,
+            description = "Makes retries safe: the same key and body within 24 h get the first answer again (with `Idempotent-Replayed: true`) and create nothing; the same key with another body is a 422")),
     responses(
         (status = 201, description = "Created", body = Customer,
          headers(("Location" = String, description = "The new customer's URL"),
                  ("ETag" = String, description = "The version, e.g. \"1\""))),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "E-mail already used", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "E-mail already used, or the first request with this Idempotency-Key is still running", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body over 1 MiB", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),

@@ -24,15 +24,13 @@ pub fn current_request_id() -> Option<String> {
 }
 
 /// Puts the id of the REST request being answered on each outgoing gRPC call, so the
-/// services' log lines for it carry the same id.
+/// services' log lines for it carry the same id; and the internal token.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ForwardRequestId;
 
 impl tonic::service::Interceptor for ForwardRequestId {
-    fn call(
-        &mut self,
-        mut request: tonic::Request<()>,
-    ) -> Result<tonic::Request<()>, tonic::Status> {
+    fn call(&mut self, request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        let mut request = crm_platform::grpc::WithInternalToken.call(request)?;
         if let Some(value) = current_request_id().and_then(|id| id.parse().ok()) {
             request
                 .metadata_mut()

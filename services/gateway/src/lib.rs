@@ -7,6 +7,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod hygiene;
+pub mod idempotency;
 pub mod imports;
 pub mod openapi;
 pub mod search;
@@ -36,6 +37,9 @@ pub use settings::Settings;
 
 use crate::hygiene::{ForwardRequestId, Upstream};
 
+/// Every call to a service but an import ends within this.
+const SERVICE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// What every handler gets: the gRPC clients (cheap to clone).
 #[derive(Clone)]
 pub struct AppState {
@@ -53,6 +57,7 @@ pub fn router(
     readiness: Readiness,
     settings: &Settings,
     guard: Arc<auth::Guard>,
+    idempotency: Arc<dyn idempotency::IdempotencyStore>,
 ) -> Router {
     let (api, openapi) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(
@@ -87,6 +92,11 @@ pub fn router(
         .fallback(|| async { error::Error::RouteNotFound })
         .method_not_allowed_fallback(|| async { error::Error::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
+        // Inside the guard: keys are per caller.
+        .layer(axum::middleware::from_fn_with_state(
+            idempotency,
+            idempotency::idempotent,
+        ))
         .layer(axum::middleware::from_fn_with_state(guard, auth::guard))
         .layer(TraceLayer::new_for_http());
     let router = match hygiene::cors(&settings.cors_origins) {
@@ -129,7 +139,8 @@ fn grpc_health_probe(
     let channel = channel.clone();
     probe(name, true, move || {
         use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
-        let mut client = HealthClient::new(channel.clone());
+        let mut client =
+            HealthClient::with_interceptor(channel.clone(), crm_platform::grpc::WithInternalToken);
         async move {
             let request = HealthCheckRequest {
                 service: service.into(),
@@ -156,10 +167,14 @@ impl Application {
     /// services, so the gateway starts before them. `extra` adds readiness probes (the
     /// standalone binary adds its database).
     pub async fn build(settings: &Settings, extra: Readiness) -> crm_platform::Result<Self> {
-        let customer_core = crm_platform::grpc::channel(&settings.customer_core_url)?;
-        let event_ingest = crm_platform::grpc::channel(&settings.event_ingest_url)?;
-        let segmentation = crm_platform::grpc::channel(&settings.segmentation_url)?;
-        let search = crm_platform::grpc::channel(&settings.search_indexer_url)?;
+        let customer_core =
+            crm_platform::grpc::lazy_channel(&settings.customer_core_url, SERVICE_DEADLINE)?;
+        let event_ingest =
+            crm_platform::grpc::lazy_channel(&settings.event_ingest_url, SERVICE_DEADLINE)?;
+        let segmentation =
+            crm_platform::grpc::lazy_channel(&settings.segmentation_url, SERVICE_DEADLINE)?;
+        let search =
+            crm_platform::grpc::lazy_channel(&settings.search_indexer_url, SERVICE_DEADLINE)?;
         let readiness = extra
             .with(grpc_health_probe(
                 "customer-core",
@@ -181,7 +196,7 @@ impl Application {
                 "crm.v1.SearchService",
                 &search,
             ));
-        let imports = crm_platform::grpc::channel_with_deadline(
+        let imports = crm_platform::grpc::lazy_channel(
             &settings.customer_core_url,
             imports::IMPORT_DEADLINE,
         )?;
@@ -219,10 +234,17 @@ impl Application {
                 settings.rate_limit_burst,
             ),
         });
+        let idempotency: Arc<dyn idempotency::IdempotencyStore> = match &settings.redis_url {
+            Some(url) => Arc::new(idempotency::RedisStore::new(
+                crm_platform::redis::RedisClient::new(url, std::time::Duration::from_secs(1))?,
+                &settings.redis_key_prefix,
+            )),
+            None => Arc::new(idempotency::MemoryStore::default()),
+        };
         let listener = crm_platform::grpc::bind(settings.http_addr).await?;
         Ok(Self {
             listener,
-            router: router(state, readiness, settings, guard),
+            router: router(state, readiness, settings, guard, idempotency),
         })
     }
 

@@ -33,6 +33,10 @@ pub struct Settings {
     pub rate_limit_burst: u32,
     /// Requests in progress at most; more are refused with 503 at once.
     pub max_concurrent_requests: usize,
+    /// Where `Idempotency-Key` answers are kept, shared by the replicas
+    /// (`CRM_REDIS_URL`, keys under `CRM_REDIS_KEY_PREFIX`); in memory when unset.
+    pub redis_url: Option<Secret>,
+    pub redis_key_prefix: String,
     /// Without any credential configured, serve anyway while listening on loopback
     /// (the standalone binary only; never read from the environment).
     #[serde(skip)]
@@ -59,6 +63,8 @@ impl Default for Settings {
             rate_limit_per_second: 100.0,
             rate_limit_burst: 200,
             max_concurrent_requests: 512,
+            redis_url: None,
+            redis_key_prefix: String::new(),
             open_on_loopback: false,
         }
     }

@@ -11,9 +11,9 @@ use std::{
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use crm_domain::Customer;
+use crm_platform::grpc::InternalChannel as Channel;
 use crm_proto::v1::{self, customer_service_client::CustomerServiceClient};
 use serde::Serialize;
-use tonic::transport::Channel;
 use uuid::Uuid;
 
 use crate::{

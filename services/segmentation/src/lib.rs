@@ -38,7 +38,7 @@ pub struct Parts {
     pub bus: Arc<dyn EventBus>,
     pub store: Arc<dyn SegmentStore>,
     /// customer-core, which stores changed segments.
-    pub customer_core: tonic::transport::Channel,
+    pub customer_core: crm_platform::grpc::InternalChannel,
     pub rules: SegmentConfig,
     pub recompute_every: Option<Duration>,
 }

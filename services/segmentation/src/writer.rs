@@ -5,11 +5,11 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use crm_domain::{CustomerId, Segment, segmentation::SegmentConfig};
+use crm_platform::grpc::InternalChannel as Channel;
 use crm_proto::{
     convert::segment_to_proto,
     v1::{self, customer_service_client::CustomerServiceClient},
 };
-use tonic::transport::Channel;
 
 use crate::{Result, store::Profile};
 

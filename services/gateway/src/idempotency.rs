@@ -1,0 +1,361 @@
+//! `Idempotency-Key` on the creating `POST`s: the first request with a key runs and its
+//! answer is kept (24 hours); a retry with the same key and body gets that answer again
+//! without running twice; the same key with another body is refused (422); a retry
+//! while the first is still running is told so (409). Keys are per caller.
+//! Stored in Redis when the gateway has one (replicas share it), else in memory.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use async_trait::async_trait;
+use axum::{
+    body::{Body, Bytes},
+    extract::{Request, State},
+    http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::{auth::Principal, error::Error, extract::MAX_BODY_BYTES};
+
+pub static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+/// How long an answer is kept for retries.
+pub const KEEP: Duration = Duration::from_secs(24 * 3600);
+/// Headers of the first answer that a replay repeats.
+const REPLAYED_HEADERS: [&str; 3] = ["location", "etag", "content-type"];
+
+/// The first answer to a key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Kept {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// What a key holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Entry {
+    /// The first request (with this body fingerprint) is running.
+    Running {
+        fingerprint: String,
+    },
+    Done {
+        fingerprint: String,
+        answer: Kept,
+    },
+}
+
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    /// Claims `key` for a first request; `Err` with what the key already holds.
+    async fn claim(&self, key: &str, fingerprint: &str) -> Result<Result<(), Entry>, String>;
+    async fn complete(&self, key: &str, entry: &Entry) -> Result<(), String>;
+    /// Frees a key whose request failed for a passing reason, so a retry runs.
+    async fn release(&self, key: &str) -> Result<(), String>;
+}
+
+#[derive(Default)]
+pub struct MemoryStore {
+    entries: Mutex<HashMap<String, (Entry, Instant)>>,
+}
+
+#[async_trait]
+impl IdempotencyStore for MemoryStore {
+    async fn claim(&self, key: &str, fingerprint: &str) -> Result<Result<(), Entry>, String> {
+        let mut entries = self.entries.lock().expect("idempotency entries");
+        let now = Instant::now();
+        entries.retain(|_, (_, at)| now.duration_since(*at) < KEEP);
+        if let Some((entry, _)) = entries.get(key) {
+            return Ok(Err(entry.clone()));
+        }
+        let running = Entry::Running {
+            fingerprint: fingerprint.to_owned(),
+        };
+        entries.insert(key.to_owned(), (running, now));
+        Ok(Ok(()))
+    }
+
+    async fn complete(&self, key: &str, entry: &Entry) -> Result<(), String> {
+        let mut entries = self.entries.lock().expect("idempotency entries");
+        entries.insert(key.to_owned(), (entry.clone(), Instant::now()));
+        Ok(())
+    }
+
+    async fn release(&self, key: &str) -> Result<(), String> {
+        self.entries
+            .lock()
+            .expect("idempotency entries")
+            .remove(key);
+        Ok(())
+    }
+}
+
+pub struct RedisStore {
+    client: crm_platform::redis::RedisClient,
+    prefix: String,
+}
+
+impl RedisStore {
+    pub fn new(client: crm_platform::redis::RedisClient, prefix: &str) -> Self {
+        Self {
+            client,
+            prefix: format!("{prefix}idempotency:"),
+        }
+    }
+}
+
+const UNAVAILABLE: &str = "the idempotency store (Redis) does not answer";
+
+#[async_trait]
+impl IdempotencyStore for RedisStore {
+    async fn claim(&self, key: &str, fingerprint: &str) -> Result<Result<(), Entry>, String> {
+        let key = format!("{}{key}", self.prefix);
+        let running = serde_json::to_string(&Entry::Running {
+            fingerprint: fingerprint.to_owned(),
+        })
+        .map_err(|e| e.to_string())?;
+        let claimed: Option<Option<String>> = self
+            .client
+            .call(|mut conn| async move {
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg(&running)
+                    .arg("NX")
+                    .arg("GET")
+                    .arg("EX")
+                    .arg(KEEP.as_secs())
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await;
+        match claimed.ok_or(UNAVAILABLE)? {
+            None => Ok(Ok(())),
+            Some(held) => serde_json::from_str(&held)
+                .map(Err)
+                .map_err(|e| format!("an unreadable idempotency entry: {e}")),
+        }
+    }
+
+    async fn complete(&self, key: &str, entry: &Entry) -> Result<(), String> {
+        let key = format!("{}{key}", self.prefix);
+        let value = serde_json::to_string(entry).map_err(|e| e.to_string())?;
+        let done: Option<()> = self
+            .client
+            .call(|mut conn| async move {
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg(&value)
+                    .arg("EX")
+                    .arg(KEEP.as_secs())
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await;
+        done.ok_or_else(|| UNAVAILABLE.to_owned())
+    }
+
+    async fn release(&self, key: &str) -> Result<(), String> {
+        let key = format!("{}{key}", self.prefix);
+        let done: Option<()> = self
+            .client
+            .call(
+                |mut conn| async move { redis::cmd("DEL").arg(&key).query_async(&mut conn).await },
+            )
+            .await;
+        done.ok_or_else(|| UNAVAILABLE.to_owned())
+    }
+}
+
+/// The requests a key applies to: the creating `POST`s whose body fits in memory.
+fn applies(method: &Method, path: &str) -> bool {
+    method == Method::POST
+        && (path == "/api/customers"
+            || (path.starts_with("/api/customers/") && path.ends_with("/merge")))
+}
+
+fn fingerprint(method: &Method, path: &str, body: &[u8]) -> String {
+    let mut hash = Sha256::new();
+    hash.update(method.as_str());
+    hash.update(b" ");
+    hash.update(path);
+    hash.update(b"\n");
+    hash.update(body);
+    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn replay(kept: &Kept) -> Response {
+    let mut response = Response::new(Body::from(kept.body.clone()));
+    *response.status_mut() = StatusCode::from_u16(kept.status).unwrap_or(StatusCode::OK);
+    for (name, value) in &kept.headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
+        .headers_mut()
+        .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    response
+}
+
+fn kept_headers(headers: &HeaderMap) -> Vec<(String, String)> {
+    REPLAYED_HEADERS
+        .iter()
+        .filter_map(|name| {
+            let value = headers.get(*name)?.to_str().ok()?;
+            Some(((*name).to_owned(), value.to_owned()))
+        })
+        .collect()
+}
+
+/// Runs a request with an `Idempotency-Key` once per key.
+pub async fn idempotent(
+    State(store): State<Arc<dyn IdempotencyStore>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+    let Some(raw_key) = request.headers().get(&IDEMPOTENCY_KEY).cloned() else {
+        return next.run(request).await;
+    };
+    if !applies(&method, &path) {
+        return next.run(request).await;
+    }
+    let Some(key) = raw_key
+        .to_str()
+        .ok()
+        .filter(|k| !k.is_empty() && k.len() <= 255)
+        .map(str::to_owned)
+    else {
+        return Error::Malformed(
+            "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
+        )
+        .into_response();
+    };
+    let caller = request
+        .extensions()
+        .get::<Principal>()
+        .map_or_else(|| "anonymous".to_owned(), |p| p.name.clone());
+    let (parts, body) = request.into_parts();
+    let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(body) => body,
+        Err(_) => return Error::PayloadTooLarge(MAX_BODY_BYTES).into_response(),
+    };
+    let fingerprint = fingerprint(&method, &path, &body);
+    let store_key = format!("{caller}:{key}");
+    match store.claim(&store_key, &fingerprint).await {
+        Err(reason) => {
+            tracing::error!(%reason, "idempotency store failed");
+            return Error::Service(crm_proto::status::ServiceError::new(
+                crm_proto::status::ErrorKind::Unavailable,
+                reason,
+            ))
+            .into_response();
+        }
+        Ok(Err(held)) => return answer_for(held, &fingerprint),
+        Ok(Ok(())) => {}
+    }
+    let response = next.run(Request::from_parts(parts, Body::from(body))).await;
+    let status = response.status();
+    // A failure that a retry may get past frees the key; anything else is the answer.
+    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+        if let Err(reason) = store.release(&store_key).await {
+            tracing::error!(%reason, "cannot free an idempotency key");
+        }
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let body: Bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let done = Entry::Done {
+        fingerprint,
+        answer: Kept {
+            status: parts.status.as_u16(),
+            headers: kept_headers(&parts.headers),
+            body: body.to_vec(),
+        },
+    };
+    if let Err(reason) = store.complete(&store_key, &done).await {
+        tracing::error!(%reason, "cannot keep an idempotent answer");
+    }
+    Response::from_parts(parts, Body::from(body))
+}
+
+fn answer_for(held: Entry, fingerprint: &str) -> Response {
+    let same = match &held {
+        Entry::Running { fingerprint: f } | Entry::Done { fingerprint: f, .. } => f == fingerprint,
+    };
+    if !same {
+        return Error::field(
+            "Idempotency-Key",
+            "was used with another request body",
+            "this Idempotency-Key belongs to a different request",
+        )
+        .into_response();
+    }
+    match held {
+        Entry::Done { answer, .. } => replay(&answer),
+        Entry::Running { .. } => Error::Service(crm_proto::status::ServiceError::new(
+            crm_proto::status::ErrorKind::Conflict,
+            "the first request with this Idempotency-Key is still running; retry shortly",
+        ))
+        .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every store: a first claim wins, the next one sees what the key holds.
+    pub async fn contract(store: &dyn IdempotencyStore, key: &str) {
+        assert_eq!(store.claim(key, "fp-1").await.unwrap(), Ok(()));
+        let running = Entry::Running {
+            fingerprint: "fp-1".into(),
+        };
+        assert_eq!(store.claim(key, "fp-1").await.unwrap(), Err(running));
+        let done = Entry::Done {
+            fingerprint: "fp-1".into(),
+            answer: Kept {
+                status: 201,
+                headers: vec![("location".into(), "/api/customers/1".into())],
+                body: b"{}".to_vec(),
+            },
+        };
+        store.complete(key, &done).await.unwrap();
+        assert_eq!(store.claim(key, "fp-2").await.unwrap(), Err(done));
+        store.release(key).await.unwrap();
+        assert_eq!(store.claim(key, "fp-2").await.unwrap(), Ok(()));
+    }
+
+    #[tokio::test]
+    async fn memory_store() {
+        contract(&MemoryStore::default(), "k").await;
+    }
+
+    #[tokio::test]
+    async fn redis_store() {
+        let url = std::env::var("CRM_TEST_REDIS_URL").unwrap_or("redis://127.0.0.1:6379".into());
+        let url = crm_platform::settings::Secret::new(url);
+        let client =
+            crm_platform::redis::RedisClient::new(&url, Duration::from_secs(2)).expect("client");
+        let prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
+        contract(&RedisStore::new(client, &prefix), "k").await;
+    }
+
+    #[test]
+    fn only_creating_posts_take_a_key() {
+        assert!(applies(&Method::POST, "/api/customers"));
+        assert!(applies(&Method::POST, "/api/customers/1/merge"));
+        assert!(!applies(&Method::POST, "/api/customers/search"));
+        assert!(!applies(&Method::PATCH, "/api/customers/1"));
+    }
+}
