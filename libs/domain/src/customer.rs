@@ -56,7 +56,10 @@ impl fmt::Display for CustomerId {
 
 /// Defines a string-valued enum with its wire names, `as_str`, `FromStr` and `ALL`.
 macro_rules! wire_enum {
-    ($(#[$meta:meta])* $name:ident, $expected:literal { $($variant:ident = $wire:literal),+ $(,)? }) => {
+    // `$wire` is a `tt`, not a `literal`: a `literal` fragment reaches derive macros
+    // wrapped in a group that utoipa does not look into, and the API document then showed
+    // the variant names instead of the wire names.
+    ($(#[$meta:meta])* $name:ident, $expected:literal { $($variant:ident = $wire:tt),+ $(,)? }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
         pub enum $name {
@@ -65,6 +68,15 @@ macro_rules! wire_enum {
 
         impl $name {
             pub const ALL: &[$name] = &[$($name::$variant),+];
+
+            /// Each variant's wire name, as serde writes it (checked by a test).
+            #[cfg(test)]
+            fn wire_names_match_serde() {
+                $(assert_eq!(
+                    serde_json::to_value($name::$variant).unwrap(),
+                    serde_json::json!($wire)
+                );)+
+            }
 
             pub fn as_str(&self) -> &'static str {
                 match self {
@@ -542,6 +554,18 @@ mod tests {
 
     fn at(hour: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 24, hour, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn wire_names_are_what_serde_writes_and_the_api_document_says() {
+        CustomerStatus::wire_names_match_serde();
+        Segment::wire_names_match_serde();
+        AddressKind::wire_names_match_serde();
+        let schema = serde_json::to_value(<Segment as utoipa::PartialSchema>::schema()).unwrap();
+        assert_eq!(
+            schema["enum"],
+            serde_json::json!(["new", "regular", "vip", "churned", "at_risk"])
+        );
     }
 
     fn draft() -> CustomerDraft {
