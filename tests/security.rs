@@ -376,7 +376,7 @@ async fn the_services_answer_only_callers_holding_the_internal_token() {
 }
 
 #[tokio::test]
-async fn a_retried_create_with_the_same_idempotency_key_creates_once() {
+async fn a_retried_create_or_import_with_the_same_idempotency_key_runs_once() {
     for app in [TestApp::standalone().await, TestApp::distributed().await] {
         let url = format!("{}/api/customers", app.base_url);
         let create = |key: &str, email: &str| {
@@ -391,7 +391,11 @@ async fn a_retried_create_with_the_same_idempotency_key_creates_once() {
         let first: Value = first.json().await.unwrap();
 
         let retried = create("k-1", "once@example.com").send().await.unwrap();
-        assert_eq!(retried.status(), StatusCode::CREATED, "the first answer again");
+        assert_eq!(
+            retried.status(),
+            StatusCode::CREATED,
+            "the first answer again"
+        );
         assert_eq!(retried.headers()["location"], location);
         assert_eq!(retried.headers()["idempotent-replayed"], "true");
         assert_eq!(retried.json::<Value>().await.unwrap()["id"], first["id"]);
@@ -404,5 +408,39 @@ async fn a_retried_create_with_the_same_idempotency_key_creates_once() {
         // Without a key, or with another, requests are independent.
         let again = create("k-2", "once@example.com").send().await.unwrap();
         assert_problem(again, StatusCode::CONFLICT).await;
+
+        // An import (spooled, not held in memory) runs once per key too.
+        let import = |key: &str, csv: &str| {
+            app.client()
+                .post(format!("{}/api/imports", app.base_url))
+                .header("idempotency-key", key)
+                .header("content-type", "text/csv")
+                .body(csv.to_owned())
+        };
+        let csv = "email,first_name\nimported@example.com,Ada\n";
+        let first: Value = import("i-1", csv)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(first["created"], 1, "{first}");
+        let retried = import("i-1", csv).send().await.unwrap();
+        assert_eq!(retried.status(), StatusCode::ACCEPTED);
+        assert_eq!(retried.headers()["idempotent-replayed"], "true");
+        let retried: Value = retried.json().await.unwrap();
+        assert_eq!(retried["id"], first["id"], "the same import job");
+        let other = import("i-1", "email\nother@example.com\n")
+            .send()
+            .await
+            .unwrap();
+        assert_problem(other, StatusCode::UNPROCESSABLE_ENTITY).await;
+        let listed: Value = app.list_customers("").await.json().await.unwrap();
+        assert_eq!(
+            listed["items"].as_array().unwrap().len(),
+            2,
+            "one import, once"
+        );
     }
 }

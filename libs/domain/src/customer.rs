@@ -71,7 +71,7 @@ macro_rules! wire_enum {
 
             /// Each variant's wire name, as serde writes it (checked by a test).
             #[cfg(test)]
-            fn wire_names_match_serde() {
+            pub(crate) fn wire_names_match_serde() {
                 $(assert_eq!(
                     serde_json::to_value($name::$variant).unwrap(),
                     serde_json::json!($wire)
@@ -561,6 +561,8 @@ mod tests {
         CustomerStatus::wire_names_match_serde();
         Segment::wire_names_match_serde();
         AddressKind::wire_names_match_serde();
+        crate::CustomerEventType::wire_names_match_serde();
+        crate::rfm::RfmSegment::wire_names_match_serde();
         let schema = serde_json::to_value(<Segment as utoipa::PartialSchema>::schema()).unwrap();
         assert_eq!(
             schema["enum"],

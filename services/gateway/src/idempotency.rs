@@ -1,4 +1,5 @@
-//! `Idempotency-Key` on the creating `POST`s: the first request with a key runs and its
+//! `Idempotency-Key` on the creating `POST`s (customers, merges, imports): the first
+//! request with a key runs and its
 //! answer is kept (24 hours); a retry with the same key and body gets that answer again
 //! without running twice; the same key with another body is refused (422); a retry
 //! while the first is still running is told so (409). Keys are per caller.
@@ -171,21 +172,71 @@ impl IdempotencyStore for RedisStore {
     }
 }
 
-/// The requests a key applies to: the creating `POST`s whose body fits in memory.
+/// The requests a key applies to: the creating `POST`s.
 fn applies(method: &Method, path: &str) -> bool {
     method == Method::POST
         && (path == "/api/customers"
+            || path == "/api/imports"
             || (path.starts_with("/api/customers/") && path.ends_with("/merge")))
 }
 
-fn fingerprint(method: &Method, path: &str, body: &[u8]) -> String {
+fn hex(hash: Sha256) -> String {
+    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The request line and content type, hashed ahead of the body.
+fn fingerprint_start(method: &Method, path: &str, headers: &HeaderMap) -> Sha256 {
     let mut hash = Sha256::new();
     hash.update(method.as_str());
     hash.update(b" ");
     hash.update(path);
     hash.update(b"\n");
-    hash.update(body);
-    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    if let Some(content_type) = headers.get(axum::http::header::CONTENT_TYPE) {
+        hash.update(content_type.as_bytes());
+    }
+    hash.update(b"\n");
+    hash
+}
+
+/// The body read whole and its fingerprint: in memory for the JSON creates, spooled to
+/// a temporary file for an import (up to its 1 GiB), so a retry is known before the
+/// upload is imported again.
+async fn read_body(body: Body, mut hash: Sha256, spool: bool) -> Result<(Body, String), Error> {
+    use futures::StreamExt;
+    use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+
+    if !spool {
+        let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+            .await
+            .map_err(|_| Error::PayloadTooLarge(MAX_BODY_BYTES))?;
+        hash.update(&bytes);
+        return Ok((Body::from(bytes), hex(hash)));
+    }
+    let failed = |e: std::io::Error| Error::internal(format!("cannot spool the upload: {e}"));
+    let spooled = tempfile::NamedTempFile::new().map_err(failed)?;
+    let mut file = tokio::fs::File::from_std(spooled.reopen().map_err(failed)?);
+    let mut stream = body.into_data_stream();
+    let mut size = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| Error::Malformed("the upload broke off".into()))?;
+        size += chunk.len() as u64;
+        if size > crate::imports::MAX_IMPORT_BYTES {
+            return Err(Error::PayloadTooLarge(
+                crate::imports::MAX_IMPORT_BYTES as usize,
+            ));
+        }
+        hash.update(&chunk);
+        file.write_all(&chunk).await.map_err(failed)?;
+    }
+    file.flush().await.map_err(failed)?;
+    file.rewind().await.map_err(failed)?;
+    // The file goes when the import has read it.
+    let path = spooled.into_temp_path();
+    let chunks = tokio_util::io::ReaderStream::new(file).map(move |chunk| {
+        let _keep = &path;
+        chunk
+    });
+    Ok((Body::from_stream(chunks), hex(hash)))
 }
 
 fn replay(kept: &Kept) -> Response {
@@ -244,11 +295,11 @@ pub async fn idempotent(
         .get::<Principal>()
         .map_or_else(|| "anonymous".to_owned(), |p| p.name.clone());
     let (parts, body) = request.into_parts();
-    let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
-        Ok(body) => body,
-        Err(_) => return Error::PayloadTooLarge(MAX_BODY_BYTES).into_response(),
+    let start = fingerprint_start(&method, &path, &parts.headers);
+    let (body, fingerprint) = match read_body(body, start, path == "/api/imports").await {
+        Ok(read) => read,
+        Err(error) => return error.into_response(),
     };
-    let fingerprint = fingerprint(&method, &path, &body);
     let store_key = format!("{caller}:{key}");
     match store.claim(&store_key, &fingerprint).await {
         Err(reason) => {
@@ -262,7 +313,7 @@ pub async fn idempotent(
         Ok(Err(held)) => return answer_for(held, &fingerprint),
         Ok(Ok(())) => {}
     }
-    let response = next.run(Request::from_parts(parts, Body::from(body))).await;
+    let response = next.run(Request::from_parts(parts, body)).await;
     let status = response.status();
     // A failure that a retry may get past frees the key; anything else is the answer.
     if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
@@ -355,6 +406,7 @@ mod tests {
     fn only_creating_posts_take_a_key() {
         assert!(applies(&Method::POST, "/api/customers"));
         assert!(applies(&Method::POST, "/api/customers/1/merge"));
+        assert!(applies(&Method::POST, "/api/imports"));
         assert!(!applies(&Method::POST, "/api/customers/search"));
         assert!(!applies(&Method::PATCH, "/api/customers/1"));
     }

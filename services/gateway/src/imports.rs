@@ -98,6 +98,8 @@ fn format_of(headers: &HeaderMap) -> Result<v1::ImportFormat> {
 #[utoipa::path(
     post, path = "/api/imports", tag = "imports",
     request_body(content = String, description = "CSV or NDJSON rows", content_type = "text/csv"),
+    params(("Idempotency-Key" = Option<String>, Header,
+            description = "Makes retries safe: the same key and body within 24 h get the first answer again and import nothing; another body with the key is a 422")),
     responses(
         (status = 202, description = "The import job", body = ImportJobView,
          headers(("Location" = String, description = "The job's URL"))),
