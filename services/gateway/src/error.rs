@@ -64,7 +64,10 @@ impl From<tonic::Status> for Error {
 /// An RFC 9457 problem document.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Problem {
-    /// A URI reference naming the problem type.
+    /// A URI reference naming the problem type, one of `/problems/` + malformed-request,
+    /// validation-failed, payload-too-large, unsupported-media-type, not-found,
+    /// method-not-allowed, conflict, precondition-failed, unauthenticated, forbidden,
+    /// rate-limited, overloaded, not-implemented, service-unavailable, internal-error.
     #[serde(rename = "type")]
     #[schema(example = "/problems/validation-failed")]
     pub problem_type: String,

@@ -84,6 +84,8 @@ pub fn router(
         .routes(routes!(segments::recommendations))
         .with_state(state)
         .split_for_parts();
+    let mut openapi = openapi;
+    openapi::add_shared_problems(&mut openapi);
     let document = openapi.clone();
     let router = api
         .route("/openapi.json", get(move || async move { Json(document) }))

@@ -3,7 +3,7 @@
 use utoipa::{
     Modify, OpenApi,
     openapi::{
-        OpenApi as Document,
+        Content, OpenApi as Document, Ref, RefOr, Response,
         security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme},
     },
 };
@@ -33,6 +33,23 @@ use utoipa::{
 )]
 pub struct ApiDoc;
 
+/// The answers any API operation may give besides its own, from the guard and limits.
+const SHARED_PROBLEMS: [(&str, &str); 4] = [
+    ("401", "No valid credential (`/problems/unauthenticated`)"),
+    (
+        "403",
+        "The credential lacks the scope (`/problems/forbidden`)",
+    ),
+    (
+        "429",
+        "Over the caller's rate; see `Retry-After` (`/problems/rate-limited`)",
+    ),
+    (
+        "503",
+        "At capacity, or a service is unavailable (`/problems/overloaded`, `/problems/service-unavailable`)",
+    ),
+];
+
 /// The bearer scheme (API key or JWT), required by every API operation.
 struct Security;
 
@@ -49,5 +66,62 @@ impl Modify for Security {
             "bearer",
             ["customers:read", "customers:write", "events:write", "admin"],
         )]);
+    }
+}
+
+/// Adds the shared problems to every API operation of the finished document (the
+/// operations join the document after `ApiDoc`'s modifiers ran).
+pub fn add_shared_problems(document: &mut Document) {
+    for (path, item) in document.paths.paths.iter_mut() {
+        if !path.starts_with("/api/") {
+            continue;
+        }
+        let operations = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ];
+        for operation in operations.into_iter().flatten() {
+            for (status, description) in SHARED_PROBLEMS {
+                let problem = Response::builder()
+                    .description(description)
+                    .content(
+                        "application/problem+json",
+                        Content::new(Some(RefOr::Ref(Ref::from_schema_name("Problem")))),
+                    )
+                    .build();
+                operation
+                    .responses
+                    .responses
+                    .entry(status.to_owned())
+                    .or_insert(RefOr::T(problem));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_api_operation_lists_the_guard_problems() {
+        let mut document = ApiDoc::openapi();
+        document.paths.paths.insert(
+            "/api/example".into(),
+            utoipa::openapi::PathItem::new(
+                utoipa::openapi::HttpMethod::Get,
+                utoipa::openapi::path::Operation::new(),
+            ),
+        );
+        add_shared_problems(&mut document);
+        let json = serde_json::to_value(&document).unwrap();
+        let responses = &json["paths"]["/api/example"]["get"]["responses"];
+        for status in ["401", "403", "429", "503"] {
+            assert!(responses[status].is_object(), "{status}: {responses}");
+        }
+        assert!(json["components"]["securitySchemes"]["bearer"].is_object());
     }
 }
