@@ -298,6 +298,8 @@ async fn refused(name: &str, args: &[&str], env: &[(&str, &str)]) -> String {
     command
         .args(args)
         .env("RUST_LOG", "info")
+        .env_remove("CRM_INTERNAL_TOKEN")
+        .env_remove("CRM_API_KEYS")
         .kill_on_drop(true);
     for (key, value) in env {
         command.env(key, value);
@@ -311,7 +313,7 @@ async fn refused(name: &str, args: &[&str], env: &[(&str, &str)]) -> String {
 }
 
 #[tokio::test]
-async fn without_credentials_only_the_standalone_on_loopback_serves() {
+async fn without_credentials_only_loopback_is_served() {
     let gateway = refused("crm-gateway", &[], &[("CRM_HTTP_ADDR", "127.0.0.1:0")]).await;
     assert!(
         gateway.contains("no credentials are configured"),
@@ -322,6 +324,21 @@ async fn without_credentials_only_the_standalone_on_loopback_serves() {
     let exposed = refused("crm", &["--listen", "0.0.0.0:0", "--data-dir", data], &[]).await;
     assert!(
         exposed.contains("no credentials are configured"),
+        "{exposed}"
+    );
+
+    // A service exposing gRPC beyond loopback wants the internal token.
+    let exposed = refused(
+        "crm-event-ingest",
+        &[],
+        &[
+            ("CRM_GRPC_ADDR", "0.0.0.0:0"),
+            ("CRM_HTTP_ADDR", "127.0.0.1:0"),
+        ],
+    )
+    .await;
+    assert!(
+        exposed.contains("CRM_INTERNAL_TOKEN is not set"),
         "{exposed}"
     );
 

@@ -32,11 +32,6 @@ pub fn server_with_health() -> (GrpcRouter, HealthReporter) {
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .expect("the embedded descriptor sets are valid");
-    if INTERNAL_TOKEN.is_none() {
-        tracing::warn!(
-            "CRM_INTERNAL_TOKEN is not set: the gRPC services accept any caller that reaches them"
-        );
-    }
     let router = Server::builder()
         .trace_fn(request_span)
         .layer(tonic::service::InterceptorLayer::new(
@@ -90,6 +85,21 @@ static INTERNAL_TOKEN: LazyLock<Option<MetadataValue<Ascii>>> = LazyLock::new(||
     // rather than none.
     Some(value.unwrap_or_else(|_| MetadataValue::from_static("Bearer\u{0}")))
 });
+
+/// A service may serve gRPC without the internal token only on loopback (the standalone
+/// binary, a developer's machine): anywhere else it refuses to start.
+pub fn check_exposure(grpc_addr: SocketAddr) -> Result<()> {
+    if INTERNAL_TOKEN.is_some() {
+        return Ok(());
+    }
+    if grpc_addr.ip().is_loopback() {
+        tracing::warn!(%grpc_addr, "CRM_INTERNAL_TOKEN is not set: gRPC accepts any local caller");
+        return Ok(());
+    }
+    Err(Error::Refused(format!(
+        "CRM_INTERNAL_TOKEN is not set and gRPC would listen on {grpc_addr}, beyond loopback"
+    )))
+}
 
 /// Refuses calls without the internal token (when one is configured).
 fn require_internal_token(

@@ -13,8 +13,10 @@ pub struct Listeners {
 }
 
 impl Listeners {
-    /// Binds both (port 0 picks a free port).
+    /// Binds both (port 0 picks a free port); refuses to expose gRPC beyond loopback
+    /// without the internal token.
     pub async fn bind(grpc_addr: SocketAddr, http_addr: Option<SocketAddr>) -> Result<Self> {
+        grpc::check_exposure(grpc_addr)?;
         let grpc = grpc::bind(grpc_addr).await?;
         let http = match http_addr {
             Some(addr) => Some(grpc::bind(addr).await?),
