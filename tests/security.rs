@@ -341,6 +341,20 @@ async fn without_credentials_only_loopback_is_served() {
         exposed.contains("CRM_INTERNAL_TOKEN is not set"),
         "{exposed}"
     );
+    let unusable = refused(
+        "crm-event-ingest",
+        &[],
+        &[
+            ("CRM_GRPC_ADDR", "127.0.0.1:0"),
+            ("CRM_HTTP_ADDR", "127.0.0.1:0"),
+            ("CRM_INTERNAL_TOKEN", "tok\u{1}en"),
+        ],
+    )
+    .await;
+    assert!(
+        unusable.contains("CRM_INTERNAL_TOKEN holds characters"),
+        "{unusable}"
+    );
 
     let app = TestApp::standalone().await;
     let open = bare()

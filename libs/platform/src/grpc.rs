@@ -12,7 +12,7 @@ use tonic::{
 };
 use tonic_health::server::HealthReporter;
 
-use crate::{Error, Result, Shutdown};
+use crate::{Error, Result, Shutdown, settings::constant_time_eq};
 
 type CheckToken = fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>;
 
@@ -72,48 +72,62 @@ pub async fn serve(router: GrpcRouter, listener: TcpListener, shutdown: Shutdown
         .map_err(|e| Error::Serve(e.to_string()))
 }
 
-/// `Bearer <CRM_INTERNAL_TOKEN>`: what every call between the services carries, and
-/// what every service demands when it is set (the same value for the whole deployment).
-static INTERNAL_TOKEN: LazyLock<Option<MetadataValue<Ascii>>> = LazyLock::new(|| {
-    let token = std::env::var("CRM_INTERNAL_TOKEN").ok()?;
+/// `CRM_INTERNAL_TOKEN`: what every call between the services carries, and what every
+/// service demands when it is set (the same value for the whole deployment).
+enum InternalToken {
+    Unset,
+    /// `Bearer <token>`.
+    Set(MetadataValue<Ascii>),
+    /// Not a possible header value: the service refuses to start.
+    Invalid,
+}
+
+static INTERNAL_TOKEN: LazyLock<InternalToken> = LazyLock::new(|| {
+    let token = std::env::var("CRM_INTERNAL_TOKEN").unwrap_or_default();
     let token = token.trim();
     if token.is_empty() {
-        return None;
+        return InternalToken::Unset;
     }
-    let value = format!("Bearer {token}").parse();
-    // A token that cannot be a header value cannot be checked either: refuse every call
-    // rather than none.
-    Some(value.unwrap_or_else(|_| MetadataValue::from_static("Bearer\u{0}")))
+    format!("Bearer {token}")
+        .parse()
+        .map_or(InternalToken::Invalid, InternalToken::Set)
 });
 
 /// A service may serve gRPC without the internal token only on loopback (the standalone
 /// binary, a developer's machine): anywhere else it refuses to start.
 pub fn check_exposure(grpc_addr: SocketAddr) -> Result<()> {
-    if INTERNAL_TOKEN.is_some() {
-        return Ok(());
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    match &*INTERNAL_TOKEN {
+        InternalToken::Set(_) => Ok(()),
+        InternalToken::Invalid => Err(Error::Refused(
+            "CRM_INTERNAL_TOKEN holds characters a header cannot carry".into(),
+        )),
+        InternalToken::Unset if grpc_addr.ip().is_loopback() => {
+            // Once per process: `crm` runs several services.
+            WARNED.call_once(|| {
+                tracing::warn!(%grpc_addr, "CRM_INTERNAL_TOKEN is not set: gRPC accepts any local caller");
+            });
+            Ok(())
+        }
+        InternalToken::Unset => Err(Error::Refused(format!(
+            "CRM_INTERNAL_TOKEN is not set and gRPC would listen on {grpc_addr}, beyond loopback"
+        ))),
     }
-    if grpc_addr.ip().is_loopback() {
-        tracing::warn!(%grpc_addr, "CRM_INTERNAL_TOKEN is not set: gRPC accepts any local caller");
-        return Ok(());
-    }
-    Err(Error::Refused(format!(
-        "CRM_INTERNAL_TOKEN is not set and gRPC would listen on {grpc_addr}, beyond loopback"
-    )))
 }
 
 /// Refuses calls without the internal token (when one is configured).
 fn require_internal_token(
     request: tonic::Request<()>,
 ) -> Result<tonic::Request<()>, tonic::Status> {
-    let Some(expected) = INTERNAL_TOKEN.as_ref() else {
-        return Ok(request);
+    let expected = match &*INTERNAL_TOKEN {
+        InternalToken::Unset => return Ok(request),
+        InternalToken::Set(expected) => expected.as_bytes(),
+        InternalToken::Invalid => b"",
     };
     let given = request.metadata().get("authorization");
-    let same = given.is_some_and(|given| {
-        let (a, b) = (given.as_bytes(), expected.as_bytes());
-        a.len() == b.len() && a.iter().zip(b).fold(0, |diff, (x, y)| diff | (x ^ y)) == 0
-    });
-    if same {
+    if given
+        .is_some_and(|given| !expected.is_empty() && constant_time_eq(given.as_bytes(), expected))
+    {
         Ok(request)
     } else {
         Err(tonic::Status::unauthenticated(
@@ -131,7 +145,7 @@ impl Interceptor for WithInternalToken {
         &mut self,
         mut request: tonic::Request<()>,
     ) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(token) = INTERNAL_TOKEN.as_ref() {
+        if let InternalToken::Set(token) = &*INTERNAL_TOKEN {
             request
                 .metadata_mut()
                 .insert("authorization", token.clone());

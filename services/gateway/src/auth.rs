@@ -11,6 +11,7 @@ use std::{
 };
 
 use axum::http::Method;
+use crm_platform::settings::constant_time_eq;
 use jsonwebtoken::{
     Algorithm, DecodingKey, Validation, decode, decode_header,
     jwk::{Jwk, JwkSet},
@@ -86,19 +87,32 @@ pub fn required_scope(method: &Method, path: &str) -> Option<Scope> {
     })
 }
 
+/// Lower-case hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The hex SHA-256 of an API key: what the gateway's configuration holds.
 pub fn hash_key(key: &str) -> String {
-    Sha256::digest(key.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&Sha256::digest(key.as_bytes()))
 }
 
 #[derive(Debug)]
 struct ApiKey {
     name: String,
-    sha256: String,
+    sha256: [u8; 32],
     scopes: Vec<Scope>,
+}
+
+fn decode_sha256(text: &str) -> Option<[u8; 32]> {
+    let mut hash = [0u8; 32];
+    if text.len() != 64 || !text.is_ascii() {
+        return None;
+    }
+    for (byte, pair) in hash.iter_mut().zip(text.as_bytes().chunks(2)) {
+        *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(hash)
 }
 
 /// Entries `name:sha256-hex:scope,scope`, one per line or separated by `;`; `#` starts
@@ -117,12 +131,9 @@ fn parse_keys(text: &str) -> Result<Vec<ApiKey>, String> {
                     entry.split(':').next().unwrap_or_default()
                 ));
             };
-            let sha256 = sha256.trim().to_ascii_lowercase();
-            if sha256.len() != 64 || !sha256.chars().all(|c| c.is_ascii_hexdigit()) {
-                return Err(format!(
-                    "API key {name:?}: the hash must be 64 hex digits (SHA-256)"
-                ));
-            }
+            let sha256 = decode_sha256(sha256.trim()).ok_or_else(|| {
+                format!("API key {name:?}: the hash must be 64 hex digits (SHA-256)")
+            })?;
             let scopes = parse_scopes(scopes.split(',').map(str::trim))
                 .map_err(|bad| format!("API key {name:?}: unknown scope {bad:?}"))?;
             Ok(ApiKey {
@@ -141,23 +152,20 @@ fn parse_scopes<'a>(texts: impl Iterator<Item = &'a str>) -> Result<Vec<Scope>, 
         .collect()
 }
 
-/// Equal hashes, compared in constant time.
-fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0, |diff, (x, y)| diff | (x ^ y))
-            == 0
-}
-
 /// The JWKS is fetched again for an unknown key id at most this often.
 const JWKS_REFRESH: Duration = Duration::from_secs(60);
 
+/// The keys of a JWKS URL and when they were fetched.
+struct FetchedKeys {
+    url: String,
+    keys: Mutex<(JwkSet, Instant)>,
+}
+
 struct Jwt {
     hs256: Option<DecodingKey>,
-    jwks: Mutex<JwkSet>,
-    jwks_url: Option<String>,
-    fetched_at: Mutex<Option<Instant>>,
+    /// From `CRM_JWT_JWKS_FILE`: they stay whatever the URL serves.
+    file_keys: JwkSet,
+    url_keys: Option<FetchedKeys>,
     issuer: Option<String>,
     audience: Option<String>,
     scope_claim: String,
@@ -193,24 +201,23 @@ impl Jwt {
                 None => None,
             }
         };
-        let mut jwk = find(&self.jwks.lock().expect("jwks"));
-        if jwk.is_none()
-            && let Some(url) = &self.jwks_url
-        {
-            // A rotated key: fetch the set again, but not on every bad token.
+        let mut jwk = find(&self.file_keys);
+        if let (None, Some(fetched)) = (&jwk, &self.url_keys) {
             let due = {
-                let mut fetched = self.fetched_at.lock().expect("jwks time");
-                let due = fetched.is_none_or(|at| at.elapsed() >= JWKS_REFRESH);
+                let mut keys = fetched.keys.lock().expect("jwks");
+                jwk = find(&keys.0);
+                // A rotated key: fetch the set again, but not on every bad token.
+                let due = jwk.is_none() && keys.1.elapsed() >= JWKS_REFRESH;
                 if due {
-                    *fetched = Some(Instant::now());
+                    keys.1 = Instant::now();
                 }
                 due
             };
             if due {
-                match fetch_jwks(url).await {
+                match fetch_jwks(&fetched.url).await {
                     Ok(set) => {
                         jwk = find(&set);
-                        *self.jwks.lock().expect("jwks") = set;
+                        fetched.keys.lock().expect("jwks").0 = set;
                     }
                     Err(error) => tracing::warn!(%error, "JWKS refresh failed"),
                 }
@@ -265,21 +272,25 @@ impl Authenticator {
             .as_ref()
             .filter(|s| !s.expose().is_empty())
             .map(|s| DecodingKey::from_secret(s.expose().as_bytes()));
-        let mut jwks = JwkSet { keys: Vec::new() };
+        let mut file_keys = JwkSet { keys: Vec::new() };
         if let Some(file) = &settings.jwt_jwks_file {
             let text = std::fs::read_to_string(file)
                 .map_err(|e| format!("cannot read the JWKS file {file:?}: {e}"))?;
-            jwks = serde_json::from_str(&text)
+            file_keys = serde_json::from_str(&text)
                 .map_err(|e| format!("the JWKS file {file:?} is not a key set: {e}"))?;
         }
-        if let Some(url) = &settings.jwt_jwks_url {
-            jwks.keys.extend(fetch_jwks(url).await?.keys);
-        }
-        let jwt = (hs256.is_some() || !jwks.keys.is_empty()).then(|| Jwt {
+        let url_keys = match &settings.jwt_jwks_url {
+            Some(url) => Some(FetchedKeys {
+                url: url.clone(),
+                keys: Mutex::new((fetch_jwks(url).await?, Instant::now())),
+            }),
+            None => None,
+        };
+        let any_jwks = !file_keys.keys.is_empty() || url_keys.is_some();
+        let jwt = (hs256.is_some() || any_jwks).then(|| Jwt {
             hs256,
-            jwks: Mutex::new(jwks),
-            jwks_url: settings.jwt_jwks_url.clone(),
-            fetched_at: Mutex::new(Some(Instant::now())),
+            file_keys,
+            url_keys,
             issuer: settings.jwt_issuer.clone(),
             audience: settings.jwt_audience.clone(),
             scope_claim: settings.jwt_scope_claim.clone(),
@@ -296,10 +307,10 @@ impl Authenticator {
         if token.split('.').count() == 3 {
             return self.jwt.as_ref()?.verify(token).await;
         }
-        let hash = hash_key(token);
+        let hash = Sha256::digest(token.as_bytes());
         self.keys
             .iter()
-            .find(|key| same(&key.sha256, &hash))
+            .find(|key| constant_time_eq(&key.sha256, &hash))
             .map(|key| Principal {
                 name: key.name.clone(),
                 scopes: key.scopes.clone(),

@@ -27,6 +27,10 @@ use crate::{auth::Principal, error::Error, extract::MAX_BODY_BYTES};
 pub static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 /// How long an answer is kept for retries.
 pub const KEEP: Duration = Duration::from_secs(24 * 3600);
+/// How long a key stays claimed by a first request that never finished (the gateway
+/// died, the client went away): a little longer than the longest request, an import.
+const RUNNING_AT_MOST: Duration =
+    Duration::from_secs(crate::imports::IMPORT_DEADLINE.as_secs() + 60);
 /// Headers of the first answer that a replay repeats.
 const REPLAYED_HEADERS: [&str; 3] = ["location", "etag", "content-type"];
 
@@ -51,6 +55,15 @@ pub enum Entry {
     },
 }
 
+impl Entry {
+    fn lifetime(&self) -> Duration {
+        match self {
+            Entry::Running { .. } => RUNNING_AT_MOST,
+            Entry::Done { .. } => KEEP,
+        }
+    }
+}
+
 #[async_trait]
 pub trait IdempotencyStore: Send + Sync {
     /// Claims `key` for a first request; `Err` with what the key already holds.
@@ -62,35 +75,53 @@ pub trait IdempotencyStore: Send + Sync {
 
 #[derive(Default)]
 pub struct MemoryStore {
-    entries: Mutex<HashMap<String, (Entry, Instant)>>,
+    state: Mutex<MemoryState>,
+}
+
+#[derive(Default)]
+struct MemoryState {
+    /// Each entry with when it expires.
+    entries: HashMap<String, (Entry, Instant)>,
+    /// Expired entries are swept at most once a minute, not on every request.
+    next_sweep: Option<Instant>,
 }
 
 #[async_trait]
 impl IdempotencyStore for MemoryStore {
     async fn claim(&self, key: &str, fingerprint: &str) -> Result<Result<(), Entry>, String> {
-        let mut entries = self.entries.lock().expect("idempotency entries");
+        let mut state = self.state.lock().expect("idempotency entries");
         let now = Instant::now();
-        entries.retain(|_, (_, at)| now.duration_since(*at) < KEEP);
-        if let Some((entry, _)) = entries.get(key) {
+        if state.next_sweep.is_none_or(|at| now >= at) {
+            state.entries.retain(|_, (_, expires)| now < *expires);
+            state.next_sweep = Some(now + Duration::from_secs(60));
+        }
+        if let Some((entry, expires)) = state.entries.get(key)
+            && now < *expires
+        {
             return Ok(Err(entry.clone()));
         }
         let running = Entry::Running {
             fingerprint: fingerprint.to_owned(),
         };
-        entries.insert(key.to_owned(), (running, now));
+        let expires = now + running.lifetime();
+        state.entries.insert(key.to_owned(), (running, expires));
         Ok(Ok(()))
     }
 
     async fn complete(&self, key: &str, entry: &Entry) -> Result<(), String> {
-        let mut entries = self.entries.lock().expect("idempotency entries");
-        entries.insert(key.to_owned(), (entry.clone(), Instant::now()));
+        let mut state = self.state.lock().expect("idempotency entries");
+        let expires = Instant::now() + entry.lifetime();
+        state
+            .entries
+            .insert(key.to_owned(), (entry.clone(), expires));
         Ok(())
     }
 
     async fn release(&self, key: &str) -> Result<(), String> {
-        self.entries
+        self.state
             .lock()
             .expect("idempotency entries")
+            .entries
             .remove(key);
         Ok(())
     }
@@ -116,10 +147,11 @@ const UNAVAILABLE: &str = "the idempotency store (Redis) does not answer";
 impl IdempotencyStore for RedisStore {
     async fn claim(&self, key: &str, fingerprint: &str) -> Result<Result<(), Entry>, String> {
         let key = format!("{}{key}", self.prefix);
-        let running = serde_json::to_string(&Entry::Running {
+        let running = Entry::Running {
             fingerprint: fingerprint.to_owned(),
-        })
-        .map_err(|e| e.to_string())?;
+        };
+        let lifetime = running.lifetime().as_secs();
+        let running = serde_json::to_string(&running).map_err(|e| e.to_string())?;
         let claimed: Option<Option<String>> = self
             .client
             .call(|mut conn| async move {
@@ -129,7 +161,7 @@ impl IdempotencyStore for RedisStore {
                     .arg("NX")
                     .arg("GET")
                     .arg("EX")
-                    .arg(KEEP.as_secs())
+                    .arg(lifetime)
                     .query_async(&mut conn)
                     .await
             })
@@ -145,6 +177,7 @@ impl IdempotencyStore for RedisStore {
     async fn complete(&self, key: &str, entry: &Entry) -> Result<(), String> {
         let key = format!("{}{key}", self.prefix);
         let value = serde_json::to_string(entry).map_err(|e| e.to_string())?;
+        let lifetime = entry.lifetime().as_secs();
         let done: Option<()> = self
             .client
             .call(|mut conn| async move {
@@ -152,7 +185,7 @@ impl IdempotencyStore for RedisStore {
                     .arg(&key)
                     .arg(&value)
                     .arg("EX")
-                    .arg(KEEP.as_secs())
+                    .arg(lifetime)
                     .query_async(&mut conn)
                     .await
             })
@@ -178,10 +211,6 @@ fn applies(method: &Method, path: &str) -> bool {
         && (path == "/api/customers"
             || path == "/api/imports"
             || (path.starts_with("/api/customers/") && path.ends_with("/merge")))
-}
-
-fn hex(hash: Sha256) -> String {
-    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The request line and content type, hashed ahead of the body.
@@ -210,7 +239,7 @@ async fn read_body(body: Body, mut hash: Sha256, spool: bool) -> Result<(Body, S
             .await
             .map_err(|_| Error::PayloadTooLarge(MAX_BODY_BYTES))?;
         hash.update(&bytes);
-        return Ok((Body::from(bytes), hex(hash)));
+        return Ok((Body::from(bytes), crate::auth::hex(&hash.finalize())));
     }
     let failed = |e: std::io::Error| Error::internal(format!("cannot spool the upload: {e}"));
     let spooled = tempfile::NamedTempFile::new().map_err(failed)?;
@@ -236,7 +265,10 @@ async fn read_body(body: Body, mut hash: Sha256, spool: bool) -> Result<(Body, S
         let _keep = &path;
         chunk
     });
-    Ok((Body::from_stream(chunks), hex(hash)))
+    Ok((
+        Body::from_stream(chunks),
+        crate::auth::hex(&hash.finalize()),
+    ))
 }
 
 fn replay(kept: &Kept) -> Response {
@@ -300,7 +332,8 @@ pub async fn idempotent(
         Ok(read) => read,
         Err(error) => return error.into_response(),
     };
-    let store_key = format!("{caller}:{key}");
+    // The caller's name may hold ':' (a JWT subject): its length keeps keys apart.
+    let store_key = format!("{}:{caller}:{key}", caller.len());
     match store.claim(&store_key, &fingerprint).await {
         Err(reason) => {
             tracing::error!(%reason, "idempotency store failed");

@@ -20,7 +20,10 @@ use crm_platform::{
 };
 use serde::Serialize;
 
-use crate::{index::Applied, indices::Indices};
+use crate::{
+    index::{Applied, IndexError},
+    indices::Indices,
+};
 
 pub const QUEUE: &str = "search-indexer.customers";
 
@@ -131,6 +134,11 @@ impl Handler for Snapshots {
                     self.lag.applied(event.timestamp);
                     return Outcome::Ack;
                 }
+                Err(IndexError::Rejected(reason)) => {
+                    metrics::counter!("crm_search_events_applied_total", "outcome" => "rejected")
+                        .increment(1);
+                    return Outcome::DeadLetter(reason);
+                }
                 Err(error) => {
                     attempt += 1;
                     let delay = self.config.backoff(attempt);
@@ -178,6 +186,8 @@ mod tests {
     struct Unavailable {
         index: TantivyIndex,
         down: AtomicU32,
+        /// What the engine answers while down.
+        failure: fn(String) -> IndexError,
     }
 
     #[async_trait]
@@ -188,7 +198,7 @@ mod tests {
                 .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
                 .is_ok()
             {
-                return Err(IndexError::Engine("connection refused".into()));
+                return Err((self.failure)("connection refused".into()));
             }
             self.index.apply_all(customers).await
         }
@@ -228,6 +238,7 @@ mod tests {
         let engine = Arc::new(Unavailable {
             index: TantivyIndex::in_memory().unwrap(),
             down: AtomicU32::new(2),
+            failure: IndexError::Engine,
         });
         let lag = Arc::new(Lag::default());
         let handler = Snapshots::new(
@@ -279,6 +290,7 @@ mod tests {
         let engine = Arc::new(Unavailable {
             index: TantivyIndex::in_memory().unwrap(),
             down: AtomicU32::new(u32::MAX),
+            failure: IndexError::Engine,
         });
         let shutdown = Shutdown::new();
         let handler = Snapshots::new(
@@ -293,5 +305,22 @@ mod tests {
         let delivery = delivery(&customer, at);
         let (outcome, ()) = tokio::join!(handler.handle(&delivery), stopping);
         assert!(matches!(outcome, Outcome::Retry(_)), "{outcome:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_snapshot_the_engine_refuses_for_good_is_dead_lettered() {
+        let at = Utc::now();
+        let engine = Arc::new(Unavailable {
+            index: TantivyIndex::in_memory().unwrap(),
+            down: AtomicU32::new(1),
+            failure: IndexError::Rejected,
+        });
+        let handler = Snapshots::new(
+            Arc::new(Indices::new(engine)),
+            Arc::default(),
+            Shutdown::new(),
+        );
+        let outcome = handler.handle(&delivery(&ada(at), at)).await;
+        assert!(matches!(outcome, Outcome::DeadLetter(_)), "{outcome:?}");
     }
 }

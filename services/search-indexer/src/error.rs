@@ -29,7 +29,9 @@ impl Error {
             Error::JobNotFound(_) => ErrorKind::NotFound,
             Error::AlreadyRunning(_) => ErrorKind::Conflict,
             Error::Index(IndexError::Engine(_)) | Error::CustomerCore(_) => ErrorKind::Unavailable,
-            Error::Index(IndexError::Corrupt(_)) | Error::Platform(_) => ErrorKind::Internal,
+            Error::Index(IndexError::Corrupt(_) | IndexError::Rejected(_)) | Error::Platform(_) => {
+                ErrorKind::Internal
+            }
         }
     }
 }

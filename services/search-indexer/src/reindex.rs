@@ -153,31 +153,21 @@ impl Reindexer {
         }
     }
 
-    fn running(&self) -> Option<Uuid> {
-        let jobs = self.jobs.lock().expect("jobs");
-        jobs.iter()
-            .find(|j| j.status == JobStatus::Running)
-            .map(|j| j.id)
-    }
-
     /// Starts a job in the background; refused while another runs.
     pub async fn start(self: &Arc<Self>) -> Result<ReindexJob> {
-        if let Some(running) = self.running() {
-            return Err(Error::AlreadyRunning(running));
-        }
-        let generation = self.catalog.create_generation().await?;
-        let job = ReindexJob {
+        let mut job = ReindexJob {
             id: Uuid::now_v7(),
             status: JobStatus::Running,
-            generation: generation.name.clone(),
+            generation: String::new(),
             indexed: 0,
             started_at: Utc::now(),
             finished_at: None,
             error: None,
         };
+        // The slot is taken before the generation is made, so two starts at once never
+        // make two generations: the second is refused here.
         {
             let mut jobs = self.jobs.lock().expect("jobs");
-            // Two starts at once: the second to get here gives way.
             if let Some(running) = jobs.iter().find(|j| j.status == JobStatus::Running) {
                 return Err(Error::AlreadyRunning(running.id));
             }
@@ -186,6 +176,15 @@ impl Reindexer {
                 jobs.pop_front();
             }
         }
+        let generation = match self.catalog.create_generation().await {
+            Ok(generation) => generation,
+            Err(error) => {
+                self.jobs.lock().expect("jobs").retain(|j| j.id != job.id);
+                return Err(error.into());
+            }
+        };
+        job.generation = generation.name.clone();
+        self.update(job.id, |j| j.generation = generation.name.clone());
         // From now on events reach the new generation too; everything older is read
         // from customer-core below.
         self.indices.start_building(generation.index.clone());

@@ -47,9 +47,11 @@ struct Inbox {
 
 impl Inbox {
     fn send(&self, delivery: Delivery) {
-        // The receiver lives as long as the queue, so sending cannot fail.
-        if self.sender.send(delivery).is_ok() {
-            self.waiting.fetch_add(1, Ordering::Relaxed);
+        // Counted before it can be received (and taken off the count), so the count
+        // never goes below zero; the receiver lives as long as the queue.
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        if self.sender.send(delivery).is_err() {
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }

@@ -213,10 +213,14 @@ fn reason(body: &Value) -> String {
 
 /// Fails unless `status` is a success.
 fn expect_success(what: &str, (status, body): (StatusCode, Value)) -> Result<Value> {
-    if status.is_success() {
-        Ok(body)
-    } else {
-        Err(engine(format!("{what}: {status}: {}", reason(&body))))
+    let message = format!("{what}: {status}: {}", reason(&body));
+    match status {
+        _ if status.is_success() => Ok(body),
+        // What is left after the retries of 429 and 5xx is for good.
+        _ if status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS => {
+            Err(IndexError::Rejected(message))
+        }
+        _ => Err(engine(message)),
     }
 }
 
@@ -289,11 +293,16 @@ impl SearchIndex for ElasticIndex {
                         None
                     }
                     _ => {
-                        return Err(engine(format!(
+                        let message = format!(
                             "bulk item {}: {status}: {}",
                             customers[i].id,
                             reason(result)
-                        )));
+                        );
+                        return Err(if (400..500).contains(&status) && status != 429 {
+                            IndexError::Rejected(message)
+                        } else {
+                            engine(message)
+                        });
                     }
                 };
             }

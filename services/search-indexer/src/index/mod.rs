@@ -21,8 +21,12 @@ pub type Result<T, E = IndexError> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
+    /// The engine failed or is unreachable: worth trying again.
     #[error("search index: {0}")]
     Engine(String),
+    /// The engine refused this request for good (a 4xx): trying again cannot help.
+    #[error("search index: {0}")]
+    Rejected(String),
     #[error("stored document is unreadable: {0}")]
     Corrupt(String),
 }

@@ -485,7 +485,8 @@ impl TantivyCatalog {
 
     fn open_generation(&self, name: &str) -> Result<Generation> {
         let index = match &self.dir {
-            Some(dir) => TantivyIndex::open(&dir.join(name))?,
+            // Opening may wait for the writer lock of a process that just died.
+            Some(dir) => tokio::task::block_in_place(|| TantivyIndex::open(&dir.join(name)))?,
             None => TantivyIndex::in_memory()?,
         };
         Ok(Generation {
