@@ -66,7 +66,7 @@ async fn main() {
     let core_settings = crm_customer_core::Settings {
         grpc_addr: ([127, 0, 0, 1], 0).into(),
         http_addr: ([127, 0, 0, 1], 0).into(),
-        database_url: Secret::new(crm_customer_core::testing::fresh_postgres_url().await),
+        database_url: Secret::new(crm_platform::testing::fresh_postgres_url().await),
         redis_key_prefix: format!("bench:{}:", uuid::Uuid::new_v4().simple()),
         amqp_url: Secret::new(&vhost.url),
         ..crm_customer_core::Settings::default()

@@ -13,12 +13,7 @@ const HS256_SECRET: &str = "e2e-hs256-secret-of-at-least-32-bytes!";
 
 /// `name:sha256(key):scopes`, as an operator configures a key.
 fn key_entry(name: &str, key: &str, scopes: &str) -> String {
-    use sha2::Digest;
-    let digest: String = sha2::Sha256::digest(key.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("{name}:{digest}:{scopes}")
+    format!("{name}:{}:{scopes}", crm_gateway::auth::hash_key(key))
 }
 
 fn fixture(name: &str) -> String {

@@ -161,29 +161,28 @@ pub async fn spawn(
 
 impl TestApp {
     pub async fn standalone() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut app = Self::standalone_in(dir.path()).await;
-        app._data_dir = Some(dir);
-        app
+        Self::standalone_with_env(&[]).await
     }
 
     /// The standalone binary on a given data directory (to test restarts).
     pub async fn standalone_in(data_dir: &Path) -> Self {
-        let data_dir = data_dir.to_str().expect("utf-8 path").to_owned();
-        let args = ["--listen", "127.0.0.1:0", "--data-dir", &data_dir];
-        let (process, fields) = spawn("crm", &args, &[], "crm listening").await;
-        Self::new(&fields["http"], vec![process])
+        Self::standalone_at(data_dir, &[]).await
     }
 
-    /// The standalone binary with this environment (credentials, limits).
+    /// The standalone binary on a fresh data directory with this environment
+    /// (credentials, limits).
     pub async fn standalone_with_env(env: &[(&str, String)]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let data_dir = dir.path().to_str().expect("utf-8 path").to_owned();
-        let args = ["--listen", "127.0.0.1:0", "--data-dir", &data_dir];
-        let (process, fields) = spawn("crm", &args, env, "crm listening").await;
-        let mut app = Self::new(&fields["http"], vec![process]);
+        let mut app = Self::standalone_at(dir.path(), env).await;
         app._data_dir = Some(dir);
         app
+    }
+
+    async fn standalone_at(data_dir: &Path, env: &[(&str, String)]) -> Self {
+        let data_dir = data_dir.to_str().expect("utf-8 path").to_owned();
+        let args = ["--listen", "127.0.0.1:0", "--data-dir", &data_dir];
+        let (process, fields) = spawn("crm", &args, env, "crm listening").await;
+        Self::new(&fields["http"], vec![process])
     }
 
     pub async fn distributed() -> Self {
@@ -195,7 +194,7 @@ impl TestApp {
     /// The services with the given Redis URL (an unreachable one tests the fallback),
     /// on a fresh database, Redis key prefix and RabbitMQ vhost.
     pub async fn distributed_with_redis(redis_url: &str) -> Self {
-        let database_url = crm_customer_core::testing::fresh_postgres_url().await;
+        let database_url = crm_platform::testing::fresh_postgres_url().await;
         let vhost = crm_platform::testing::TestVhost::create();
         let shared = [
             ("CRM_REDIS_URL", redis_url.to_owned()),

@@ -33,6 +33,16 @@ impl CustomerEventType {
     pub fn is_derived(&self) -> bool {
         self.as_str().starts_with("customer.")
     }
+
+    /// The routing keys of the derived events: each carries the customer's snapshot
+    /// (see [`CustomerEvent::snapshot`]), what projections of customers consume.
+    pub fn snapshot_keys() -> Vec<&'static str> {
+        Self::ALL
+            .iter()
+            .filter(|t| t.is_derived())
+            .map(|t| t.as_str())
+            .collect()
+    }
 }
 
 /// The seed's `CustomerEvent` envelope; `id` makes every event idempotent.
@@ -127,6 +137,11 @@ impl CustomerEvent {
             subject: self.text("subject")?,
             status: self.text("status").unwrap_or("open"),
         })
+    }
+
+    /// The customer as the change left it, carried by every derived (`customer.*`) event.
+    pub fn snapshot(&self) -> Result<crate::Customer, serde_json::Error> {
+        crate::Customer::deserialize(&self.data["customer"])
     }
 
     /// `(product_id, category)` of a `product.viewed` event.

@@ -18,4 +18,16 @@ pub mod telemetry;
 pub mod testing;
 
 pub use error::{Error, Result};
+
+/// The wait before try `attempt + 1` (`attempt` from 1): `first`, doubled for each later
+/// try, at most `max`.
+pub fn backoff(
+    first: std::time::Duration,
+    max: std::time::Duration,
+    attempt: u32,
+) -> std::time::Duration {
+    first
+        .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
+        .min(max)
+}
 pub use shutdown::Shutdown;

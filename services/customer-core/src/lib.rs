@@ -12,8 +12,6 @@ pub mod outbox;
 pub mod repo;
 pub mod service;
 pub mod settings;
-#[cfg(any(test, feature = "testing"))]
-pub mod testing;
 
 use std::{net::SocketAddr, sync::Arc};
 

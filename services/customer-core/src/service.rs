@@ -10,6 +10,7 @@ use crm_domain::{
     ValidationErrors,
 };
 use crm_platform::cache::VersionedCache;
+use crm_proto::MAX_SEGMENT_CHANGES;
 use futures::StreamExt;
 use tokio::sync::Notify;
 use tracing::instrument;
@@ -26,8 +27,6 @@ pub const MAX_PAGE_SIZE: u32 = 100;
 pub const MAX_SALES_DAYS: i64 = 366;
 /// Unconditional writes retry this often when another writer keeps winning.
 const WRITE_ATTEMPTS: usize = 5;
-/// Segment decisions one `set_segments` call takes at most.
-pub const MAX_SEGMENT_CHANGES: usize = 1_000;
 
 #[derive(Clone)]
 pub struct CustomerService {

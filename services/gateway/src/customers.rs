@@ -61,26 +61,34 @@ fn version_precondition(headers: &HeaderMap, name: header::HeaderName) -> Result
         })
 }
 
-/// A page size for the services, where 0 means "the default": an explicit 0 is refused.
+/// A page size for the services (1-100), where 0 means "the default": an explicit 0 is
+/// refused.
 pub(crate) fn checked_limit(limit: Option<u32>) -> Result<u32> {
+    nonzero_limit(
+        limit,
+        "must be between 1 and 100",
+        "the request has invalid fields",
+    )
+}
+
+/// `limit` for a service that reads 0 as "the default", refusing an explicit 0 with
+/// `message` (the service checks the upper bound).
+pub(crate) fn nonzero_limit(limit: Option<u32>, message: &str, detail: &str) -> Result<u32> {
     match limit {
-        Some(0) => Err(Error::field(
-            "limit",
-            "must be between 1 and 100",
-            "the request has invalid fields",
-        )),
+        Some(0) => Err(Error::field("limit", message, detail)),
         other => Ok(other.unwrap_or_default()),
     }
 }
 
-/// A customer from customer-core; one that does not parse is customer-core's bug (500).
-fn decode(customer: v1::Customer) -> Result<Customer> {
+/// A customer from a service (`from`); one that does not parse is that service's bug
+/// (500).
+pub(crate) fn decode(customer: v1::Customer, from: &str) -> Result<Customer> {
     Customer::try_from(customer)
-        .map_err(|e| Error::internal(format!("customer-core sent an unreadable customer: {e}")))
+        .map_err(|e| Error::internal(format!("{from} sent an unreadable customer: {e}")))
 }
 
 fn customer_response(status: StatusCode, customer: v1::Customer) -> Result<Response> {
-    let customer = decode(customer)?;
+    let customer = decode(customer, "customer-core")?;
     let mut response = (status, Json(&customer)).into_response();
     response
         .headers_mut()
@@ -258,7 +266,7 @@ pub async fn list_customers(
     let items = page
         .customers
         .into_iter()
-        .map(decode)
+        .map(|customer| decode(customer, "customer-core"))
         .collect::<Result<_>>()?;
     let next_cursor = Some(page.next_cursor).filter(|c| !c.is_empty());
     Ok(Json(CustomerList { items, next_cursor }))

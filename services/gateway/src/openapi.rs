@@ -64,7 +64,7 @@ impl Modify for Security {
         components.add_security_scheme("bearer", SecurityScheme::Http(bearer));
         document.security = Some(vec![SecurityRequirement::new(
             "bearer",
-            ["customers:read", "customers:write", "events:write", "admin"],
+            crate::auth::Scope::ALL.map(crate::auth::Scope::as_str),
         )]);
     }
 }

@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 
 use crate::{
     AppState,
-    customers::checked_limit,
+    customers::{checked_limit, decode},
     error::{Error, Problem, Result},
     extract::{JsonBody, parse_uuid},
 };
@@ -124,11 +124,7 @@ pub async fn search_customers(
             let customer = hit
                 .customer
                 .ok_or_else(|| Error::internal("the search indexer sent a hit without customer"))?;
-            let customer = Customer::try_from(customer).map_err(|e| {
-                Error::internal(format!(
-                    "the search indexer sent an unreadable customer: {e}"
-                ))
-            })?;
+            let customer = decode(customer, "the search indexer")?;
             Ok(SearchHitView {
                 customer,
                 score: hit.score,

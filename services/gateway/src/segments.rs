@@ -18,8 +18,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::{
     AppState,
-    customers::parse_id,
-    error::{Error, Problem, Result},
+    customers::{nonzero_limit, parse_id},
+    error::{Problem, Result},
     extract::{QueryParams, parse_uuid},
 };
 
@@ -229,17 +229,9 @@ pub async fn recommendations(
     QueryParams(params): QueryParams<RecommendationParams>,
 ) -> Result<Json<RecommendationsView>> {
     let id = parse_id(&id)?;
-    // 0 would mean "the default" on the wire.
-    if params.limit == Some(0) {
-        return Err(Error::field(
-            "limit",
-            "must be 1 to 10",
-            "limit out of range",
-        ));
-    }
     let request = v1::GetRecommendationsRequest {
         customer_id: id.to_string(),
-        limit: params.limit.unwrap_or(0),
+        limit: nonzero_limit(params.limit, "must be 1 to 10", "limit out of range")?,
     };
     let found = state
         .segmentation

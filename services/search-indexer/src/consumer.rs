@@ -13,7 +13,7 @@ use std::{
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use crm_domain::{Customer, CustomerEvent};
+use crm_domain::{CustomerEvent, CustomerEventType};
 use crm_platform::{
     Shutdown,
     bus::{ConsumerConfig, Delivery, EVENTS_EXCHANGE, EventBus, Handler, Outcome},
@@ -34,17 +34,7 @@ pub fn config() -> ConsumerConfig {
         max_attempts: 5,
         first_backoff: Duration::from_millis(200),
         max_backoff: Duration::from_secs(30),
-        ..ConsumerConfig::new(
-            QUEUE,
-            EVENTS_EXCHANGE,
-            &[
-                "customer.created",
-                "customer.updated",
-                "customer.segment_changed",
-                "customer.merged",
-                "customer.deleted",
-            ],
-        )
+        ..ConsumerConfig::new(QUEUE, EVENTS_EXCHANGE, &CustomerEventType::snapshot_keys())
     }
 }
 
@@ -116,7 +106,7 @@ impl Handler for Snapshots {
             Ok(event) => event,
             Err(error) => return Outcome::DeadLetter(format!("not an event: {error}")),
         };
-        let customer = match serde_json::from_value::<Customer>(event.data["customer"].clone()) {
+        let customer = match event.snapshot() {
             Ok(customer) => customer,
             Err(error) => return Outcome::DeadLetter(format!("no customer snapshot: {error}")),
         };
@@ -176,7 +166,7 @@ mod tests {
     use std::sync::atomic::AtomicU32;
 
     use chrono::TimeZone;
-    use crm_domain::{CustomerDraft, CustomerEventType, CustomerId};
+    use crm_domain::{Customer, CustomerDraft, CustomerId};
     use crm_platform::bus::{MemoryBus, Message};
 
     use super::*;

@@ -18,7 +18,7 @@ use crate::{
 };
 
 /// How deep pages may go (Elasticsearch's `max_result_window`).
-pub const MAX_WINDOW: u32 = 10_000;
+const MAX_WINDOW: u32 = 10_000;
 const MAX_QUERY_CHARS: usize = 200;
 const MAX_TAGS: usize = 20;
 

@@ -104,11 +104,6 @@ impl Application {
             shutdown.clone(),
         )
         .await;
-        let consuming = async {
-            consuming
-                .await
-                .map_err(|e| Error::Platform(crm_platform::Error::Serve(e.to_string())))
-        };
         tokio::spawn(consumer::sample_lag(
             lag.clone(),
             bus.clone(),
@@ -141,7 +136,7 @@ impl Application {
         let serving = self
             .listeners
             .serve("search-indexer", router, readiness, shutdown);
-        tokio::try_join!(async { serving.await.map_err(Error::from) }, consuming)?;
+        tokio::try_join!(serving, consuming)?;
         Ok(())
     }
 }

@@ -13,7 +13,6 @@ use chrono::{DateTime, Utc};
 use crm_domain::Customer;
 use crm_platform::grpc::InternalChannel as Channel;
 use crm_proto::v1::{self, customer_service_client::CustomerServiceClient};
-use serde::Serialize;
 use uuid::Uuid;
 
 use crate::{
@@ -28,6 +27,8 @@ const PAGE: u32 = 100;
 const JOBS_KEPT: usize = 50;
 /// customer-core may still be starting when the first build begins.
 const SOURCE_ATTEMPTS: u32 = 6;
+/// The longest wait between those attempts.
+const MAX_WAIT: Duration = Duration::from_secs(30);
 
 /// Where a reindex reads every customer.
 #[async_trait]
@@ -62,7 +63,8 @@ impl CustomerSource for CustomerCore {
                     if status.code() == tonic::Code::Unavailable && attempt < SOURCE_ATTEMPTS =>
                 {
                     attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
+                    let wait = crm_platform::backoff(Duration::from_millis(500), MAX_WAIT, attempt);
+                    tokio::time::sleep(wait).await;
                 }
                 Err(status) => return Err(status.into()),
             }
@@ -78,8 +80,7 @@ impl CustomerSource for CustomerCore {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobStatus {
     Running,
     Completed,
@@ -96,7 +97,7 @@ impl JobStatus {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ReindexJob {
     pub id: Uuid,
     pub status: JobStatus,

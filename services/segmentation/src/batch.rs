@@ -15,7 +15,7 @@ use futures::StreamExt;
 use crate::{
     Error, Result,
     store::{JobStatus, RecomputeJob, SegmentStore},
-    writer::{Decided, MAX_DECISIONS, SegmentWriter},
+    writer::{Decided, SegmentWriter},
 };
 
 /// A running job that has not reported progress for this long belongs to a process
@@ -91,7 +91,7 @@ impl Batch {
         let mut pending = self
             .store
             .pending_changes(&self.rules, now)
-            .chunks(MAX_DECISIONS);
+            .chunks(crm_proto::MAX_SEGMENT_CHANGES);
         while let Some(page) = pending.next().await {
             let page = page.into_iter().collect::<Result<Vec<_>>>()?;
             let decisions: Vec<Decided> = page

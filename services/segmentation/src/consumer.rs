@@ -24,13 +24,7 @@ pub fn customers_config() -> ConsumerConfig {
     ConsumerConfig::new(
         CUSTOMERS_QUEUE,
         EVENTS_EXCHANGE,
-        &[
-            "customer.created",
-            "customer.updated",
-            "customer.segment_changed",
-            "customer.merged",
-            "customer.deleted",
-        ],
+        &CustomerEventType::snapshot_keys(),
     )
 }
 
@@ -102,7 +96,7 @@ impl Handler for Snapshots {
             Ok(event) => event,
             Err(outcome) => return outcome,
         };
-        let customer = match serde_json::from_value::<Customer>(event.data["customer"].clone()) {
+        let customer = match event.snapshot() {
             Ok(customer) => customer,
             Err(error) => return Outcome::DeadLetter(format!("no customer snapshot: {error}")),
         };
@@ -160,10 +154,9 @@ impl Handler for Activity {
                     .await
             }
             CustomerEventType::ProductViewed => {
-                let Some(product) = event.data.get("product_id").and_then(|p| p.as_str()) else {
+                let Some((product, category)) = event.viewed_product() else {
                     return Outcome::DeadLetter("a view without product_id".into());
                 };
-                let category = event.data.get("category").and_then(|c| c.as_str());
                 self.store
                     .record_view(id, customer, product, category, at)
                     .await

@@ -98,11 +98,6 @@ impl Application {
             (consumer::activity_config(), activity),
         ];
         let consuming = crm_platform::bus::start_consumers(bus, consumers, shutdown.clone()).await;
-        let consuming = async {
-            consuming
-                .await
-                .map_err(|e| crm_platform::Error::Serve(e.to_string()))
-        };
         if let Some(every) = recompute_every {
             tokio::spawn(batch.clone().run_every(every, shutdown.clone()));
         }

@@ -35,12 +35,9 @@ impl Decided {
     }
 }
 
-/// Most decisions one `store` call carries (customer-core's limit per request).
-pub const MAX_DECISIONS: usize = 1_000;
-
 #[async_trait]
 pub trait SegmentWriter: Send + Sync {
-    /// Stores up to `MAX_DECISIONS`; how many changed a customer (decisions made from
+    /// Stores up to `crm_proto::MAX_SEGMENT_CHANGES`; how many changed a customer (decisions made from
     /// an older version, or for a deleted customer, are skipped).
     async fn store(&self, decisions: Vec<Decided>) -> Result<u64>;
 }

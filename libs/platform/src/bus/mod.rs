@@ -119,10 +119,7 @@ impl ConsumerConfig {
 
     /// The delay before delivery `attempt + 1`.
     pub fn backoff(&self, attempt: u32) -> Duration {
-        let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
-        self.first_backoff
-            .saturating_mul(factor)
-            .min(self.max_backoff)
+        crate::backoff(self.first_backoff, self.max_backoff, attempt)
     }
 }
 
@@ -178,7 +175,7 @@ pub async fn start_consumers(
     bus: Arc<dyn EventBus>,
     consumers: Vec<(ConsumerConfig, Arc<dyn Handler>)>,
     shutdown: Shutdown,
-) -> impl Future<Output = Result<(), BusError>> {
+) -> impl Future<Output = crate::Result<()>> {
     for (config, _) in &consumers {
         if let Err(error) = bus.declare(config).await {
             tracing::warn!(%error, queue = config.queue, "cannot declare the queue yet; the consumer will retry");
@@ -188,7 +185,12 @@ pub async fn start_consumers(
         let (bus, shutdown) = (bus.clone(), shutdown.clone());
         async move { bus.consume(config, handler, shutdown).await }
     });
-    async move { futures::future::try_join_all(consuming).await.map(drop) }
+    async move {
+        futures::future::try_join_all(consuming)
+            .await
+            .map(drop)
+            .map_err(|e| crate::Error::Serve(format!("consuming: {e}")))
+    }
 }
 
 #[cfg(test)]

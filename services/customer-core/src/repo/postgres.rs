@@ -43,28 +43,28 @@ mod tests {
 
     #[tokio::test]
     async fn contract() {
-        let url = crate::testing::fresh_postgres_url().await;
+        let url = crm_platform::testing::fresh_postgres_url().await;
         let repo = PostgresRepository::connect(&url, 5).await.expect("connect");
         super::super::contract::run(&repo).await;
     }
 
     #[tokio::test]
     async fn a_racing_duplicate_is_applied_once() {
-        let url = crate::testing::fresh_postgres_url().await;
+        let url = crm_platform::testing::fresh_postgres_url().await;
         let repo = PostgresRepository::connect(&url, 5).await.expect("connect");
         super::super::contract::a_racing_duplicate_is_applied_once(std::sync::Arc::new(repo)).await;
     }
 
     #[tokio::test(flavor = "multi_thread")]
     async fn bulk_segments_race_other_writers() {
-        let url = crate::testing::fresh_postgres_url().await;
+        let url = crm_platform::testing::fresh_postgres_url().await;
         let repo = PostgresRepository::connect(&url, 5).await.expect("connect");
         super::super::contract::bulk_segments_race_other_writers(std::sync::Arc::new(repo)).await;
     }
 
     #[tokio::test]
     async fn two_relays_share_the_outbox() {
-        let url = crate::testing::fresh_postgres_url().await;
+        let url = crm_platform::testing::fresh_postgres_url().await;
         let repo = PostgresRepository::connect(&url, 5).await.expect("connect");
         super::super::contract::two_relays_publish_each_event_once(std::sync::Arc::new(repo)).await;
     }
@@ -72,7 +72,7 @@ mod tests {
     #[tokio::test]
     async fn events_written_before_a_crash_are_published_after_it() {
         use crate::repo::CustomerRepository;
-        let url = crate::testing::fresh_postgres_url().await;
+        let url = crm_platform::testing::fresh_postgres_url().await;
         let repo = PostgresRepository::connect(&url, 5).await.expect("connect");
         let draft = crm_domain::CustomerDraft {
             email: "crash@example.com".into(),

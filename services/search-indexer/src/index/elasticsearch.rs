@@ -21,14 +21,13 @@ use elasticsearch::{
 use serde_json::{Value, json};
 
 use super::{
-    Applied, Generation, IndexCatalog, IndexError, Result, SearchHit, SearchIndex, SearchQuery,
-    SearchResults, phone_suffixes,
+    Applied, Generation, IndexCatalog, IndexError, MERGED, Result, SearchHit, SearchIndex,
+    SearchQuery, SearchResults, engine, phone_suffixes,
 };
 
-/// The status of a merged-away customer's tombstone (no customer has it).
-const MERGED: &str = "merged";
 const ATTEMPTS: u32 = 5;
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// The wait after the first failed attempt.
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -134,10 +133,6 @@ pub fn query_body(query: &SearchQuery) -> Value {
     })
 }
 
-fn engine(error: impl std::fmt::Display) -> IndexError {
-    IndexError::Engine(error.to_string())
-}
-
 fn client(url: &str) -> Result<Elasticsearch> {
     let url = url.parse().map_err(engine)?;
     let transport = TransportBuilder::new(SingleNodeConnectionPool::new(url))
@@ -157,7 +152,7 @@ fn retryable(status: StatusCode) -> bool {
 fn backoff(attempt: u32, retry_after: Option<u64>) -> Duration {
     retry_after
         .map(Duration::from_secs)
-        .unwrap_or_else(|| FIRST_BACKOFF.saturating_mul(1 << attempt.min(10)))
+        .unwrap_or_else(|| crm_platform::backoff(FIRST_BACKOFF, MAX_BACKOFF, attempt))
         .min(MAX_BACKOFF)
 }
 
@@ -311,10 +306,10 @@ impl SearchIndex for ElasticIndex {
             }
             pending = again;
         }
-        Ok(answers
+        answers
             .into_iter()
-            .map(|a| a.unwrap_or(Applied::Stale))
-            .collect())
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| engine("bulk: an item was left without an answer"))
     }
 
     async fn search(&self, query: &SearchQuery) -> Result<SearchResults> {

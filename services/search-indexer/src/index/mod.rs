@@ -31,6 +31,15 @@ pub enum IndexError {
     Corrupt(String),
 }
 
+/// A passing engine failure, from whatever the engine's client said.
+fn engine(error: impl std::fmt::Display) -> IndexError {
+    IndexError::Engine(error.to_string())
+}
+
+/// The status of a merged-away customer's tombstone (no customer has it): such a
+/// document keeps the version out of reach of older snapshots and no search finds it.
+const MERGED: &str = "merged";
+
 pub const DEFAULT_LIMIT: u32 = 20;
 pub const MAX_LIMIT: u32 = 100;
 

@@ -25,8 +25,8 @@ use tantivy::{
 use tokio::sync::Mutex;
 
 use super::{
-    Applied, Generation, IndexCatalog, IndexError, Result, SearchHit, SearchIndex, SearchQuery,
-    SearchResults, edits_allowed, phone_suffixes,
+    Applied, Generation, IndexCatalog, IndexError, MERGED, Result, SearchHit, SearchIndex,
+    SearchQuery, SearchResults, edits_allowed, engine, phone_suffixes,
 };
 
 /// The score of a fuzzy match (any term within the edits allowed): below an exact one.
@@ -36,9 +36,6 @@ const COMMIT_EVERY: Duration = Duration::from_millis(200);
 const WRITER_MEMORY: usize = 50_000_000;
 /// Tries at the writer's lock, 100 ms apart.
 const WRITER_LOCK_ATTEMPTS: u32 = 100;
-/// The status of a merged-away customer's tombstone (no customer has it).
-const MERGED: &str = "merged";
-
 #[derive(Clone, Copy)]
 struct Fields {
     id: Field,
@@ -76,10 +73,6 @@ fn schema() -> (Schema, Fields) {
     (b.build(), fields)
 }
 
-fn engine(error: impl std::fmt::Display) -> IndexError {
-    IndexError::Engine(error.to_string())
-}
-
 struct Writer {
     writer: IndexWriter,
     /// Versions applied since the last commit (not visible to searchers yet).
@@ -98,16 +91,17 @@ impl TantivyIndex {
     pub fn open(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(engine)?;
         let directory = MmapDirectory::open(dir).map_err(engine)?;
-        let index = Index::open_or_create(directory, schema().0).map_err(engine)?;
-        Self::with_index(index)
+        let (schema, fields) = schema();
+        let index = Index::open_or_create(directory, schema).map_err(engine)?;
+        Self::with_index(index, fields)
     }
 
     pub fn in_memory() -> Result<Self> {
-        Self::with_index(Index::create_in_ram(schema().0))
+        let (schema, fields) = schema();
+        Self::with_index(Index::create_in_ram(schema), fields)
     }
 
-    fn with_index(index: Index) -> Result<Self> {
-        let (_, fields) = schema();
+    fn with_index(index: Index, fields: Fields) -> Result<Self> {
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)

@@ -168,7 +168,6 @@ pub struct CoOccurrence {
 #[derive(Debug, Clone, PartialEq)]
 pub struct BestSeller {
     pub product_id: String,
-    pub category: Option<String>,
     pub sold: i64,
 }
 

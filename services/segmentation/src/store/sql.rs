@@ -276,9 +276,17 @@ pub const VIEWED_TOGETHER: &str = "select mine.product_id, mine.last_at_us, othe
 
 pub const PURCHASED: &str = "select distinct product_id from purchases where customer_id = $1";
 
-pub const BEST_SELLERS: &str = "select p.product_id, pr.category, cast(sum(p.quantity) as bigint) as sold \
+/// A view counts once; the latest time stays (`case`, since PostgreSQL says `greatest`
+/// and SQLite `max`).
+pub const UPSERT_VIEW: &str = "insert into product_views (customer_id, product_id, views, \
+     last_at_us) values ($1, $2, 1, $3) on conflict (customer_id, product_id) do update \
+     set views = product_views.views + 1, \
+     last_at_us = case when excluded.last_at_us > product_views.last_at_us \
+     then excluded.last_at_us else product_views.last_at_us end";
+
+pub const BEST_SELLERS: &str = "select p.product_id, cast(sum(p.quantity) as bigint) as sold \
      from purchases p left join products pr on pr.product_id = p.product_id \
-     where ($1 is null or pr.category = $1) group by p.product_id, pr.category \
+     where ($1 is null or pr.category = $1) group by p.product_id \
      order by sold desc, p.product_id limit $2";
 
 #[derive(sqlx::FromRow)]
@@ -668,7 +676,7 @@ macro_rules! impl_segment_store {
             ) -> $crate::Result<()> {
                 use $crate::store::sql;
                 let mut tx = sql::begin_first_time!(self.pool, event_id);
-                sqlx::query(Self::UPSERT_VIEW)
+                sqlx::query(sql::UPSERT_VIEW)
                     .bind(customer.as_uuid())
                     .bind(product_id)
                     .bind(sql::micros(at))
@@ -725,19 +733,14 @@ macro_rules! impl_segment_store {
                 category: Option<&str>,
                 limit: u32,
             ) -> $crate::Result<Vec<$crate::store::BestSeller>> {
-                let rows: Vec<(String, Option<String>, i64)> =
-                    sqlx::query_as($crate::store::sql::BEST_SELLERS)
-                        .bind(category)
-                        .bind(i64::from(limit))
-                        .fetch_all(&self.pool)
-                        .await?;
+                let rows: Vec<(String, i64)> = sqlx::query_as($crate::store::sql::BEST_SELLERS)
+                    .bind(category)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?;
                 Ok(rows
                     .into_iter()
-                    .map(|(product_id, category, sold)| $crate::store::BestSeller {
-                        product_id,
-                        category,
-                        sold,
-                    })
+                    .map(|(product_id, sold)| $crate::store::BestSeller { product_id, sold })
                     .collect())
             }
 

@@ -35,11 +35,6 @@ impl SqliteStore {
         sqlx::migrate!("./migrations").run(&pool).await?;
         Ok(Self { pool })
     }
-
-    const UPSERT_VIEW: &str = "insert into product_views (customer_id, product_id, views, \
-         last_at_us) values ($1, $2, 1, $3) on conflict (customer_id, product_id) do update \
-         set views = product_views.views + 1, \
-         last_at_us = max(product_views.last_at_us, excluded.last_at_us)";
 }
 
 impl_segment_store!(SqliteStore);
