@@ -136,7 +136,27 @@ async fn customer_changes_are_published_through_the_outbox_with_their_snapshot()
 async fn milestones_and_abandoned_carts_notify_the_notification_service() {
     let app = TestApp::distributed().await;
     let mut notifications = app.subscribe(NOTIFICATIONS_EXCHANGE, "#").await;
-    let id = app.given_customer_id("ada@example.com").await;
+    // Opted out (the default): its milestone and cart come first and send nothing.
+    let opted_out = app.given_customer_id("out@example.com").await;
+    let silent = [
+        completed_order(&opted_out, "o-0", 1500.0),
+        json!({ "customer_id": opted_out, "type": "cart.abandoned",
+                "data": { "cart_id": "c-0", "cart_value": 1.0, "items": [] } }),
+    ];
+    app.send_events(&json!({ "events": silent })).await;
+    app.eventually("the opted-out customer's order", || async {
+        let customer: Value = app.get_customer(&opted_out).await.json().await.ok()?;
+        (customer["metrics"]["total_orders"] == 1).then_some(())
+    })
+    .await;
+    let created = app
+        .create_customer(&json!({ "email": "ada@example.com",
+                                  "preferences": { "newsletter": true } }))
+        .await;
+    let id = created.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     let order = |n: u32, total: f64| completed_order(&id, &format!("o-{n}"), total);
     let cart = json!({ "customer_id": id, "type": "cart.abandoned",
@@ -162,6 +182,7 @@ async fn milestones_and_abandoned_carts_notify_the_notification_service() {
     assert_eq!(received[0].1["cart_value"], 42.5);
     assert_eq!(received[2].1["threshold"], 1000.0);
     assert_eq!(received[2].1["order_id"], "o-1");
+    assert_eq!(received[2].1["channels"], json!(["email"]));
     assert!(
         received
             .iter()

@@ -194,6 +194,15 @@ impl TestApp {
     /// The services with the given Redis URL (an unreachable one tests the fallback),
     /// on a fresh database, Redis key prefix and RabbitMQ vhost.
     pub async fn distributed_with_redis(redis_url: &str) -> Self {
+        Self::distributed_with(redis_url, &[]).await
+    }
+
+    /// The services with more environment for customer-core (deadlines).
+    pub async fn distributed_with_core_env(env: &[(&str, String)]) -> Self {
+        Self::distributed_with("redis://127.0.0.1:6379", env).await
+    }
+
+    async fn distributed_with(redis_url: &str, core_extra: &[(&str, String)]) -> Self {
         let database_url = crm_platform::testing::fresh_postgres_url().await;
         let vhost = crm_platform::testing::TestVhost::create();
         let shared = [
@@ -207,8 +216,19 @@ impl TestApp {
             ("CRM_HTTP_ADDR", "127.0.0.1:0".to_owned()),
             ("CRM_INTERNAL_TOKEN", INTERNAL_TOKEN.to_owned()),
         ];
+        // customer-core's 360 view calls segmentation, which starts after it (it needs
+        // customer-core's address): segmentation gets a port picked now.
+        let segmentation_grpc = {
+            let free = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+            free.local_addr().expect("its address").to_string()
+        };
         let mut core_env = shared.to_vec();
         core_env.push(("CRM_DATABASE_URL", database_url.clone()));
+        core_env.push((
+            "CRM_SEGMENTATION_URL",
+            format!("http://{segmentation_grpc}"),
+        ));
+        core_env.extend(core_extra.iter().cloned());
         let (core, core_fields) = spawn(
             "crm-customer-core",
             &[],
@@ -222,6 +242,7 @@ impl TestApp {
         let mut segmentation_env = shared.to_vec();
         segmentation_env.push(("CRM_CUSTOMER_CORE_URL", core_url.clone()));
         segmentation_env.push(("CRM_DATABASE_URL", database_url.clone()));
+        segmentation_env.push(("CRM_GRPC_ADDR", segmentation_grpc));
         let (segmentation, segmentation_fields) = spawn(
             "crm-segmentation",
             &[],

@@ -215,6 +215,9 @@ pub struct Customer {
     /// Set when this customer was merged into another one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged_into: Option<CustomerId>,
+    /// Set when the person was erased: this is a tombstone without personal data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub erased_at: Option<DateTime<Utc>>,
 }
 
 impl CustomerMetrics {
@@ -284,6 +287,7 @@ impl Customer {
             updated_at: now,
             last_activity_at: now,
             merged_into: None,
+            erased_at: None,
         })
     }
 

@@ -57,6 +57,19 @@ impl Email {
     pub fn domain(&self) -> &str {
         self.0.split_once('@').map_or("", |(_, domain)| domain)
     }
+
+    /// The mailbox the address reaches, for finding duplicates: without a `+tag`, and
+    /// for Gmail without dots (Gmail ignores both), so `Jane.Doe+shop@gmail.com` and
+    /// `janedoe@googlemail.com` match.
+    #[must_use]
+    pub fn match_key(&self) -> String {
+        let local = self.local_part();
+        let local = local.split_once('+').map_or(local, |(mailbox, _)| mailbox);
+        match self.domain() {
+            "gmail.com" | "googlemail.com" => format!("{}@gmail.com", local.replace('.', "")),
+            domain => format!("{local}@{domain}"),
+        }
+    }
 }
 
 fn is_atext(c: char) -> bool {
@@ -122,6 +135,15 @@ mod tests {
         assert_eq!(email.domain(), "example.com");
         assert_eq!(email.to_string(), "jane.doe+crm@example.com");
         assert_eq!(email.as_ref(), "jane.doe+crm@example.com");
+    }
+
+    #[test]
+    fn match_keys_ignore_tags_and_gmail_dots() {
+        let key = |s: &str| Email::parse(s).unwrap().match_key();
+        assert_eq!(key("Jane.Doe+shop@gmail.com"), "janedoe@gmail.com");
+        assert_eq!(key("janedoe@googlemail.com"), "janedoe@gmail.com");
+        assert_eq!(key("jane.doe+x@example.com"), "jane.doe@example.com");
+        assert_ne!(key("jane.doe@example.com"), key("janedoe@example.com"));
     }
 
     #[test]

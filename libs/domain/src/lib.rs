@@ -1,14 +1,17 @@
 //! The CRM's pure domain: customers, their events and the rules that keep them valid.
 //! Nothing here does I/O; time comes in as a `now` argument so tests pin every boundary.
 
+pub mod activity;
 pub mod country;
 pub mod currency;
 pub mod customer;
+pub mod duplicates;
 pub mod email;
 pub mod event;
 pub mod ingest;
 pub mod input;
 pub mod language;
+pub mod merge;
 pub mod milestone;
 pub mod name;
 pub mod notification;
@@ -19,6 +22,7 @@ pub mod tag;
 pub mod validation;
 mod value;
 
+pub use activity::{Order, SupportTicket, TimelineEntry};
 pub use country::CountryCode;
 pub use currency::Currency;
 pub use customer::{

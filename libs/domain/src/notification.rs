@@ -29,17 +29,36 @@ impl Notification {
     }
 }
 
-/// The notifications of `event`, applied to a customer who was `before` and is `after`.
+/// The channels the customer agreed to be messaged on (`preferences`): e-mail with the
+/// newsletter consent, SMS with the SMS consent and a phone number.
+pub fn consented_channels(customer: &Customer) -> Vec<&'static str> {
+    let mut channels = Vec::new();
+    if customer.preferences.newsletter {
+        channels.push("email");
+    }
+    if customer.preferences.sms_notifications && customer.phone.is_some() {
+        channels.push("sms");
+    }
+    channels
+}
+
+/// The notifications of `event`, applied to a customer who was `before` and is `after`;
+/// none for a customer who consented to no channel (each message names the channels).
 pub fn notifications_for(
     event: &CustomerEvent,
     before: &Customer,
     after: &Customer,
 ) -> Vec<Notification> {
+    let channels = consented_channels(after);
+    if channels.is_empty() {
+        return Vec::new();
+    }
     let common = |extra: Value| {
         let mut payload = json!({
             "customer_id": event.customer_id,
             "event_id": event.id,
             "at": event.timestamp,
+            "channels": channels,
         });
         if let (Value::Object(target), Value::Object(extra)) = (&mut payload, extra) {
             target.extend(extra);
@@ -80,6 +99,10 @@ mod tests {
     fn customer() -> Customer {
         let draft = CustomerDraft {
             email: "n@example.com".into(),
+            preferences: crate::PreferencesPatch {
+                newsletter: Some(true),
+                ..Default::default()
+            },
             ..CustomerDraft::default()
         };
         Customer::create(CustomerId::generate(), draft, Utc::now()).unwrap()
@@ -115,6 +138,23 @@ mod tests {
         assert_eq!(sent[1].payload["threshold"], 1000.0);
         assert_eq!(sent[0].payload["order_id"], "o-1");
         assert_eq!(sent[0].payload["id"], json!(sent[0].id));
+        assert_eq!(sent[0].payload["channels"], json!(["email"]));
+    }
+
+    #[test]
+    fn a_customer_who_consented_to_nothing_gets_no_message() {
+        let mut opted_out = customer();
+        opted_out.preferences.newsletter = false;
+        opted_out.preferences.sms_notifications = true; // but no phone
+        let order = event(CustomerEventType::OrderCompleted, json!({}), &opted_out);
+        let after = opted_out.after_activity(order.timestamp, Some(1_500.0), Utc::now());
+        assert!(notifications_for(&order, &opted_out, &after).is_empty());
+        let cart = event(CustomerEventType::CartAbandoned, json!({}), &opted_out);
+        assert!(notifications_for(&cart, &opted_out, &opted_out).is_empty());
+        let mut sms_only = opted_out.clone();
+        sms_only.phone = Some(crate::Phone::parse("+14155550123").unwrap());
+        let sent = notifications_for(&cart, &sms_only, &sms_only);
+        assert_eq!(sent[0].payload["channels"], json!(["sms"]));
     }
 
     #[test]

@@ -72,6 +72,15 @@ impl Handler for ActivityConsumer {
                 metrics::counter!("crm_events_duplicate_total").increment(1);
                 Outcome::Ack
             }
+            Ok(Recorded::Erased) => {
+                metrics::counter!("crm_events_refused_total", "reason" => "erased").increment(1);
+                tracing::info!(customer_id = %event.customer_id, event_id = %event.id, "event for an erased person refused");
+                Outcome::Ack
+            }
+            Ok(Recorded::MergedInto(_)) => Outcome::DeadLetter(format!(
+                "{} is merged into a chain of merges too long to follow",
+                event.customer_id
+            )),
             Ok(Recorded::UnknownCustomer) => {
                 self.unknown_customer.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!("crm_events_unknown_customer_total").increment(1);

@@ -18,6 +18,10 @@ pub enum Error {
     ImportNotFound(uuid::Uuid),
     #[error("customer {0} is deleted")]
     Deleted(CustomerId),
+    #[error("{0}")]
+    MergeConflict(String),
+    #[error("{0}")]
+    TooSlow(String),
     #[error(transparent)]
     Invalid(#[from] ValidationErrors),
     #[error("{0}")]
@@ -38,13 +42,16 @@ impl Error {
     fn kind(&self) -> ErrorKind {
         match self {
             Error::NotFound(_) | Error::ImportNotFound(_) => ErrorKind::NotFound,
-            Error::EmailTaken | Error::Deleted(_) | Error::VersionConflict => ErrorKind::Conflict,
+            Error::EmailTaken
+            | Error::Deleted(_)
+            | Error::MergeConflict(_)
+            | Error::VersionConflict => ErrorKind::Conflict,
             Error::StaleVersion { .. } => ErrorKind::PreconditionFailed,
             Error::Invalid(_) => ErrorKind::Invalid,
             Error::Malformed(_) => ErrorKind::Malformed,
-            Error::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) | Error::Bus(_) => {
-                ErrorKind::Unavailable
-            }
+            Error::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_))
+            | Error::Bus(_)
+            | Error::TooSlow(_) => ErrorKind::Unavailable,
             Error::Database(_) | Error::Migration(_) | Error::Corrupt(_) | Error::Platform(_) => {
                 ErrorKind::Internal
             }

@@ -1,5 +1,4 @@
 //! The tonic `CustomerService`: decodes requests, calls the use cases, encodes answers.
-//! RPCs of later issues keep the generated UNIMPLEMENTED stubs.
 
 use bytes::Bytes;
 use crm_domain::{CustomerId, CustomerPatch, ValidationErrors};
@@ -89,16 +88,103 @@ impl CustomerRpc for CustomerGrpc {
         &self,
         request: Request<v1::DeleteCustomerRequest>,
     ) -> Result<Response<v1::DeleteCustomerResponse>, Status> {
+        let request_id = request
+            .metadata()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let request = request.into_inner();
-        if request.erase {
-            return Err(Status::unimplemented(
-                "erasing personal data is not available yet",
-            ));
-        }
         let id = parse_id("id", &request.id)?;
-        let customer = self.service.delete(id, request.expected_version).await?;
+        let customer = if request.erase {
+            let requested_by = &request.requested_by;
+            self.service.erase(id, requested_by, request_id).await?
+        } else {
+            self.service.delete(id, request.expected_version).await?
+        };
         Ok(Response::new(v1::DeleteCustomerResponse {
             customer: Some(customer.into()),
+        }))
+    }
+
+    async fn get_customer360(
+        &self,
+        request: Request<v1::GetCustomer360Request>,
+    ) -> Result<Response<v1::Customer360>, Status> {
+        use crm_proto::convert::{order_to_proto, ticket_to_proto};
+        let id = parse_id("id", &request.into_inner().id)?;
+        let view = self.service.view_360(id).await?;
+        Ok(Response::new(v1::Customer360 {
+            customer: Some(view.customer.into()),
+            recent_orders: view
+                .recent_orders
+                .into_iter()
+                .map(|o| order_to_proto(id, o))
+                .collect(),
+            recent_activity: view.recent_activity.into_iter().map(Into::into).collect(),
+            support_tickets: view
+                .support_tickets
+                .into_iter()
+                .map(|t| ticket_to_proto(id, t))
+                .collect(),
+            recommendations: view.recommendations,
+            rfm: view.rfm,
+            timeline: view.timeline.into_iter().map(Into::into).collect(),
+            degraded: view
+                .degraded
+                .into_iter()
+                .map(|d| v1::DegradedPart {
+                    part: d.part.to_owned(),
+                    reason: d.reason,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn find_duplicates(
+        &self,
+        request: Request<v1::FindDuplicatesRequest>,
+    ) -> Result<Response<v1::FindDuplicatesResponse>, Status> {
+        let request = request.into_inner();
+        let id = parse_id("id", &request.id)?;
+        let found = self.service.duplicates(id, Some(request.limit)).await?;
+        Ok(Response::new(v1::FindDuplicatesResponse {
+            candidates: found
+                .into_iter()
+                .map(|d| v1::DuplicateCandidate {
+                    customer: Some(d.customer.into()),
+                    score: d.likeness.score,
+                    evidence: d.likeness.evidence,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn merge_customers(
+        &self,
+        request: Request<v1::MergeCustomersRequest>,
+    ) -> Result<Response<v1::MergeCustomersResponse>, Status> {
+        let request = request.into_inner();
+        let primary = parse_id("primary_id", &request.primary_id)?;
+        let secondary = parse_id("secondary_id", &request.secondary_id)?;
+        let merged = self
+            .service
+            .merge(primary, secondary, request.dry_run)
+            .await?;
+        Ok(Response::new(v1::MergeCustomersResponse {
+            merged: Some(merged.primary.into()),
+            secondary: Some(merged.secondary.into()),
+        }))
+    }
+
+    async fn export_customer(
+        &self,
+        request: Request<v1::ExportCustomerRequest>,
+    ) -> Result<Response<v1::ExportCustomerResponse>, Status> {
+        let id = parse_id("id", &request.into_inner().id)?;
+        let document = self.service.export(id).await?;
+        Ok(Response::new(v1::ExportCustomerResponse {
+            document_json: document.to_string(),
+            exported_at: Some(crm_proto::convert::timestamp(chrono::Utc::now())),
         }))
     }
 

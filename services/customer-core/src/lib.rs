@@ -8,7 +8,9 @@ pub mod consumer;
 mod error;
 pub mod grpc;
 pub mod import;
+pub mod insights;
 pub mod outbox;
+pub mod people;
 pub mod repo;
 pub mod service;
 pub mod settings;
@@ -45,7 +47,12 @@ impl Application {
         )
         .await?;
         let cache = Arc::new(RedisCache::new(settings.redis())?);
-        let service = CustomerService::new(Arc::new(repo), cache.clone());
+        let insights: Arc<dyn insights::Insights> = match &settings.segmentation_url {
+            Some(url) => Arc::new(insights::Segmentation::connected(url)?),
+            None => Arc::new(insights::NotConfigured),
+        };
+        let service = CustomerService::new(Arc::new(repo), cache.clone())
+            .with_insights(insights, settings.view_deadlines());
         // Redis is optional for correctness: reported by `/readyz`, never blocking it.
         let cache_probe = probe("redis", false, move || {
             let cache = cache.clone();

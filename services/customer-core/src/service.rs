@@ -26,14 +26,19 @@ pub const MAX_PAGE_SIZE: u32 = 100;
 /// The longest range of purchase analytics per request.
 pub const MAX_SALES_DAYS: i64 = 366;
 /// Unconditional writes retry this often when another writer keeps winning.
-const WRITE_ATTEMPTS: usize = 5;
+pub(crate) const WRITE_ATTEMPTS: usize = 5;
+/// How many merges an event follows to the customer who holds its record now.
+const MAX_MERGE_HOPS: usize = 8;
 
 #[derive(Clone)]
 pub struct CustomerService {
-    repo: Arc<dyn CustomerRepository>,
-    cache: Arc<dyn VersionedCache>,
+    pub(crate) repo: Arc<dyn CustomerRepository>,
+    pub(crate) cache: Arc<dyn VersionedCache>,
     /// Wakes the outbox relay after a commit, so events leave without polling delay.
-    outbox: Arc<Notify>,
+    pub(crate) outbox: Arc<Notify>,
+    /// Segments, RFM and recommendations for the 360 view (segmentation's).
+    pub(crate) insights: Arc<dyn crate::insights::Insights>,
+    pub(crate) view_deadlines: crate::people::Deadlines,
 }
 
 /// One page of a customer's activity and the cursor of the next one.
@@ -50,7 +55,7 @@ pub struct CustomerPage {
     pub next_cursor: Option<String>,
 }
 
-fn cache_key(id: CustomerId) -> String {
+pub(crate) fn cache_key(id: CustomerId) -> String {
     format!("customer:{id}")
 }
 
@@ -60,7 +65,20 @@ impl CustomerService {
             repo,
             cache,
             outbox: Arc::new(Notify::new()),
+            insights: Arc::new(crate::insights::NotConfigured),
+            view_deadlines: crate::people::Deadlines::default(),
         }
+    }
+
+    /// Where the 360 view finds RFM scores and recommendations, and how long it waits.
+    pub fn with_insights(
+        mut self,
+        insights: Arc<dyn crate::insights::Insights>,
+        deadlines: crate::people::Deadlines,
+    ) -> Self {
+        self.insights = insights;
+        self.view_deadlines = deadlines;
+        self
     }
 
     /// Notified after every commit that wrote to the outbox.
@@ -217,10 +235,21 @@ impl CustomerService {
     }
 
     /// Records an event of the customer's activity; invalidates the cache after the
-    /// commit when the customer changed.
+    /// commit when the customer changed. An event for a merged-away customer is
+    /// recorded for the customer it was merged into.
     #[instrument(skip_all, fields(customer_id = %event.customer_id, event_id = %event.id))]
     pub async fn record_event(&self, event: &CustomerEvent) -> Result<Recorded> {
-        let recorded = self.repo.record_event(event, Utc::now()).await?;
+        let mut event = std::borrow::Cow::Borrowed(event);
+        let mut recorded = self.repo.record_event(&event, Utc::now()).await?;
+        // Merges may chain (a merged into b, b into c); a bound keeps a corrupt cycle
+        // from spinning.
+        for _ in 0..MAX_MERGE_HOPS {
+            let Recorded::MergedInto(primary) = recorded else {
+                break;
+            };
+            event.to_mut().customer_id = primary;
+            recorded = self.repo.record_event(&event, Utc::now()).await?;
+        }
         if let Recorded::Applied {
             customer,
             changed: true,

@@ -70,9 +70,11 @@ pub fn required_scope(method: &Method, path: &str) -> Option<Scope> {
     if !path.starts_with("/api/") {
         return None;
     }
+    // Also erasure (`DELETE ...?erase=true`), checked by its handler.
     let admin = path.starts_with("/api/segments/recompute")
         || path.starts_with("/api/segments/jobs")
-        || path.starts_with("/api/search/");
+        || path.starts_with("/api/search/")
+        || (path.starts_with("/api/customers/") && path.ends_with("/export"));
     Some(if admin {
         Scope::Admin
     } else if path == "/api/events" && method == Method::POST {
@@ -451,6 +453,17 @@ mod tests {
             ),
             (Method::POST, "/api/segments/recompute", Some(Scope::Admin)),
             (Method::POST, "/api/search/reindex", Some(Scope::Admin)),
+            (Method::GET, "/api/customers/1/export", Some(Scope::Admin)),
+            (
+                Method::GET,
+                "/api/customers/1/360",
+                Some(Scope::CustomersRead),
+            ),
+            (
+                Method::POST,
+                "/api/customers/1/merge",
+                Some(Scope::CustomersWrite),
+            ),
             (Method::GET, "/healthz", None),
             (Method::GET, "/openapi.json", None),
         ];

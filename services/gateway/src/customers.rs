@@ -209,13 +209,24 @@ pub async fn patch_customer(
     customer_response(StatusCode::OK, customer)
 }
 
-/// Soft-delete a customer: its status becomes `deleted`; it stays readable by id.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteParams {
+    /// Erase the person (right to be forgotten; `admin` scope): personal fields and
+    /// free-text event data are wiped in the database, the cache and the search index,
+    /// the id stays as a tombstone that refuses later events, and an audit record of who
+    /// erased it and when remains.
+    erase: Option<bool>,
+}
+
+/// Soft-delete a customer: its status becomes `deleted`; it stays readable by id. With
+/// `erase=true`, erase the person.
 #[utoipa::path(
     delete, path = "/api/customers/{id}", tag = "customers",
-    params(("id" = String, Path, description = "Customer id (UUID)"),
-           ("If-Match" = Option<String>, Header, description = "The ETag read; 412 when stale")),
+    params(("id" = String, Path, description = "Customer id (UUID)"), DeleteParams,
+           ("If-Match" = Option<String>, Header, description = "The ETag read; 412 when stale (not with erase)")),
     responses(
-        (status = 204, description = "Deleted"),
+        (status = 204, description = "Deleted (or erased)"),
         (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown id", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "If-Match is stale", body = Problem, content_type = "application/problem+json"),
@@ -224,13 +235,24 @@ pub async fn patch_customer(
 pub async fn delete_customer(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    QueryParams(params): QueryParams<DeleteParams>,
+    principal: Option<axum::Extension<crate::auth::Principal>>,
     headers: HeaderMap,
 ) -> Result<StatusCode> {
     let id = parse_id(&id)?;
+    let erase = params.erase.unwrap_or(false);
+    let requested_by = match principal {
+        Some(axum::Extension(principal)) if erase && !principal.may(crate::auth::Scope::Admin) => {
+            return Err(Error::Forbidden);
+        }
+        Some(axum::Extension(principal)) => principal.name,
+        None => "anonymous".to_owned(),
+    };
     let request = v1::DeleteCustomerRequest {
         id: id.to_string(),
         expected_version: version_precondition(&headers, header::IF_MATCH)?,
-        erase: false,
+        erase,
+        requested_by,
     };
     state.customers.clone().delete_customer(request).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -10,6 +10,7 @@ pub mod hygiene;
 pub mod idempotency;
 pub mod imports;
 pub mod openapi;
+pub mod people;
 pub mod search;
 pub mod segments;
 pub mod settings;
@@ -36,6 +37,9 @@ use utoipa_scalar::{Scalar, Servable};
 pub use settings::Settings;
 
 use crate::hygiene::{ForwardRequestId, Upstream};
+
+/// The largest answer customer-core may send (a person's export).
+const MAX_EXPORT_BYTES: usize = 256 * 1024 * 1024;
 
 /// Every call to a service but an import ends within this.
 const SERVICE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
@@ -72,6 +76,10 @@ pub fn router(
             customers::patch_customer,
             customers::delete_customer
         ))
+        .routes(routes!(people::customer_360))
+        .routes(routes!(people::duplicates))
+        .routes(routes!(people::merge))
+        .routes(routes!(people::export))
         .routes(routes!(events::ingest_events))
         .routes(routes!(events::list_events))
         .routes(routes!(analytics::daily_sales))
@@ -204,7 +212,9 @@ impl Application {
         )?;
         let state = AppState {
             imports: CustomerServiceClient::with_interceptor(imports, ForwardRequestId),
-            customers: CustomerServiceClient::with_interceptor(customer_core, ForwardRequestId),
+            // An export holds everything about a person: more than gRPC's default 4 MiB.
+            customers: CustomerServiceClient::with_interceptor(customer_core, ForwardRequestId)
+                .max_decoding_message_size(MAX_EXPORT_BYTES),
             ingest: IngestServiceClient::with_interceptor(event_ingest, ForwardRequestId),
             segmentation: SegmentationServiceClient::with_interceptor(
                 segmentation,

@@ -36,6 +36,17 @@ pub struct RfmView {
     pub segment: String,
 }
 
+impl From<v1::RfmScore> for RfmView {
+    fn from(rfm: v1::RfmScore) -> Self {
+        Self {
+            recency: rfm.recency,
+            frequency: rfm.frequency,
+            monetary: rfm.monetary,
+            segment: rfm.segment_name,
+        }
+    }
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CustomerSegmentView {
     pub customer_id: String,
@@ -100,6 +111,16 @@ pub struct RecommendationView {
     pub reason: String,
 }
 
+impl From<v1::Product> for RecommendationView {
+    fn from(p: v1::Product) -> Self {
+        Self {
+            product_id: p.product_id,
+            score: p.score,
+            reason: p.reason,
+        }
+    }
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RecommendationsView {
     pub items: Vec<RecommendationView>,
@@ -141,12 +162,7 @@ pub async fn customer_segment(
         segment: segment_from_proto(found.segment),
         version: found.version,
         computed_at: datetime(found.computed_at.as_ref()),
-        rfm: found.rfm.map(|rfm| RfmView {
-            recency: rfm.recency,
-            frequency: rfm.frequency,
-            monetary: rfm.monetary,
-            segment: rfm.segment_name,
-        }),
+        rfm: found.rfm.map(Into::into),
     }))
 }
 
@@ -239,14 +255,6 @@ pub async fn recommendations(
         .get_recommendations(request)
         .await?
         .into_inner();
-    let items = found
-        .products
-        .into_iter()
-        .map(|p| RecommendationView {
-            product_id: p.product_id,
-            score: p.score,
-            reason: p.reason,
-        })
-        .collect();
+    let items = found.products.into_iter().map(Into::into).collect();
     Ok(Json(RecommendationsView { items }))
 }

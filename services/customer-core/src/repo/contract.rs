@@ -356,6 +356,11 @@ fn customer(email: &str) -> Customer {
         email: email.into(),
         first_name: Some("Katherine".into()),
         tags: vec!["VIP".into(), "newsletter".into()],
+        // Consented, so milestones and carts send messages.
+        preferences: crm_domain::PreferencesPatch {
+            newsletter: Some(true),
+            ..Default::default()
+        },
         ..CustomerDraft::default()
     };
     let now = Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap();

@@ -1,6 +1,7 @@
 //! The customer store port and its two adapters (PostgreSQL for services, SQLite for the
 //! standalone binary). Both run the same SQL, so one contract suite covers them.
 
+mod people;
 mod postgres;
 mod sql;
 mod sqlite;
@@ -13,6 +14,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use crm_domain::{Customer, CustomerEvent, CustomerEventType, CustomerId};
 use uuid::Uuid;
 
+pub use people::{Erasure, Merged, PersonRecord, PersonStore, ProductView};
 pub use postgres::PostgresRepository;
 pub use sqlite::SqliteRepository;
 
@@ -28,7 +30,7 @@ pub struct SegmentChange {
 }
 
 #[async_trait]
-pub trait CustomerRepository: Send + Sync {
+pub trait CustomerRepository: PersonStore {
     /// Fails with `EmailTaken` when a live customer has the e-mail. Every write also puts
     /// its `customer.*` event into the outbox, in the same transaction.
     async fn insert(&self, customer: &Customer) -> Result<()>;
@@ -123,6 +125,11 @@ pub enum Recorded {
     Duplicate,
     /// No such customer: nothing was recorded.
     UnknownCustomer,
+    /// The customer was merged into this one: nothing was recorded, the event belongs
+    /// to that customer.
+    MergedInto(CustomerId),
+    /// The person was erased: their events are refused, nothing was recorded.
+    Erased,
 }
 
 /// A position in the activity feed: the event's time in microseconds, then its id.

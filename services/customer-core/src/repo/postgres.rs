@@ -2,7 +2,7 @@
 
 use sqlx::PgPool;
 
-use super::sql::impl_customer_repository;
+use super::{people::impl_person_store, sql::impl_customer_repository};
 use crate::Result;
 
 #[derive(Clone)]
@@ -36,6 +36,7 @@ impl PostgresRepository {
 }
 
 impl_customer_repository!(PostgresRepository);
+impl_person_store!(PostgresRepository);
 
 #[cfg(test)]
 mod tests {
@@ -67,6 +68,105 @@ mod tests {
         let url = crm_platform::testing::fresh_postgres_url().await;
         let repo = PostgresRepository::connect(&url, 5).await.expect("connect");
         super::super::contract::two_relays_publish_each_event_once(std::sync::Arc::new(repo)).await;
+    }
+
+    /// The database connection of a merge is killed half way (orders moved, views not
+    /// yet): nothing of it remains.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_merge_cut_off_from_its_database_leaves_both_customers_unchanged() {
+        use crate::repo::{CustomerRepository, PersonStore};
+        use sqlx::Connection;
+        let url = crm_platform::testing::fresh_postgres_url().await;
+        let repo = std::sync::Arc::new(PostgresRepository::connect(&url, 5).await.unwrap());
+        let now = chrono::Utc::now();
+        let mut ids = Vec::new();
+        for (email, order) in [("a@example.com", "o-1"), ("b@example.com", "o-2")] {
+            let draft = crm_domain::CustomerDraft {
+                email: email.into(),
+                ..Default::default()
+            };
+            let customer =
+                crm_domain::Customer::create(crm_domain::CustomerId::generate(), draft, now)
+                    .unwrap();
+            repo.insert(&customer).await.unwrap();
+            for (event_type, data) in [
+                (
+                    crm_domain::CustomerEventType::OrderCompleted,
+                    serde_json::json!({"order_id": order, "total": 10.0, "currency": "EUR", "items": []}),
+                ),
+                (
+                    crm_domain::CustomerEventType::ProductViewed,
+                    serde_json::json!({"product_id": "p-1"}),
+                ),
+            ] {
+                let event = crm_domain::CustomerEvent {
+                    id: uuid::Uuid::now_v7(),
+                    customer_id: customer.id,
+                    event_type,
+                    data,
+                    source: "test".into(),
+                    timestamp: now,
+                };
+                repo.record_event(&event, now).await.unwrap();
+            }
+            ids.push(customer.id);
+        }
+        let (primary, secondary) = (ids[0], ids[1]);
+        let before = (
+            repo.get(primary).await.unwrap(),
+            repo.get(secondary).await.unwrap(),
+        );
+
+        // Product views are held, so the merge stops there with the orders moved.
+        let mut holder = sqlx::PgConnection::connect(&url).await.unwrap();
+        sqlx::query("begin").execute(&mut holder).await.unwrap();
+        sqlx::query("lock table product_views in access exclusive mode")
+            .execute(&mut holder)
+            .await
+            .unwrap();
+        let merging = tokio::spawn({
+            let repo = repo.clone();
+            async move { repo.merge(primary, secondary, false, now).await }
+        });
+        let waiting = "select pid from pg_stat_activity where datname = current_database() \
+             and wait_event_type = 'Lock' and query like '%into product_views%'";
+        // Polled from another connection: in a transaction the activity view is a
+        // snapshot.
+        let pid: i32 = loop {
+            if let Some((pid,)) = sqlx::query_as(waiting)
+                .fetch_optional(repo.pool())
+                .await
+                .unwrap()
+            {
+                break pid;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        };
+        sqlx::query("select pg_terminate_backend($1)")
+            .bind(pid)
+            .execute(repo.pool())
+            .await
+            .unwrap();
+        sqlx::query("rollback").execute(&mut holder).await.unwrap();
+
+        let outcome = merging.await.unwrap();
+        assert!(outcome.is_err(), "the merge cannot succeed: {outcome:?}");
+        let after = (
+            repo.get(primary).await.unwrap(),
+            repo.get(secondary).await.unwrap(),
+        );
+        assert_eq!(after, before, "both customers as they were");
+        let orders = |id| {
+            let repo = repo.clone();
+            async move { repo.recent_orders(id, 10).await.unwrap() }
+        };
+        assert_eq!(orders(primary).await[0].order_id, "o-1");
+        assert_eq!(orders(secondary).await[0].order_id, "o-2", "not moved");
+        let events = repo.list_events(secondary, None, None, 10).await.unwrap();
+        assert_eq!(events.len(), 2, "the secondary keeps its activity");
+        // Nothing is half done: the merge works now.
+        let merged = repo.merge(primary, secondary, false, now).await.unwrap();
+        assert_eq!(merged.primary.metrics.total_orders, 2);
     }
 
     #[tokio::test]

@@ -15,22 +15,25 @@ macro_rules! columns {
         "id, email, phone, first_name, last_name, status, segment, tags, addresses, \
          preferences, total_orders, total_spent, average_order, first_order_date, \
          last_order_date, lifetime_value, nps, version, created_at, updated_at, \
-         last_activity_at, merged_into"
+         last_activity_at, merged_into, erased_at"
     };
 }
+pub(crate) use columns;
 
 pub const INSERT: &str = "insert into customers (id, email, phone, first_name, last_name, \
      status, segment, tags, addresses, preferences, total_orders, total_spent, average_order, \
      first_order_date, last_order_date, lifetime_value, nps, version, created_at, updated_at, \
-     last_activity_at, merged_into) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-     $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)";
+     last_activity_at, merged_into, erased_at, email_key, first_name_key, last_name_key) \
+     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
+     $19, $20, $21, $22, $23, $24, $25, $26)";
 
-/// Same binds as INSERT, plus `$23`: the version the row must still have.
+/// Same binds as INSERT, plus `$27`: the version the row must still have.
 pub const UPDATE: &str = "update customers set email = $2, phone = $3, first_name = $4, \
      last_name = $5, status = $6, segment = $7, tags = $8, addresses = $9, preferences = $10, \
      total_orders = $11, total_spent = $12, average_order = $13, first_order_date = $14, \
      last_order_date = $15, lifetime_value = $16, nps = $17, version = $18, created_at = $19, \
-     updated_at = $20, last_activity_at = $21, merged_into = $22 where id = $1 and version = $23";
+     updated_at = $20, last_activity_at = $21, merged_into = $22, erased_at = $23, \
+     email_key = $24, first_name_key = $25, last_name_key = $26 where id = $1 and version = $27";
 
 pub const SELECT_BY_ID: &str = concat!("select ", columns!(), " from customers where id = $1");
 
@@ -205,6 +208,7 @@ impl TryFrom<EventRow> for CustomerEvent {
 macro_rules! bind_customer {
     ($query:expr, $c:expr) => {{
         let c: &crm_domain::Customer = $c;
+        let keys = c.match_keys();
         $query
             .bind(c.id.as_uuid())
             .bind(c.email.as_str().to_owned())
@@ -228,6 +232,10 @@ macro_rules! bind_customer {
             .bind(c.updated_at)
             .bind(c.last_activity_at)
             .bind(c.merged_into.map(|id| id.as_uuid()))
+            .bind(c.erased_at)
+            .bind(keys.email)
+            .bind(keys.first_name)
+            .bind(keys.last_name)
     }};
 }
 pub(crate) use bind_customer;
@@ -536,8 +544,22 @@ macro_rules! impl_customer_repository {
                 use $crate::repo::{Recorded, sql};
                 // Optimistic: a concurrent write to the customer rolls back and retries.
                 for _ in 0..5 {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.pool.begin_with(Self::BEGIN_READ_THEN_WRITE).await?;
                     let customer_id = event.customer_id.as_uuid();
+                    let row: Option<sql::CustomerRow> = sqlx::query_as(sql::SELECT_BY_ID)
+                        .bind(customer_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    let Some(row) = row else {
+                        return Ok(Recorded::UnknownCustomer);
+                    };
+                    let current = crm_domain::Customer::try_from(row)?;
+                    if let Some(primary) = current.merged_into {
+                        return Ok(Recorded::MergedInto(primary));
+                    }
+                    if current.is_erased() {
+                        return Ok(Recorded::Erased);
+                    }
                     let inserted = sql::insert_event!(tx, event, now);
                     match inserted {
                         Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
@@ -547,11 +569,6 @@ macro_rules! impl_customer_repository {
                         Ok(done) if done.rows_affected() == 0 => return Ok(Recorded::Duplicate),
                         Ok(_) => {}
                     }
-                    let row: sql::CustomerRow = sqlx::query_as(sql::SELECT_BY_ID)
-                        .bind(customer_id)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                    let current = crm_domain::Customer::try_from(row)?;
                     let mut completed_total = None;
                     if let Some(order) = event.order() {
                         let completed =
@@ -769,6 +786,7 @@ pub struct CustomerRow {
     updated_at: DateTime<Utc>,
     last_activity_at: DateTime<Utc>,
     merged_into: Option<Uuid>,
+    erased_at: Option<DateTime<Utc>>,
 }
 
 impl TryFrom<CustomerRow> for Customer {
@@ -816,6 +834,7 @@ impl TryFrom<CustomerRow> for Customer {
             updated_at: row.updated_at,
             last_activity_at: row.last_activity_at,
             merged_into: row.merged_into.map(Into::into),
+            erased_at: row.erased_at,
         })
     }
 }

@@ -7,7 +7,7 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqlitePoolOptions},
 };
 
-use super::sql::impl_customer_repository;
+use super::{people::impl_person_store, sql::impl_customer_repository};
 use crate::Result;
 
 #[derive(Clone)]
@@ -50,6 +50,7 @@ impl SqliteRepository {
 }
 
 impl_customer_repository!(SqliteRepository);
+impl_person_store!(SqliteRepository);
 
 #[cfg(test)]
 mod tests {

@@ -70,7 +70,7 @@ pub fn index_body(alias: Option<&str>) -> Value {
 
 /// The document of a snapshot; a merged-away customer is a bare tombstone.
 pub fn document(customer: &Customer) -> Value {
-    if customer.merged_into.is_some() {
+    if super::is_tombstone(customer) {
         return json!({ "id": customer.id, "status": MERGED });
     }
     json!({
@@ -280,7 +280,7 @@ impl SearchIndex for ElasticIndex {
                 let result = &item["index"];
                 let status = result["status"].as_u64().unwrap_or(0) as u16;
                 answers[i] = match status {
-                    200 | 201 if customers[i].merged_into.is_some() => Some(Applied::Removed),
+                    200 | 201 if super::is_tombstone(&customers[i]) => Some(Applied::Removed),
                     200 | 201 => Some(Applied::Indexed),
                     409 => Some(Applied::Stale),
                     429 | 500..=599 if attempt < ATTEMPTS => {

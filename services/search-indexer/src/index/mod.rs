@@ -76,16 +76,22 @@ pub enum Applied {
     Indexed,
     /// The index holds this version or a newer one.
     Stale,
-    /// Merged away: no longer a customer of its own.
+    /// Merged away or erased: no longer a customer of its own.
     Removed,
+}
+
+/// A merged-away customer is part of another, an erased one is nobody: neither is
+/// findable, their index entry is a bare tombstone that keeps older snapshots out.
+pub(crate) fn is_tombstone(customer: &Customer) -> bool {
+    customer.merged_into.is_some() || customer.is_erased()
 }
 
 #[async_trait]
 pub trait SearchIndex: Send + Sync {
     /// Indexes each snapshot unless the index holds the same or a newer version of the
     /// customer, so a late, older event never overwrites newer data. A deleted customer
-    /// stays as a deleted document (default searches skip it); a merged-away one is
-    /// removed, its version kept so that older snapshots stay out. One answer per
+    /// stays as a deleted document (default searches skip it); a merged-away or erased
+    /// one is removed, its version kept so that older snapshots stay out. One answer per
     /// snapshot, in order.
     async fn apply_all(&self, customers: &[Customer]) -> Result<Vec<Applied>>;
 

@@ -344,7 +344,7 @@ impl SearchIndex for TantivyIndex {
             writer
                 .writer
                 .delete_term(Term::from_field_text(self.fields.id, &id));
-            let applied = if customer.merged_into.is_some() {
+            let applied = if super::is_tombstone(customer) {
                 // A bare tombstone: only the id and version, found by no search.
                 let mut doc = TantivyDocument::default();
                 doc.add_text(self.fields.id, &id);

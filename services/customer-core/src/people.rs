@@ -1,0 +1,264 @@
+//! Person-level use cases: the 360 view, duplicates, merging, erasure and export.
+
+use std::{future::Future, time::Duration};
+
+use chrono::Utc;
+use crm_domain::{
+    Customer, CustomerEvent, CustomerId, Order, SupportTicket, TimelineEntry, ValidationErrors,
+    activity, duplicates::Likeness,
+};
+use crm_proto::v1;
+use futures::StreamExt;
+use tracing::instrument;
+
+use crate::{
+    Error, Result,
+    repo::{Erasure, Merged},
+    service::{CustomerService, WRITE_ATTEMPTS, cache_key},
+};
+
+pub const RECENT_ORDERS: u32 = 10;
+pub const RECENT_EVENTS: u32 = 50;
+pub const MAX_TICKETS: u32 = 50;
+pub const RECOMMENDATIONS: u32 = 10;
+pub const DEFAULT_DUPLICATES: u32 = 10;
+pub const MAX_DUPLICATES: u32 = 50;
+/// Candidates sharing a key that are scored; a very common name yields many.
+const CANDIDATES: u32 = 500;
+
+/// How long the 360 view waits for each part, and for everything.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Deadlines {
+    /// Each part read from the customer store.
+    pub part: Duration,
+    /// Each part asked from segmentation (RFM, recommendations).
+    pub segmentation: Duration,
+    pub whole: Duration,
+}
+
+impl Default for Deadlines {
+    fn default() -> Self {
+        Self {
+            part: Duration::from_secs(2),
+            segmentation: Duration::from_secs(2),
+            whole: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A part of the 360 view that is missing from the answer, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Degraded {
+    pub part: &'static str,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Customer360 {
+    pub customer: Customer,
+    pub recent_orders: Vec<Order>,
+    pub recent_activity: Vec<CustomerEvent>,
+    pub support_tickets: Vec<SupportTicket>,
+    pub recommendations: Vec<v1::Product>,
+    pub rfm: Option<v1::RfmScore>,
+    pub timeline: Vec<TimelineEntry>,
+    pub degraded: Vec<Degraded>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Duplicate {
+    pub customer: Customer,
+    pub likeness: Likeness,
+}
+
+impl CustomerService {
+    /// The customer with their orders, activity, tickets, RFM score and
+    /// recommendations, fetched at once. A part that fails or misses its deadline is
+    /// listed under `degraded` and the rest is served; only the customer is required.
+    #[instrument(skip_all, fields(customer_id = %id))]
+    pub async fn view_360(&self, id: CustomerId) -> Result<Customer360> {
+        let deadlines = self.view_deadlines;
+        let view = async {
+            let customer = self.get(id).await?;
+            let store = |e: Error| {
+                tracing::warn!(error = %e, "a part of the 360 view failed");
+                "the customer store failed".to_owned()
+            };
+            let (orders, activity, tickets, rfm, recommendations) = tokio::join!(
+                part(deadlines.part, async {
+                    self.repo
+                        .recent_orders(id, RECENT_ORDERS)
+                        .await
+                        .map_err(store)
+                }),
+                part(deadlines.part, async {
+                    let events = self.repo.list_events(id, None, None, RECENT_EVENTS);
+                    events.await.map_err(store)
+                }),
+                part(deadlines.part, async {
+                    let mut tickets = self.repo.tickets(id, MAX_TICKETS).await.map_err(store)?;
+                    activity::open_first(&mut tickets);
+                    Ok(tickets)
+                }),
+                part(deadlines.segmentation, self.insights.rfm(id)),
+                part(
+                    deadlines.segmentation,
+                    self.insights.recommendations(id, RECOMMENDATIONS)
+                ),
+            );
+            let mut degraded = Vec::new();
+            let recent_orders = kept(&mut degraded, "recent_orders", orders);
+            let recent_activity = kept(&mut degraded, "recent_activity", activity);
+            let support_tickets = kept(&mut degraded, "support_tickets", tickets);
+            let rfm = kept(&mut degraded, "rfm", rfm);
+            let recommendations = kept(&mut degraded, "recommendations", recommendations);
+            let timeline = activity::timeline(&recent_orders, &recent_activity, &support_tickets);
+            Ok(Customer360 {
+                customer,
+                recent_orders,
+                recent_activity,
+                support_tickets,
+                recommendations,
+                rfm,
+                timeline,
+                degraded,
+            })
+        };
+        tokio::time::timeout(deadlines.whole, view)
+            .await
+            .map_err(|_| {
+                Error::TooSlow(format!(
+                    "the 360 view took longer than {:?}",
+                    deadlines.whole
+                ))
+            })?
+    }
+
+    /// Live customers who are likely the same person, most likely first.
+    pub async fn duplicates(&self, id: CustomerId, limit: Option<u32>) -> Result<Vec<Duplicate>> {
+        let limit = match limit.unwrap_or(0) {
+            0 => DEFAULT_DUPLICATES,
+            n if n <= MAX_DUPLICATES => n,
+            _ => {
+                let message = format!("must be between 1 and {MAX_DUPLICATES}");
+                return Err(ValidationErrors::single("limit", message).into());
+            }
+        };
+        let customer = self.get(id).await?;
+        if customer.is_deleted() {
+            return Ok(Vec::new());
+        }
+        let candidates = self
+            .repo
+            .duplicate_candidates(&customer, CANDIDATES)
+            .await?;
+        let mut found: Vec<Duplicate> = candidates
+            .into_iter()
+            .filter_map(|candidate| {
+                let likeness = customer.likeness(&candidate)?;
+                Some(Duplicate {
+                    customer: candidate,
+                    likeness,
+                })
+            })
+            .collect();
+        found.sort_by(|a, b| {
+            b.likeness
+                .score
+                .total_cmp(&a.likeness.score)
+                .then(a.customer.id.cmp(&b.customer.id))
+        });
+        found.truncate(limit as usize);
+        Ok(found)
+    }
+
+    /// Merges `secondary` into `primary` (one transaction); with `dry_run` only says
+    /// what the merge would make.
+    #[instrument(skip_all, fields(primary = %primary, secondary = %secondary, dry_run))]
+    pub async fn merge(
+        &self,
+        primary: CustomerId,
+        secondary: CustomerId,
+        dry_run: bool,
+    ) -> Result<Merged> {
+        for _ in 0..WRITE_ATTEMPTS {
+            match self
+                .repo
+                .merge(primary, secondary, dry_run, Utc::now())
+                .await
+            {
+                Ok(merged) => {
+                    if !dry_run {
+                        for customer in [&merged.primary, &merged.secondary] {
+                            let key = cache_key(customer.id);
+                            self.cache.invalidate(&key, customer.version).await;
+                        }
+                        self.outbox.notify_one();
+                        tracing::info!("customers merged");
+                    }
+                    return Ok(merged);
+                }
+                // A write to either customer came between: merge their newer state.
+                Err(Error::VersionConflict) => continue,
+                Err(other) => return Err(other),
+            }
+        }
+        Err(Error::VersionConflict)
+    }
+
+    /// Erases the person (right to be forgotten) and records who asked; erasing again
+    /// changes nothing. The tombstone left behind.
+    #[instrument(skip_all, fields(customer_id = %id))]
+    pub async fn erase(
+        &self,
+        id: CustomerId,
+        erased_by: &str,
+        request_id: Option<String>,
+    ) -> Result<Customer> {
+        if erased_by.trim().is_empty() {
+            let message = "must name who asks for the erasure";
+            return Err(ValidationErrors::single("erased_by", message).into());
+        }
+        let erasure = Erasure {
+            erased_by: erased_by.to_owned(),
+            request_id,
+            erased_at: crm_domain::stored_precision(Utc::now()),
+        };
+        let erased = self.repo.erase(id, &erasure).await?;
+        futures::stream::iter(&erased)
+            .for_each(|customer| async move {
+                let key = cache_key(customer.id);
+                self.cache.invalidate(&key, customer.version).await;
+            })
+            .await;
+        if !erased.is_empty() {
+            self.outbox.notify_one();
+            tracing::info!(records = erased.len(), "person erased");
+        }
+        self.repo.get(id).await?.ok_or(Error::NotFound(id))
+    }
+
+    /// Everything kept about the person as one JSON document (right of access).
+    pub async fn export(&self, id: CustomerId) -> Result<serde_json::Value> {
+        let record = self.repo.export(id).await?.ok_or(Error::NotFound(id))?;
+        serde_json::to_value(record).map_err(|e| Error::Corrupt(e.to_string()))
+    }
+}
+
+/// A part's answer, or its empty value with the part listed as degraded.
+fn kept<T: Default>(degraded: &mut Vec<Degraded>, part: &'static str, got: Result<T, String>) -> T {
+    got.unwrap_or_else(|reason| {
+        degraded.push(Degraded { part, reason });
+        T::default()
+    })
+}
+
+/// One part of the 360 view under its deadline.
+async fn part<T>(
+    deadline: Duration,
+    fetch: impl Future<Output = Result<T, String>>,
+) -> Result<T, String> {
+    tokio::time::timeout(deadline, fetch)
+        .await
+        .unwrap_or_else(|_| Err(format!("no answer within {} ms", deadline.as_millis())))
+}
