@@ -59,6 +59,15 @@ async fn until_events(app: &TestApp, id: &str, count: usize) {
     .await;
 }
 
+/// `key` of every item of the array `items`.
+fn each<'a>(items: &'a Value, key: &str) -> Vec<&'a str> {
+    let items = items.as_array().expect("an array");
+    items
+        .iter()
+        .map(|item| item[key].as_str().expect(key))
+        .collect()
+}
+
 fn ticket(id: &str, ticket_id: &str, status: &str, subject: &str) -> Value {
     json!({ "customer_id": id, "type": "support.ticket",
             "data": { "ticket_id": ticket_id, "status": status, "subject": subject } })
@@ -90,19 +99,9 @@ async fn the_360_view_lists_a_failing_part_and_serves_the_rest(app: TestApp) {
         .await;
     assert_eq!(view["customer"]["id"], id.as_str());
     assert_eq!(view["recent_orders"][0]["order_id"], "o-1");
-    let tickets: Vec<&str> = view["support_tickets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["ticket_id"].as_str().unwrap())
-        .collect();
+    let tickets = each(&view["support_tickets"], "ticket_id");
     assert_eq!(tickets, ["t-2", "t-1"], "open first");
-    let kinds: Vec<&str> = view["timeline"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
+    let kinds = each(&view["timeline"], "kind");
     assert_eq!(kinds.len(), 4, "one order, two tickets, one view: {view}");
     assert!(kinds.contains(&"order") && kinds.contains(&"ticket") && kinds.contains(&"event"));
     let degraded: Vec<(&str, &str)> = view["degraded"]
@@ -196,12 +195,7 @@ async fn a_merge_moves_orders_and_events_to_the_primary(app: TestApp) {
     assert_eq!(away["status"], "deleted");
     assert_eq!(away["merged_into"], primary.as_str());
     let (_, activity) = json_of(&app, &format!("/api/customers/{primary}/events?limit=100")).await;
-    let types: Vec<&str> = activity["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .map(|e| e["type"].as_str().unwrap())
-        .collect();
+    let types = each(&activity["items"], "type");
     assert_eq!(types.iter().filter(|t| **t == "order.completed").count(), 3);
     assert_eq!(types.iter().filter(|t| **t == "product.viewed").count(), 2);
     assert!(types.contains(&"customer.merged"), "{types:?}");

@@ -2,9 +2,6 @@
 //! e-mail's mailbox, the phone, the first or the last name); this scores them and says
 //! why.
 
-use serde::Serialize;
-use utoipa::ToSchema;
-
 use crate::{Customer, merge::same_place};
 
 /// The columns a store indexes to find candidates (see [`Customer::match_keys`]).
@@ -16,7 +13,7 @@ pub struct MatchKeys {
 }
 
 /// Why a candidate is a likely duplicate, and how likely (0 to 1).
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Likeness {
     pub score: f64,
     /// What matched, e.g. "same e-mail address (ignoring dots and +tags)".

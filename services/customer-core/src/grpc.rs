@@ -90,7 +90,7 @@ impl CustomerRpc for CustomerGrpc {
     ) -> Result<Response<v1::DeleteCustomerResponse>, Status> {
         let request_id = request
             .metadata()
-            .get("x-request-id")
+            .get(crm_platform::grpc::REQUEST_ID_HEADER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let request = request.into_inner();

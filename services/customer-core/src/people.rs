@@ -235,7 +235,11 @@ impl CustomerService {
             self.outbox.notify_one();
             tracing::info!(records = erased.len(), "person erased");
         }
-        self.repo.get(id).await?.ok_or(Error::NotFound(id))
+        // The person comes first; nothing when erased before.
+        match erased.into_iter().next() {
+            Some(person) => Ok(person),
+            None => self.repo.get(id).await?.ok_or(Error::NotFound(id)),
+        }
     }
 
     /// Everything kept about the person as one JSON document (right of access).

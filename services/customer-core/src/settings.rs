@@ -28,6 +28,8 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
+        let view = crate::people::Deadlines::default();
+        let millis = |d: Duration| d.as_millis() as u64;
         Self {
             grpc_addr: ([127, 0, 0, 1], 50051).into(),
             http_addr: ([127, 0, 0, 1], 9101).into(),
@@ -38,9 +40,9 @@ impl Default for Settings {
             redis_timeout_ms: 250,
             amqp_url: Secret::new("amqp://guest:guest@127.0.0.1:5672/%2f"),
             segmentation_url: None,
-            view_part_timeout_ms: 2_000,
-            segmentation_timeout_ms: 2_000,
-            view_timeout_ms: 5_000,
+            view_part_timeout_ms: millis(view.part),
+            segmentation_timeout_ms: millis(view.segmentation),
+            view_timeout_ms: millis(view.whole),
         }
     }
 }

@@ -66,15 +66,21 @@ impl Principal {
 }
 
 /// The scope a request needs; `None` for what is open to anyone.
-pub fn required_scope(method: &Method, path: &str) -> Option<Scope> {
+pub fn required_scope(method: &Method, uri: &axum::http::Uri) -> Option<Scope> {
+    let path = uri.path();
     if !path.starts_with("/api/") {
         return None;
     }
-    // Also erasure (`DELETE ...?erase=true`), checked by its handler.
+    // Personal data leaves or goes only for admins: exports and erasure.
+    let erase = method == Method::DELETE
+        && uri
+            .query()
+            .is_some_and(|q| q.split('&').any(|pair| pair == "erase=true"));
     let admin = path.starts_with("/api/segments/recompute")
         || path.starts_with("/api/segments/jobs")
         || path.starts_with("/api/search/")
-        || (path.starts_with("/api/customers/") && path.ends_with("/export"));
+        || (path.starts_with("/api/customers/") && path.ends_with("/export"))
+        || erase;
     Some(if admin {
         Scope::Admin
     } else if path == "/api/events" && method == Method::POST {
@@ -390,7 +396,7 @@ pub async fn guard(
 
     use crate::error::Error;
 
-    let Some(scope) = required_scope(request.method(), request.uri().path()) else {
+    let Some(scope) = required_scope(request.method(), request.uri()) else {
         return next.run(request).await;
     };
     let principal = match &guard.authenticator {
@@ -464,11 +470,17 @@ mod tests {
                 "/api/customers/1/merge",
                 Some(Scope::CustomersWrite),
             ),
+            (
+                Method::DELETE,
+                "/api/customers/1?erase=true",
+                Some(Scope::Admin),
+            ),
             (Method::GET, "/healthz", None),
             (Method::GET, "/openapi.json", None),
         ];
         for (method, path, scope) in cases {
-            assert_eq!(required_scope(&method, path), scope, "{method} {path}");
+            let uri = path.parse().expect("a URI");
+            assert_eq!(required_scope(&method, &uri), scope, "{method} {path}");
         }
     }
 

@@ -281,17 +281,10 @@ macro_rules! impl_person_store {
             ) -> $crate::Result<$crate::repo::Merged> {
                 use $crate::repo::{people as p, sql};
                 let mut tx = self.pool.begin_with(Self::BEGIN_READ_THEN_WRITE).await?;
-                let mut read = async |id: crm_domain::CustomerId| {
-                    let row: Option<sql::CustomerRow> = sqlx::query_as(sql::SELECT_BY_ID)
-                        .bind(id.as_uuid())
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    row.map(crm_domain::Customer::try_from)
-                        .transpose()?
-                        .ok_or($crate::Error::NotFound(id))
-                };
-                let first = read(primary).await?;
-                let second = read(secondary).await?;
+                let first = sql::select_customer!(&mut *tx, primary)?
+                    .ok_or($crate::Error::NotFound(primary))?;
+                let second = sql::select_customer!(&mut *tx, secondary)?
+                    .ok_or($crate::Error::NotFound(secondary))?;
                 first.check_merge(&second).map_err(p::merge_refused)?;
                 let (primary, secondary) = (primary.as_uuid(), secondary.as_uuid());
                 for statement in [
@@ -300,6 +293,7 @@ macro_rules! impl_person_store {
                     p::DROP_SHARED_TICKETS,
                     p::MOVE_TICKETS,
                     p::ADD_PRODUCT_VIEWS,
+                    p::MOVE_EVENTS,
                 ] {
                     sqlx::query(statement)
                         .bind(primary)
@@ -308,11 +302,6 @@ macro_rules! impl_person_store {
                         .await?;
                 }
                 sqlx::query(p::DROP_PRODUCT_VIEWS)
-                    .bind(secondary)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query(p::MOVE_EVENTS)
-                    .bind(primary)
                     .bind(secondary)
                     .execute(&mut *tx)
                     .await?;
@@ -355,14 +344,8 @@ macro_rules! impl_person_store {
             ) -> $crate::Result<Vec<crm_domain::Customer>> {
                 use $crate::repo::{people as p, sql};
                 let mut tx = self.pool.begin_with(Self::BEGIN_READ_THEN_WRITE).await?;
-                let row: Option<sql::CustomerRow> = sqlx::query_as(sql::SELECT_BY_ID)
-                    .bind(id.as_uuid())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let person = row
-                    .map(crm_domain::Customer::try_from)
-                    .transpose()?
-                    .ok_or($crate::Error::NotFound(id))?;
+                let person =
+                    sql::select_customer!(&mut *tx, id)?.ok_or($crate::Error::NotFound(id))?;
                 if person.is_erased() {
                     return Ok(Vec::new());
                 }
@@ -431,12 +414,9 @@ macro_rules! impl_person_store {
                 use $crate::repo::{people as p, sql};
                 // One snapshot of everything: a read transaction.
                 let mut tx = self.pool.begin().await?;
-                let row: Option<sql::CustomerRow> = sqlx::query_as(sql::SELECT_BY_ID)
-                    .bind(id.as_uuid())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let Some(row) = row else { return Ok(None) };
-                let customer = crm_domain::Customer::try_from(row)?;
+                let Some(customer) = sql::select_customer!(&mut *tx, id)? else {
+                    return Ok(None);
+                };
                 let id = id.as_uuid();
                 let merged_from: Vec<sql::CustomerRow> = sqlx::query_as(p::SELECT_MERGED_FROM)
                     .bind(id)

@@ -203,6 +203,21 @@ impl TryFrom<EventRow> for CustomerEvent {
     }
 }
 
+/// The customer with id `$id`, if any, read through `$executor` (the pool or a
+/// transaction): `Result<Option<Customer>>`.
+macro_rules! select_customer {
+    ($executor:expr, $id:expr) => {{
+        let id: crm_domain::CustomerId = $id;
+        let row: Option<$crate::repo::sql::CustomerRow> =
+            sqlx::query_as($crate::repo::sql::SELECT_BY_ID)
+                .bind(id.as_uuid())
+                .fetch_optional($executor)
+                .await?;
+        row.map(crm_domain::Customer::try_from).transpose()
+    }};
+}
+pub(crate) use select_customer;
+
 /// Binds a customer to INSERT or UPDATE in column order; one macro for both databases,
 /// because sqlx's bind is generic over the database only through many bounds.
 macro_rules! bind_customer {
@@ -403,12 +418,7 @@ macro_rules! impl_customer_repository {
                 &self,
                 id: crm_domain::CustomerId,
             ) -> $crate::Result<Option<crm_domain::Customer>> {
-                let row: Option<$crate::repo::sql::CustomerRow> =
-                    sqlx::query_as($crate::repo::sql::SELECT_BY_ID)
-                        .bind(id.as_uuid())
-                        .fetch_optional(&self.pool)
-                        .await?;
-                row.map(TryInto::try_into).transpose()
+                $crate::repo::sql::select_customer!(&self.pool, id)
             }
 
             async fn update(
@@ -546,14 +556,9 @@ macro_rules! impl_customer_repository {
                 for _ in 0..5 {
                     let mut tx = self.pool.begin_with(Self::BEGIN_READ_THEN_WRITE).await?;
                     let customer_id = event.customer_id.as_uuid();
-                    let row: Option<sql::CustomerRow> = sqlx::query_as(sql::SELECT_BY_ID)
-                        .bind(customer_id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    let Some(row) = row else {
+                    let Some(current) = sql::select_customer!(&mut *tx, event.customer_id)? else {
                         return Ok(Recorded::UnknownCustomer);
                     };
-                    let current = crm_domain::Customer::try_from(row)?;
                     if let Some(primary) = current.merged_into {
                         return Ok(Recorded::MergedInto(primary));
                     }
