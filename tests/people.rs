@@ -217,6 +217,18 @@ async fn a_merge_moves_orders_and_events_to_the_primary(app: TestApp) {
     })
     .await;
 
+    // Segmentation recomputes from the merged record; the merged-away one leaves it.
+    app.eventually("segmentation to see the merge", || async {
+        let (_, segment) = json_of(&app, &format!("/api/customers/{primary}/segment")).await;
+        let (_, current) = json_of(&app, &format!("/api/customers/{primary}")).await;
+        let (gone, _) = json_of(&app, &format!("/api/customers/{secondary}/segment")).await;
+        (segment["version"].as_i64()? >= merged["version"].as_i64()?
+            && segment["segment"] == current["segment"]
+            && gone == StatusCode::NOT_FOUND)
+            .then_some(())
+    })
+    .await;
+
     // A late event for the merged-away id lands on the primary.
     app.send_events(&completed_order(&secondary, "o-4", 40.0))
         .await;
