@@ -75,7 +75,19 @@ async fn main() {
         .await
         .unwrap();
 
-    let store = Arc::new(PostgresStore::connect(&database_url, 10).await.unwrap());
+    let store = Arc::new(
+        PostgresStore::connect(
+            &database_url,
+            // No statement timeout: the measured statements are the ones that grow with scale.
+            crm_platform::database::PostgresLimits {
+                statement_timeout: std::time::Duration::ZERO,
+                ..Default::default()
+            },
+            std::time::Duration::ZERO,
+        )
+        .await
+        .unwrap(),
+    );
     eprintln!("generating {customers} customers ...");
     let setup = Instant::now();
     sqlx::query(GENERATE_PROFILES)

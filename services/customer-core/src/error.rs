@@ -49,9 +49,10 @@ impl Error {
             Error::StaleVersion { .. } => ErrorKind::PreconditionFailed,
             Error::Invalid(_) => ErrorKind::Invalid,
             Error::Malformed(_) => ErrorKind::Malformed,
-            Error::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_))
-            | Error::Bus(_)
-            | Error::TooSlow(_) => ErrorKind::Unavailable,
+            Error::Database(error) if crm_platform::database::is_transient(error) => {
+                ErrorKind::Unavailable
+            }
+            Error::Bus(_) | Error::TooSlow(_) => ErrorKind::Unavailable,
             Error::Database(_) | Error::Migration(_) | Error::Corrupt(_) | Error::Platform(_) => {
                 ErrorKind::Internal
             }

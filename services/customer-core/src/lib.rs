@@ -43,7 +43,7 @@ impl Application {
     pub async fn build(settings: &Settings) -> Result<Self> {
         let repo = repo::PostgresRepository::connect(
             settings.database_url.expose(),
-            settings.database_max_connections,
+            settings.database_limits(),
         )
         .await?;
         let cache = Arc::new(RedisCache::new(settings.redis())?);

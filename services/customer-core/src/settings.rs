@@ -2,7 +2,7 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use crm_platform::{cache::RedisCacheSettings, settings::Secret};
+use crm_platform::{cache::RedisCacheSettings, database::PostgresLimits, settings::Secret};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -12,6 +12,8 @@ pub struct Settings {
     pub http_addr: SocketAddr,
     pub database_url: Secret,
     pub database_max_connections: u32,
+    /// The longest one statement may run (waiting for locks included); 0 = no limit.
+    pub database_statement_timeout_ms: u64,
     pub redis_url: Secret,
     pub redis_key_prefix: String,
     pub redis_timeout_ms: u64,
@@ -34,7 +36,9 @@ impl Default for Settings {
             grpc_addr: ([127, 0, 0, 1], 50051).into(),
             http_addr: ([127, 0, 0, 1], 9101).into(),
             database_url: Secret::new("postgres://postgres@127.0.0.1:5432/crm"),
-            database_max_connections: 10,
+            database_max_connections: PostgresLimits::default().max_connections,
+            database_statement_timeout_ms: PostgresLimits::default().statement_timeout.as_millis()
+                as u64,
             redis_url: Secret::new("redis://127.0.0.1:6379"),
             redis_key_prefix: String::new(),
             redis_timeout_ms: 250,
@@ -48,6 +52,13 @@ impl Default for Settings {
 }
 
 impl Settings {
+    pub fn database_limits(&self) -> PostgresLimits {
+        PostgresLimits {
+            max_connections: self.database_max_connections,
+            statement_timeout: std::time::Duration::from_millis(self.database_statement_timeout_ms),
+        }
+    }
+
     pub fn view_deadlines(&self) -> crate::people::Deadlines {
         crate::people::Deadlines {
             part: Duration::from_millis(self.view_part_timeout_ms),

@@ -32,8 +32,10 @@ impl Error {
             Error::NotFound(_) | Error::JobNotFound(_) => ErrorKind::NotFound,
             Error::AlreadyRunning(_) => ErrorKind::Conflict,
             Error::Invalid(_) => ErrorKind::Invalid,
-            Error::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_))
-            | Error::CustomerCore(_) => ErrorKind::Unavailable,
+            Error::Database(error) if crm_platform::database::is_transient(error) => {
+                ErrorKind::Unavailable
+            }
+            Error::CustomerCore(_) => ErrorKind::Unavailable,
             Error::Database(_) | Error::Migration(_) | Error::Corrupt(_) | Error::Platform(_) => {
                 ErrorKind::Internal
             }

@@ -52,7 +52,8 @@ impl Application {
     pub async fn build(settings: &Settings) -> Result<Self> {
         let store = PostgresStore::connect(
             settings.database_url.expose(),
-            settings.database_max_connections,
+            settings.database_limits(),
+            Duration::from_millis(settings.recompute_statement_timeout_ms),
         )
         .await?;
         let parts = Parts {

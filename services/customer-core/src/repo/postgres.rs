@@ -1,6 +1,7 @@
 //! The PostgreSQL adapter of the customer store.
 
-use sqlx::PgPool;
+use crm_platform::database::{PostgresLimits, postgres_options, postgres_pool};
+use sqlx::{Connection, PgConnection, PgPool};
 
 use super::{people::impl_person_store, sql::impl_customer_repository};
 use crate::Result;
@@ -12,13 +13,18 @@ pub struct PostgresRepository {
 
 impl PostgresRepository {
     /// Connects, creating the database when it does not exist yet (a fresh developer
-    /// machine), and runs the migrations.
-    pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
+    /// machine), and runs the migrations (on a connection of their own: building an index
+    /// over millions of rows may take longer than the statement timeout).
+    pub async fn connect(url: &str, limits: PostgresLimits) -> Result<Self> {
         crm_platform::database::create_postgres_database_if_missing(url).await?;
-        let pool = crm_platform::database::postgres_pool(max_connections)
-            .connect(url)
+        let mut setup = PgConnection::connect(url).await?;
+        sqlx::migrate!("./migrations/postgres")
+            .run(&mut setup)
             .await?;
-        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        setup.close().await?;
+        let pool = postgres_pool(limits.max_connections)
+            .connect_with(postgres_options(url, limits.statement_timeout)?)
+            .await?;
         Ok(Self { pool })
     }
 
@@ -45,28 +51,36 @@ mod tests {
     #[tokio::test]
     async fn contract() {
         let url = crm_platform::testing::fresh_postgres_url().await;
-        let repo = PostgresRepository::connect(&url, 5).await.expect("connect");
+        let repo = PostgresRepository::connect(&url, PostgresLimits::default())
+            .await
+            .expect("connect");
         super::super::contract::run(&repo).await;
     }
 
     #[tokio::test]
     async fn a_racing_duplicate_is_applied_once() {
         let url = crm_platform::testing::fresh_postgres_url().await;
-        let repo = PostgresRepository::connect(&url, 5).await.expect("connect");
+        let repo = PostgresRepository::connect(&url, PostgresLimits::default())
+            .await
+            .expect("connect");
         super::super::contract::a_racing_duplicate_is_applied_once(std::sync::Arc::new(repo)).await;
     }
 
     #[tokio::test(flavor = "multi_thread")]
     async fn bulk_segments_race_other_writers() {
         let url = crm_platform::testing::fresh_postgres_url().await;
-        let repo = PostgresRepository::connect(&url, 5).await.expect("connect");
+        let repo = PostgresRepository::connect(&url, PostgresLimits::default())
+            .await
+            .expect("connect");
         super::super::contract::bulk_segments_race_other_writers(std::sync::Arc::new(repo)).await;
     }
 
     #[tokio::test]
     async fn two_relays_share_the_outbox() {
         let url = crm_platform::testing::fresh_postgres_url().await;
-        let repo = PostgresRepository::connect(&url, 5).await.expect("connect");
+        let repo = PostgresRepository::connect(&url, PostgresLimits::default())
+            .await
+            .expect("connect");
         super::super::contract::two_relays_publish_each_event_once(std::sync::Arc::new(repo)).await;
     }
 
@@ -77,7 +91,11 @@ mod tests {
         use crate::repo::{CustomerRepository, PersonStore};
         use sqlx::Connection;
         let url = crm_platform::testing::fresh_postgres_url().await;
-        let repo = std::sync::Arc::new(PostgresRepository::connect(&url, 5).await.unwrap());
+        let repo = std::sync::Arc::new(
+            PostgresRepository::connect(&url, PostgresLimits::default())
+                .await
+                .unwrap(),
+        );
         let now = chrono::Utc::now();
         let mut ids = Vec::new();
         for (email, order) in [("a@example.com", "o-1"), ("b@example.com", "o-2")] {
@@ -169,11 +187,45 @@ mod tests {
         assert_eq!(merged.primary.metrics.total_orders, 2);
     }
 
+    /// A statement stuck behind a lock gives up after the statement timeout, as an error
+    /// callers may retry (gRPC `Unavailable`, HTTP 503), instead of hanging.
+    #[tokio::test]
+    async fn a_statement_stuck_behind_a_lock_ends_as_unavailable() {
+        use crate::repo::CustomerRepository;
+        let url = crm_platform::testing::fresh_postgres_url().await;
+        let limits = PostgresLimits {
+            max_connections: 2,
+            statement_timeout: std::time::Duration::from_millis(300),
+        };
+        let repo = PostgresRepository::connect(&url, limits).await.unwrap();
+        let mut holder = PgConnection::connect(&url).await.unwrap();
+        sqlx::query("begin").execute(&mut holder).await.unwrap();
+        sqlx::query("lock table customers in access exclusive mode")
+            .execute(&mut holder)
+            .await
+            .unwrap();
+
+        let error = repo
+            .get(crm_domain::CustomerId::generate())
+            .await
+            .expect_err("cancelled by the statement timeout");
+        assert_eq!(tonic::Status::from(error).code(), tonic::Code::Unavailable);
+
+        sqlx::query("rollback").execute(&mut holder).await.unwrap();
+        let missing = repo.get(crm_domain::CustomerId::generate()).await.unwrap();
+        assert!(
+            missing.is_none(),
+            "the store answers again once the lock is gone"
+        );
+    }
+
     #[tokio::test]
     async fn events_written_before_a_crash_are_published_after_it() {
         use crate::repo::CustomerRepository;
         let url = crm_platform::testing::fresh_postgres_url().await;
-        let repo = PostgresRepository::connect(&url, 5).await.expect("connect");
+        let repo = PostgresRepository::connect(&url, PostgresLimits::default())
+            .await
+            .expect("connect");
         let draft = crm_domain::CustomerDraft {
             email: "crash@example.com".into(),
             ..Default::default()
@@ -184,7 +236,7 @@ mod tests {
         // The process dies after the commit, before any relay ran.
         repo.pool().close().await;
 
-        let restarted = PostgresRepository::connect(&url, 5)
+        let restarted = PostgresRepository::connect(&url, PostgresLimits::default())
             .await
             .expect("reconnect");
         let bus = super::super::contract::RecordingBus::default();

@@ -408,7 +408,8 @@ macro_rules! bind_job {
 pub(crate) use bind_job;
 
 /// The `SegmentStore` implementation over one sqlx pool type; both adapters use it, so
-/// PostgreSQL and SQLite cannot drift apart.
+/// PostgreSQL and SQLite cannot drift apart. The recompute's statements over all profiles
+/// run on the adapter's `batch_pool()`, whose statements may take longer.
 macro_rules! impl_segment_store {
     ($adapter:ty) => {
         #[async_trait::async_trait]
@@ -491,7 +492,7 @@ macro_rules! impl_segment_store {
                     let cuts: (Option<f64>, Option<f64>, Option<f64>, Option<f64>) =
                         sqlx::query_as(sqlx::AssertSqlSafe(sql::quintiles(value, only_ordered)))
                             .bind(now_us)
-                            .fetch_one(&self.pool)
+                            .fetch_one(self.batch_pool())
                             .await?;
                     quintiles.push(match cuts {
                         (Some(a), Some(b), Some(c), Some(d)) => {
@@ -513,7 +514,7 @@ macro_rules! impl_segment_store {
                 };
                 sqlx::query(sql::SAVE_BOUNDS)
                     .bind(serde_json::to_string(&bounds).expect("bounds serialize"))
-                    .execute(&self.pool)
+                    .execute(self.batch_pool())
                     .await?;
                 Ok(Some(bounds))
             }
@@ -526,7 +527,7 @@ macro_rules! impl_segment_store {
                 let statement = $crate::store::sql::score_all(bounds);
                 let done = sqlx::query(sqlx::AssertSqlSafe(statement))
                     .bind($crate::store::sql::micros(now))
-                    .execute(&self.pool)
+                    .execute(self.batch_pool())
                     .await?;
                 Ok(done.rows_affected())
             }
@@ -546,7 +547,7 @@ macro_rules! impl_segment_store {
                 use futures::StreamExt;
                 use $crate::store::sql::{PENDING_CHANGES, ProfileRow, bind_rules};
                 bind_rules!(sqlx::query_as::<_, ProfileRow>(PENDING_CHANGES), rules, now)
-                    .fetch(&self.pool)
+                    .fetch(self.batch_pool())
                     .map(|row| row.map_err($crate::Error::from).and_then(TryInto::try_into))
                     .boxed()
             }
@@ -558,7 +559,7 @@ macro_rules! impl_segment_store {
             ) -> $crate::Result<u64> {
                 use $crate::store::sql::{COUNT_PENDING, bind_rules};
                 let (n,): (i64,) = bind_rules!(sqlx::query_as(COUNT_PENDING), rules, now)
-                    .fetch_one(&self.pool)
+                    .fetch_one(self.batch_pool())
                     .await?;
                 Ok(u64::try_from(n).unwrap_or_default())
             }

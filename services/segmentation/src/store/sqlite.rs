@@ -37,6 +37,13 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// SQLite has no statement timeout: the recompute shares the pool.
+    fn batch_pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
 impl_segment_store!(SqliteStore);
 
 #[cfg(test)]
