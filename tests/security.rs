@@ -5,6 +5,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crm_e2e::{ADMIN_KEY_ENTRY, StatusCode, TestApp, assert_problem, binary, json};
+use crm_platform::testing::TestCa;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use reqwest::{Client, RequestBuilder, Response};
 use serde_json::Value;
@@ -333,9 +334,27 @@ async fn without_credentials_only_loopback_is_served() {
     )
     .await;
     assert!(
-        exposed.contains("CRM_INTERNAL_TOKEN is not set"),
+        exposed.contains("neither CRM_INTERNAL_TOKEN nor CRM_TLS_* is set"),
         "{exposed}"
     );
+    let half = refused(
+        "crm-event-ingest",
+        &[],
+        &[
+            ("CRM_GRPC_ADDR", "127.0.0.1:0"),
+            ("CRM_HTTP_ADDR", "127.0.0.1:0"),
+            ("CRM_TLS_CERT", "service.pem"),
+        ],
+    )
+    .await;
+    assert!(half.contains("set all three or none"), "{half}");
+    // Mutual TLS is enough to expose gRPC.
+    let dir = tempfile::tempdir().unwrap();
+    let mut tls = TestCa::new("e2e ca").issue_files(dir.path());
+    tls.push(("CRM_GRPC_ADDR".into(), "0.0.0.0:0".into()));
+    tls.push(("CRM_HTTP_ADDR".into(), "127.0.0.1:0".into()));
+    let tls: Vec<_> = tls.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    crm_e2e::spawn("crm-event-ingest", &[], &tls, "event-ingest listening").await;
     let unusable = refused(
         "crm-event-ingest",
         &[],
@@ -399,6 +418,82 @@ async fn the_services_answer_only_callers_holding_the_internal_token() {
         .await
         .expect("the token opens it");
     assert_eq!(found.into_inner().id, id);
+}
+
+/// With certificates configured (and no token) the services speak mutual TLS: a whole
+/// flow through every service works, and callers without a certificate of the CA are
+/// refused at the handshake.
+#[tokio::test]
+async fn with_certificates_the_services_admit_only_peers_of_their_ca() {
+    use crm_proto::v1::{GetCustomerRequest, customer_service_client::CustomerServiceClient};
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+
+    let ca = TestCa::new("e2e ca");
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::distributed_with_mutual_tls(&ca.issue_files(dir.path())).await;
+    // gateway → customer-core and event-ingest; segmentation → customer-core (the
+    // segment); gateway → search-indexer.
+    let id = app.given_customer_id("ada@example.com").await;
+    let orders = [crm_e2e::completed_order(&id, "o-1", 1_000.0)];
+    app.send_events(&json!({ "events": orders })).await;
+    app.eventually("segmentation to store the VIP segment", || async {
+        let customer: Value = app.get_customer(&id).await.json().await.ok()?;
+        (customer["segment"] == "vip").then_some(())
+    })
+    .await;
+    app.eventually("the search to find her", || async {
+        let found: Value = app
+            .post_json("/api/customers/search", &json!({ "query": "ada" }))
+            .await
+            .json()
+            .await
+            .ok()?;
+        (found["hits"][0]["customer"]["id"] == id.as_str()).then_some(())
+    })
+    .await;
+
+    let core = app
+        .customer_core_grpc
+        .clone()
+        .expect("distributed")
+        .replace("http://", "https://");
+    let trusting_the_ca = || ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca.pem()));
+    let get_customer = |tls: ClientTlsConfig| {
+        let (core, id) = (core.clone(), id.clone());
+        async move {
+            let channel = Endpoint::from_shared(core)
+                .unwrap()
+                .tls_config(tls)
+                .unwrap();
+            let mut client = CustomerServiceClient::new(channel.connect_lazy());
+            client.get_customer(GetCustomerRequest { id }).await
+        }
+    };
+    let (certificate, key) = ca.issue();
+    let found = get_customer(trusting_the_ca().identity(Identity::from_pem(certificate, key)))
+        .await
+        .expect("a certificate of the CA opens it");
+    assert_eq!(found.into_inner().id, id);
+
+    let stranger = TestCa::new("another ca").issue();
+    let strangers = [
+        ("no certificate", trusting_the_ca()),
+        (
+            "another CA's certificate",
+            trusting_the_ca().identity(Identity::from_pem(stranger.0, stranger.1)),
+        ),
+    ];
+    for (who, tls) in strangers {
+        let refused = get_customer(tls).await.expect_err(who);
+        // The handshake fails, or (TLS 1.3) the connection closes right after it.
+        assert!(
+            matches!(
+                refused.code(),
+                tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
+            ),
+            "{who}: refused at the connection: {refused}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -34,6 +34,10 @@ pub const ADMIN_KEY_ENTRY: &str =
 /// What the distributed services demand of each other's gRPC calls.
 pub const INTERNAL_TOKEN: &str = "e2e-internal-token";
 
+fn internal_token() -> [(&'static str, String); 1] {
+    [("CRM_INTERNAL_TOKEN", INTERNAL_TOKEN.to_owned())]
+}
+
 /// A running platform and a client for its REST API.
 pub struct TestApp {
     pub base_url: String,
@@ -194,18 +198,29 @@ impl TestApp {
     /// The services with the given Redis URL (an unreachable one tests the fallback),
     /// on a fresh database, Redis key prefix and RabbitMQ vhost.
     pub async fn distributed_with_redis(redis_url: &str) -> Self {
-        Self::distributed_with(redis_url, &[]).await
+        Self::distributed_with(redis_url, &[], &internal_token()).await
     }
 
     /// The services with more environment for customer-core (deadlines).
     pub async fn distributed_with_core_env(env: &[(&str, String)]) -> Self {
-        Self::distributed_with("redis://127.0.0.1:6379", env).await
+        Self::distributed_with("redis://127.0.0.1:6379", env, &internal_token()).await
     }
 
-    async fn distributed_with(redis_url: &str, core_extra: &[(&str, String)]) -> Self {
+    /// The services authenticating each other by mutual TLS (`CRM_TLS_*`), not the token.
+    pub async fn distributed_with_mutual_tls(tls: &[(String, String)]) -> Self {
+        let tls: Vec<_> = tls.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        Self::distributed_with("redis://127.0.0.1:6379", &[], &tls).await
+    }
+
+    /// `internal_auth`: what every binary gets to call and be called by the others.
+    async fn distributed_with(
+        redis_url: &str,
+        core_extra: &[(&str, String)],
+        internal_auth: &[(&str, String)],
+    ) -> Self {
         let database_url = crm_platform::testing::fresh_postgres_url().await;
         let vhost = crm_platform::testing::TestVhost::create();
-        let shared = [
+        let mut shared = vec![
             ("CRM_REDIS_URL", redis_url.to_owned()),
             (
                 "CRM_REDIS_KEY_PREFIX",
@@ -214,8 +229,8 @@ impl TestApp {
             ("CRM_AMQP_URL", vhost.url.clone()),
             ("CRM_GRPC_ADDR", "127.0.0.1:0".to_owned()),
             ("CRM_HTTP_ADDR", "127.0.0.1:0".to_owned()),
-            ("CRM_INTERNAL_TOKEN", INTERNAL_TOKEN.to_owned()),
         ];
+        shared.extend(internal_auth.iter().cloned());
         // customer-core's 360 view calls segmentation, which starts after it (it needs
         // customer-core's address): segmentation gets a port picked now.
         let segmentation_grpc = {
@@ -264,10 +279,9 @@ impl TestApp {
             "search-indexer listening",
         )
         .await;
-        let gateway_env = [
+        let mut gateway_env = vec![
             ("CRM_HTTP_ADDR", "127.0.0.1:0".to_owned()),
             ("CRM_API_KEYS", ADMIN_KEY_ENTRY.to_owned()),
-            ("CRM_INTERNAL_TOKEN", INTERNAL_TOKEN.to_owned()),
             ("CRM_REDIS_URL", redis_url.to_owned()),
             (
                 "CRM_REDIS_KEY_PREFIX",
@@ -287,6 +301,7 @@ impl TestApp {
                 format!("http://{}", search_fields["grpc"]),
             ),
         ];
+        gateway_env.extend(internal_auth.iter().cloned());
         let (gateway, fields) = spawn("crm-gateway", &[], &gateway_env, "gateway listening").await;
         let processes = vec![core, ingest, segmentation, search, gateway];
         let mut app = Self::new(&fields["http"], processes);

@@ -8,7 +8,10 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{
     metadata::{Ascii, MetadataValue},
     service::{Interceptor, interceptor::InterceptedService},
-    transport::{Channel, Endpoint, Server, server::Router},
+    transport::{
+        Certificate, Channel, ClientTlsConfig, Endpoint, Identity, Server, ServerTlsConfig,
+        server::Router,
+    },
 };
 use tonic_health::server::HealthReporter;
 
@@ -25,21 +28,32 @@ pub type GrpcRouter = Router<
 >;
 
 /// A server with health and reflection already added; add the service's own next.
-pub fn server_with_health() -> (GrpcRouter, HealthReporter) {
+/// With certificates configured it speaks only mutual TLS.
+pub fn server_with_health() -> Result<(GrpcRouter, HealthReporter)> {
+    server_with_health_over(internal_tls()?)
+}
+
+fn server_with_health_over(tls: Option<&InternalTls>) -> Result<(GrpcRouter, HealthReporter)> {
+    let mut server = Server::builder();
+    if let Some(tls) = tls {
+        server = server
+            .tls_config(tls.server.clone())
+            .map_err(|e| tls_refused(&e))?;
+    }
     let (reporter, health) = tonic_health::server::health_reporter();
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crm_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .expect("the embedded descriptor sets are valid");
-    let router = Server::builder()
+    let router = server
         .trace_fn(request_span)
         .layer(tonic::service::InterceptorLayer::new(
             require_internal_token as CheckToken,
         ))
         .add_service(health)
         .add_service(reflection);
-    (router, reporter)
+    Ok((router, reporter))
 }
 
 /// The header that carries the caller's request id from the gateway to the services.
@@ -93,15 +107,106 @@ static INTERNAL_TOKEN: LazyLock<InternalToken> = LazyLock::new(|| {
         .map_or(InternalToken::Invalid, InternalToken::Set)
 });
 
-/// A service may serve gRPC without the internal token only on loopback (the standalone
-/// binary, a developer's machine): anywhere else it refuses to start.
+/// Mutual TLS between the services, from the PEM files `CRM_TLS_CERT`, `CRM_TLS_KEY` and
+/// `CRM_TLS_CA`: a service shows its certificate to its callers and to the services it
+/// calls, and accepts only peers whose certificate the CA signed.
+#[derive(Debug, Clone)]
+pub struct InternalTls {
+    server: ServerTlsConfig,
+    client: ClientTlsConfig,
+}
+
+impl InternalTls {
+    /// One certificate (with its key) for serving and calling, and the CA that signs peers'.
+    pub fn from_pem(
+        certificate: impl AsRef<[u8]>,
+        key: impl AsRef<[u8]>,
+        ca: impl AsRef<[u8]>,
+    ) -> Result<Self> {
+        let identity = Identity::from_pem(certificate, key);
+        let ca = Certificate::from_pem(ca);
+        let tls = Self {
+            server: ServerTlsConfig::new()
+                .identity(identity.clone())
+                .client_ca_root(ca.clone()),
+            client: ClientTlsConfig::new().identity(identity).ca_certificate(ca),
+        };
+        // Unreadable PEM shows up here, at start, not at the first call.
+        Server::builder()
+            .tls_config(tls.server.clone())
+            .map_err(|e| tls_refused(&e))?;
+        Endpoint::from_static("https://localhost")
+            .tls_config(tls.client.clone())
+            .map_err(|e| tls_refused(&e))?;
+        Ok(tls)
+    }
+
+    fn from_env() -> Result<Option<Self>> {
+        let var = |name| {
+            std::env::var(name)
+                .ok()
+                .filter(|v: &String| !v.trim().is_empty())
+        };
+        let read = |name: &str, path: &str| {
+            std::fs::read(path).map_err(|e| Error::Refused(format!("{name} ({path}): {e}")))
+        };
+        match (var("CRM_TLS_CERT"), var("CRM_TLS_KEY"), var("CRM_TLS_CA")) {
+            (None, None, None) => Ok(None),
+            (Some(certificate), Some(key), Some(ca)) => Self::from_pem(
+                read("CRM_TLS_CERT", &certificate)?,
+                read("CRM_TLS_KEY", &key)?,
+                read("CRM_TLS_CA", &ca)?,
+            )
+            .map(Some),
+            _ => Err(Error::Refused(
+                "CRM_TLS_CERT, CRM_TLS_KEY and CRM_TLS_CA go together: set all three or none"
+                    .into(),
+            )),
+        }
+    }
+}
+
+/// tonic's TLS errors say what went wrong only in their sources.
+fn tls_refused(error: &dyn std::error::Error) -> Error {
+    let mut reason = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        reason = format!("{reason}: {cause}");
+        source = cause.source();
+    }
+    Error::Refused(format!(
+        "the TLS certificates (CRM_TLS_*) are unusable: {reason}"
+    ))
+}
+
+/// This process's mutual-TLS settings, read once; `None` when none are configured.
+fn internal_tls() -> Result<Option<&'static InternalTls>> {
+    static INTERNAL_TLS: LazyLock<std::result::Result<Option<InternalTls>, String>> =
+        LazyLock::new(|| {
+            InternalTls::from_env().map_err(|e| match e {
+                Error::Refused(reason) => reason,
+                other => other.to_string(),
+            })
+        });
+    match &*INTERNAL_TLS {
+        Ok(tls) => Ok(tls.as_ref()),
+        Err(reason) => Err(Error::Refused(reason.clone())),
+    }
+}
+
+/// A service may serve gRPC to unauthenticated callers only on loopback (the standalone
+/// binary, a developer's machine): anywhere else it demands the internal token or mutual
+/// TLS, or refuses to start.
 pub fn check_exposure(grpc_addr: SocketAddr) -> Result<()> {
     static WARNED: std::sync::Once = std::sync::Once::new();
+    let mutual_tls = internal_tls()?.is_some();
     match &*INTERNAL_TOKEN {
         InternalToken::Set(_) => Ok(()),
         InternalToken::Invalid => Err(Error::Refused(
             "CRM_INTERNAL_TOKEN holds characters a header cannot carry".into(),
         )),
+        // The handshake demands a certificate the CA signed.
+        InternalToken::Unset if mutual_tls => Ok(()),
         InternalToken::Unset if grpc_addr.ip().is_loopback() => {
             // Once per process: `crm` runs several services.
             WARNED.call_once(|| {
@@ -110,7 +215,8 @@ pub fn check_exposure(grpc_addr: SocketAddr) -> Result<()> {
             Ok(())
         }
         InternalToken::Unset => Err(Error::Refused(format!(
-            "CRM_INTERNAL_TOKEN is not set and gRPC would listen on {grpc_addr}, beyond loopback"
+            "neither CRM_INTERNAL_TOKEN nor CRM_TLS_* is set and gRPC would listen on \
+             {grpc_addr}, beyond loopback"
         ))),
     }
 }
@@ -172,14 +278,124 @@ pub fn channel_with_deadline(url: &str, deadline: Duration) -> Result<InternalCh
 }
 
 /// The bare channel under [`channel_with_deadline`], for a client with an interceptor of
-/// its own (which must add the token with [`WithInternalToken`]).
+/// its own (which must add the token with [`WithInternalToken`]). With certificates
+/// configured the channel speaks mutual TLS, whether `url` says `http` or `https`.
 pub fn lazy_channel(url: &str, deadline: Duration) -> Result<Channel> {
-    let endpoint = Endpoint::from_shared(url.to_owned()).map_err(|e| Error::Connect {
+    lazy_channel_over(url, deadline, internal_tls()?)
+}
+
+fn lazy_channel_over(url: &str, deadline: Duration, tls: Option<&InternalTls>) -> Result<Channel> {
+    let url = match (tls, url.strip_prefix("http://")) {
+        (Some(_), Some(rest)) => format!("https://{rest}"),
+        _ => url.to_owned(),
+    };
+    let endpoint = Endpoint::from_shared(url.clone()).map_err(|e| Error::Connect {
         what: "gRPC service",
         reason: format!("{url}: {e}"),
     })?;
+    let endpoint = match tls {
+        Some(tls) => endpoint
+            .tls_config(tls.client.clone())
+            .map_err(|e| tls_refused(&e))?,
+        None => endpoint,
+    };
     Ok(endpoint
         .connect_timeout(Duration::from_secs(2))
         .timeout(deadline)
         .connect_lazy())
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+    use super::*;
+    use crate::testing::TestCa;
+
+    /// A server speaking mutual TLS with certificates of `ca`; its address.
+    async fn mutual_tls_server(ca: &TestCa, shutdown: Shutdown) -> SocketAddr {
+        let (certificate, key) = ca.issue();
+        let tls = InternalTls::from_pem(certificate, key, ca.pem()).unwrap();
+        let (router, _health) = server_with_health_over(Some(&tls)).unwrap();
+        let listener = bind(([127, 0, 0, 1], 0).into()).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(serve(router, listener, shutdown));
+        addr
+    }
+
+    /// Refused at the connection: the handshake fails, or (TLS 1.3, where the server
+    /// checks the client's certificate after the client finished) the connection breaks
+    /// right after it.
+    fn assert_refused(outcome: Result<(), tonic::Status>) {
+        let status = outcome.expect_err("refused");
+        assert!(
+            matches!(
+                status.code(),
+                tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
+            ),
+            "{status}"
+        );
+    }
+
+    async fn check_health(url: &str, tls: Option<&InternalTls>) -> Result<(), tonic::Status> {
+        let channel = lazy_channel_over(url, Duration::from_secs(5), tls).unwrap();
+        HealthClient::new(channel)
+            .check(HealthCheckRequest::default())
+            .await
+            .map(drop)
+    }
+
+    #[tokio::test]
+    async fn with_certificates_only_peers_the_ca_signed_get_in() {
+        let ca = TestCa::new("crm test ca");
+        let shutdown = Shutdown::new();
+        let addr = mutual_tls_server(&ca, shutdown.clone()).await;
+        // Deployments keep their http:// URLs: the channel upgrades them.
+        let url = format!("http://{addr}");
+
+        let (certificate, key) = ca.issue();
+        let peer = InternalTls::from_pem(certificate, key, ca.pem()).unwrap();
+        check_health(&url, Some(&peer))
+            .await
+            .expect("a peer with a certificate of the CA is served");
+
+        let stranger_ca = TestCa::new("another ca");
+        let (certificate, key) = stranger_ca.issue();
+        let stranger = InternalTls::from_pem(certificate, key, ca.pem()).unwrap();
+        assert_refused(check_health(&url, Some(&stranger)).await);
+        assert_refused(check_health(&url, None).await);
+
+        check_health(&url, Some(&peer))
+            .await
+            .expect("refused handshakes leave the server serving");
+        shutdown.trigger();
+    }
+
+    #[tokio::test]
+    async fn a_caller_without_a_certificate_is_refused() {
+        let ca = TestCa::new("crm test ca");
+        let shutdown = Shutdown::new();
+        let addr = mutual_tls_server(&ca, shutdown.clone()).await;
+        let channel = Endpoint::from_shared(format!("https://{addr}"))
+            .unwrap()
+            .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca.pem())))
+            .unwrap()
+            .connect_lazy();
+        let outcome = HealthClient::new(channel)
+            .check(HealthCheckRequest::default())
+            .await;
+        assert_refused(outcome.map(drop));
+        shutdown.trigger();
+    }
+
+    #[test]
+    fn unusable_certificates_are_refused_at_start() {
+        let ca = TestCa::new("crm test ca");
+        let (certificate, _) = ca.issue();
+        let refused = InternalTls::from_pem(certificate, "not a key", ca.pem()).unwrap_err();
+        assert!(
+            refused.to_string().contains("CRM_TLS_"),
+            "names the settings: {refused}"
+        );
+    }
 }

@@ -85,3 +85,62 @@ pub async fn fresh_postgres_url() -> String {
         .expect("create test database");
     format!("{server}/{name}")
 }
+
+/// A certificate authority of its own per test, for mutual TLS between services.
+pub struct TestCa {
+    issuer: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+}
+
+impl TestCa {
+    pub fn new(name: &str) -> Self {
+        let mut params = rcgen::CertificateParams::default();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::DigitalSignature,
+        ];
+        let key = rcgen::KeyPair::generate().expect("a key");
+        let issuer = rcgen::CertifiedIssuer::self_signed(params, key).expect("a CA certificate");
+        Self { issuer }
+    }
+
+    pub fn pem(&self) -> String {
+        self.issuer.pem()
+    }
+
+    /// A certificate for `127.0.0.1` and `localhost`, good for serving and for calling:
+    /// (certificate, key), both PEM.
+    pub fn issue(&self) -> (String, String) {
+        let mut params =
+            rcgen::CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])
+                .expect("valid names");
+        params.extended_key_usages = vec![
+            rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+            rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        let key = rcgen::KeyPair::generate().expect("a key");
+        let certificate = params.signed_by(&key, &self.issuer).expect("signed");
+        (certificate.pem(), key.serialize_pem())
+    }
+
+    /// Writes a new certificate, its key and this CA into `dir`: the `CRM_TLS_*`
+    /// variables that make a service use them.
+    pub fn issue_files(&self, dir: &std::path::Path) -> Vec<(String, String)> {
+        let (certificate, key) = self.issue();
+        [
+            ("CRM_TLS_CERT", "service.pem", certificate),
+            ("CRM_TLS_KEY", "service.key", key),
+            ("CRM_TLS_CA", "ca.pem", self.pem()),
+        ]
+        .into_iter()
+        .map(|(variable, file, pem)| {
+            let path = dir.join(file);
+            std::fs::write(&path, pem).expect("write a PEM file");
+            (variable.to_owned(), path.display().to_string())
+        })
+        .collect()
+    }
+}

@@ -113,7 +113,7 @@ impl Application {
         )
         .await;
         let consuming = async { Ok::<_, Error>(consuming.await?) };
-        let (router, health) = crm_platform::grpc::server_with_health();
+        let (router, health) = crm_platform::grpc::server_with_health()?;
         health
             .set_serving::<crm_proto::v1::customer_service_server::CustomerServiceServer<CustomerGrpc>>()
             .await;

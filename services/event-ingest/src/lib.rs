@@ -55,7 +55,7 @@ impl Application {
     }
 
     pub async fn run(self, shutdown: Shutdown) -> Result<()> {
-        let (router, health) = crm_platform::grpc::server_with_health();
+        let (router, health) = crm_platform::grpc::server_with_health()?;
         health
             .set_serving::<crm_proto::v1::ingest_service_server::IngestServiceServer<IngestGrpc>>()
             .await;

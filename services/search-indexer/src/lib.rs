@@ -114,7 +114,7 @@ impl Application {
             // A new index (first start, or a lost disk): fill it from customer-core.
             reindexer.start().await?;
         }
-        let (router, health) = crm_platform::grpc::server_with_health();
+        let (router, health) = crm_platform::grpc::server_with_health()?;
         health
             .set_serving::<SearchServiceServer<SearchGrpc>>()
             .await;

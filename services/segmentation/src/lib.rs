@@ -102,7 +102,7 @@ impl Application {
         if let Some(every) = recompute_every {
             tokio::spawn(batch.clone().run_every(every, shutdown.clone()));
         }
-        let (router, health) = crm_platform::grpc::server_with_health();
+        let (router, health) = crm_platform::grpc::server_with_health()?;
         health
             .set_serving::<SegmentationServiceServer<SegmentationGrpc>>()
             .await;
