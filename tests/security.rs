@@ -1,6 +1,7 @@
 //! Authentication, scopes and limits at the REST API, on the standalone binary with
-//! credentials configured (it enforces them as the gateway does), and the refusal to
-//! start without any.
+//! credentials configured (it enforces them as the gateway does), the refusal to start
+//! without any, and how the distributed services authenticate each other (internal token,
+//! mutual TLS).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -208,6 +209,55 @@ async fn every_api_route_needs_a_valid_credential_with_its_scope() {
     .await;
 }
 
+/// Serves `body` as JSON to every request on a port of its own (a JWKS endpoint).
+async fn serve_json(body: String) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request).await;
+            let response = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+                 connection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(response.as_bytes()).await;
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn tokens_are_checked_against_the_keys_of_a_jwks_url() {
+    let jwks = std::fs::read_to_string(fixture("jwks.json")).unwrap();
+    let app = TestApp::standalone_with_env(&[("CRM_JWT_JWKS_URL", serve_json(jwks).await)]).await;
+    let customers = format!("{}/api/customers", app.base_url);
+    let rsa = EncodingKey::from_rsa_pem(&std::fs::read(fixture("jwt-rs256.pem")).unwrap()).unwrap();
+
+    let reader = token(
+        Algorithm::RS256,
+        Some("e2e-rsa"),
+        &rsa,
+        claims("customers:read", 300),
+    );
+    let response = send(bare().get(&customers), Some(&reader)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let write = bare()
+        .post(&customers)
+        .json(&json!({ "email": "jwks@example.com" }));
+    assert_problem(send(write, Some(&reader)).await, StatusCode::FORBIDDEN).await;
+    let unknown_key = token(
+        Algorithm::RS256,
+        Some("not-in-the-set"),
+        &rsa,
+        claims("admin", 300),
+    );
+    let response = send(bare().get(&customers), Some(&unknown_key)).await;
+    assert_problem(response, StatusCode::UNAUTHORIZED).await;
+}
+
 #[tokio::test]
 async fn two_keys_are_valid_at_once_while_one_replaces_the_other() {
     let old = ADMIN_KEY_ENTRY.replace("e2e:", "old:");
@@ -265,6 +315,60 @@ async fn a_caller_over_its_rate_gets_429_with_retry_after() {
             .status(),
         StatusCode::OK
     );
+}
+
+/// Past `CRM_MAX_CONCURRENT_REQUESTS` requests in progress the next one is refused at
+/// once (503), and served again once a slot is free.
+#[tokio::test]
+async fn past_the_concurrency_limit_requests_are_shed_with_503() {
+    let app = TestApp::standalone_with_env(&[
+        ("CRM_API_KEYS", ADMIN_KEY_ENTRY.into()),
+        ("CRM_MAX_CONCURRENT_REQUESTS", "1".into()),
+    ])
+    .await;
+    let customers = format!("{}/api/customers", app.base_url);
+    // An import whose upload is still arriving holds the one slot.
+    let start_import = || {
+        let (upload, chunks) = futures::channel::mpsc::unbounded::<Result<_, std::io::Error>>();
+        upload
+            .unbounded_send(Ok(b"email,first_name\n".to_vec()))
+            .unwrap();
+        let importing = tokio::spawn(send(
+            bare()
+                .post(format!("{}/api/imports", app.base_url))
+                .header("content-type", "text/csv")
+                .body(reqwest::Body::wrap_stream(chunks)),
+            Some(crm_e2e::ADMIN_KEY),
+        ));
+        (upload, importing)
+    };
+    let (mut upload, mut importing) = start_import();
+    let mut attempts = 0;
+    let shed = loop {
+        // Time for the import to take the slot before the probe; on a slow machine the
+        // probe may come first and the import is shed instead: then it is sent again.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if importing.is_finished() {
+            (upload, importing) = start_import();
+            continue;
+        }
+        let response = send(bare().get(&customers), Some(crm_e2e::ADMIN_KEY)).await;
+        if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+            break response;
+        }
+        attempts += 1;
+        assert!(attempts < 100, "never shed: {}", response.status());
+    };
+    assert_problem(shed, StatusCode::SERVICE_UNAVAILABLE).await;
+
+    upload
+        .unbounded_send(Ok(b"shed@example.com,Ada\n".to_vec()))
+        .unwrap();
+    drop(upload);
+    let imported = importing.await.unwrap();
+    assert_eq!(imported.status(), StatusCode::ACCEPTED);
+    let response = send(bare().get(&customers), Some(crm_e2e::ADMIN_KEY)).await;
+    assert_eq!(response.status(), StatusCode::OK, "served again");
 }
 
 #[tokio::test]

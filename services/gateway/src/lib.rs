@@ -114,13 +114,16 @@ pub fn router(
         None => router,
     };
     // Past this many requests in progress, refuse at once (503) rather than queue
-    // until the process falls over.
+    // until the process falls over. Global: `Router::layer` gives every route its own
+    // copy of a layer, and a plain concurrency limit would then count per route.
     let shed = tower::ServiceBuilder::new()
         .layer(axum::error_handling::HandleErrorLayer::new(
             |_: tower::BoxError| async { error::Error::Overloaded },
         ))
         .load_shed()
-        .concurrency_limit(settings.max_concurrent_requests.max(1));
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            settings.max_concurrent_requests.max(1),
+        ));
     // Outermost, so the request id covers everything above, CORS answers included.
     router
         .layer(shed)
