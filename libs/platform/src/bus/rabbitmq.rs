@@ -39,7 +39,11 @@ use super::{
 };
 use crate::{Shutdown, settings::Secret};
 
+/// For the connection and its channel setup: a broker that accepts the socket and then
+/// stays silent must not hold the caller.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// For one publish and its confirms (a blocked broker withholds them).
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
 const PUBLISH_ATTEMPTS: usize = 3;
 const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(10);
 
@@ -72,10 +76,14 @@ impl RabbitBus {
     /// A new connection and a channel in publisher-confirm mode, with the platform's
     /// exchanges declared.
     async fn connect(&self) -> Result<(Connection, Channel), BusError> {
-        let connect = Connection::connect(self.url.expose(), ConnectionProperties::default());
-        let connection = tokio::time::timeout(CONNECT_TIMEOUT, connect)
+        tokio::time::timeout(CONNECT_TIMEOUT, self.connect_unbounded())
             .await
             .map_err(|_| unavailable("no answer from the broker"))?
+    }
+
+    async fn connect_unbounded(&self) -> Result<(Connection, Channel), BusError> {
+        let connection = Connection::connect(self.url.expose(), ConnectionProperties::default())
+            .await
             .map_err(unavailable)?;
         self.connections_opened.fetch_add(1, Ordering::Relaxed);
         let channel = connection.create_channel().await.map_err(unavailable)?;
@@ -129,7 +137,11 @@ impl RabbitBus {
                     continue;
                 }
             };
-            match publish_confirmed(&channel, exchange, &routed, mandatory).await {
+            let publish = publish_confirmed(&channel, exchange, &routed, mandatory);
+            let outcome = tokio::time::timeout(PUBLISH_TIMEOUT, publish)
+                .await
+                .unwrap_or_else(|_| Err(unavailable("no confirm from the broker")));
+            match outcome {
                 Err(BusError::Unavailable(reason)) => {
                     tracing::warn!(%reason, "publish failed; reconnecting");
                     self.forget_publisher().await;
@@ -541,6 +553,31 @@ async fn declare_topology(channel: &Channel, config: &ConsumerConfig) -> lapin::
 mod tests {
     use super::*;
     use crate::testing::TestVhost;
+
+    /// A broker that takes the connection and never answers: publishing gives up as
+    /// unavailable (the caller may retry) instead of hanging.
+    #[tokio::test]
+    async fn a_silent_broker_makes_publishing_fail_instead_of_hang() {
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("amqp://guest:guest@{}/%2f", silent.local_addr().unwrap());
+        let held = tokio::spawn(async move {
+            let mut sockets = Vec::new();
+            while let Ok((socket, _)) = silent.accept().await {
+                sockets.push(socket);
+            }
+        });
+        let bus = RabbitBus::new(Secret::new(url));
+        let message = Message::new("m-1", "customer.created", b"{}".to_vec());
+        let limit = CONNECT_TIMEOUT * PUBLISH_ATTEMPTS as u32 + Duration::from_secs(10);
+        let outcome = tokio::time::timeout(limit, bus.publish(EVENTS_EXCHANGE, &[message]))
+            .await
+            .expect("gave up within the connect timeouts");
+        assert!(
+            matches!(outcome, Err(BusError::Unavailable(_))),
+            "{outcome:?}"
+        );
+        held.abort();
+    }
 
     #[tokio::test]
     async fn contract() {
