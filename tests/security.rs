@@ -600,6 +600,42 @@ async fn with_certificates_the_services_admit_only_peers_of_their_ca() {
     }
 }
 
+/// `crm` runs every service in one process: their gRPC, on loopback, answers only that
+/// process, so no local program gets around the REST API's credentials.
+#[tokio::test]
+async fn the_standalone_grpc_answers_only_its_own_process() {
+    use crm_proto::v1::{ListCustomersRequest, customer_service_client::CustomerServiceClient};
+
+    let app = TestApp::standalone_with_env(&[("CRM_API_KEYS", ADMIN_KEY_ENTRY.into())]).await;
+    let created = app
+        .create_customer(&json!({ "email": "ada@example.com" }))
+        .await;
+    assert_eq!(
+        created.status(),
+        StatusCode::CREATED,
+        "services reach each other"
+    );
+    let grpc = app
+        .logs()
+        .iter()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|line| line["message"] == "customer-core listening")
+        .and_then(|line| line["grpc"].as_str().map(str::to_owned))
+        .expect("customer-core logs its address");
+    let mut client = CustomerServiceClient::connect(format!("http://{grpc}"))
+        .await
+        .unwrap();
+    for token in [None, Some("a-guess")] {
+        let mut request = tonic::Request::new(ListCustomersRequest::default());
+        if let Some(token) = token {
+            let value = format!("Bearer {token}").parse().unwrap();
+            request.metadata_mut().insert("authorization", value);
+        }
+        let refused = client.list_customers(request).await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::Unauthenticated, "{token:?}");
+    }
+}
+
 #[tokio::test]
 async fn a_retried_create_or_import_with_the_same_idempotency_key_runs_once() {
     for app in [TestApp::standalone().await, TestApp::distributed().await] {

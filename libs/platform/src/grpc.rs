@@ -97,7 +97,11 @@ enum InternalToken {
 }
 
 static INTERNAL_TOKEN: LazyLock<InternalToken> = LazyLock::new(|| {
-    let token = std::env::var("CRM_INTERNAL_TOKEN").unwrap_or_default();
+    let token = std::env::var("CRM_INTERNAL_TOKEN")
+        .ok()
+        .filter(|token| !token.trim().is_empty())
+        .or_else(|| PROCESS_TOKEN.get().cloned())
+        .unwrap_or_default();
     let token = token.trim();
     if token.is_empty() {
         return InternalToken::Unset;
@@ -192,6 +196,21 @@ fn internal_tls() -> Result<Option<&'static InternalTls>> {
         Ok(tls) => Ok(tls.as_ref()),
         Err(reason) => Err(Error::Refused(reason.clone())),
     }
+}
+
+static PROCESS_TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// For a binary that runs the services in one process (`crm`): unless `CRM_INTERNAL_TOKEN`
+/// is set, the services demand a random token made for this process only, so no other
+/// local process can reach their gRPC (and go around the REST API's credentials). Call it
+/// before any service starts; later it changes nothing.
+pub fn keep_grpc_to_this_process() {
+    let token = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let _ = PROCESS_TOKEN.set(token);
 }
 
 /// A service may serve gRPC to unauthenticated callers only on loopback (the standalone

@@ -59,6 +59,7 @@ pub struct Standalone {
 
 impl Standalone {
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        crm_platform::grpc::keep_grpc_to_this_process();
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create the data directory {:?}", config.data_dir))?;
         let database = config.data_dir.join("crm.db");
