@@ -41,7 +41,8 @@ impl PostgresStore {
         let pool = postgres_pool(limits.max_connections)
             .connect_with(in_schema(postgres_options(url, limits.statement_timeout)?))
             .await?;
-        // One recompute runs at a time; it streams on one connection while it writes on another.
+        // One recompute runs at a time: its stream of changes holds one connection, its
+        // other statements take the second.
         let batch_pool = postgres_pool(2)
             .connect_with(in_schema(postgres_options(url, batch_statement_timeout)?))
             .await?;
