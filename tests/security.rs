@@ -454,11 +454,10 @@ async fn without_credentials_only_loopback_is_served() {
     assert!(half.contains("set all three or none"), "{half}");
     // Mutual TLS is enough to expose gRPC.
     let dir = tempfile::tempdir().unwrap();
-    let mut tls = TestCa::new("e2e ca").issue_files(dir.path());
-    tls.push(("CRM_GRPC_ADDR".into(), "0.0.0.0:0".into()));
-    tls.push(("CRM_HTTP_ADDR".into(), "127.0.0.1:0".into()));
-    let tls: Vec<_> = tls.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-    crm_e2e::spawn("crm-event-ingest", &[], &tls, "event-ingest listening").await;
+    let mut env = TestCa::new("e2e ca").issue_files(dir.path());
+    env.push(("CRM_GRPC_ADDR", "0.0.0.0:0".into()));
+    env.push(("CRM_HTTP_ADDR", "127.0.0.1:0".into()));
+    crm_e2e::spawn("crm-event-ingest", &[], &env, "event-ingest listening").await;
     let unusable = refused(
         "crm-event-ingest",
         &[],

@@ -207,9 +207,8 @@ impl TestApp {
     }
 
     /// The services authenticating each other by mutual TLS (`CRM_TLS_*`), not the token.
-    pub async fn distributed_with_mutual_tls(tls: &[(String, String)]) -> Self {
-        let tls: Vec<_> = tls.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-        Self::distributed_with("redis://127.0.0.1:6379", &[], &tls).await
+    pub async fn distributed_with_mutual_tls(tls: &[(&str, String)]) -> Self {
+        Self::distributed_with("redis://127.0.0.1:6379", &[], tls).await
     }
 
     /// `internal_auth`: what every binary gets to call and be called by the others.

@@ -38,7 +38,7 @@ fn server_with_health_over(tls: Option<&InternalTls>) -> Result<(GrpcRouter, Hea
     if let Some(tls) = tls {
         server = server
             .tls_config(tls.server.clone())
-            .map_err(|e| tls_refused(&e))?;
+            .map_err(|e| Error::Refused(unusable(&e)))?;
     }
     let (reporter, health) = tonic_health::server::health_reporter();
     let reflection = tonic_reflection::server::Builder::configure()
@@ -97,19 +97,20 @@ enum InternalToken {
 }
 
 static INTERNAL_TOKEN: LazyLock<InternalToken> = LazyLock::new(|| {
-    let token = std::env::var("CRM_INTERNAL_TOKEN")
-        .ok()
-        .filter(|token| !token.trim().is_empty())
-        .or_else(|| PROCESS_TOKEN.get().cloned())
-        .unwrap_or_default();
-    let token = token.trim();
-    if token.is_empty() {
+    let Some(token) = setting("CRM_INTERNAL_TOKEN").or_else(|| PROCESS_TOKEN.get().cloned()) else {
         return InternalToken::Unset;
-    }
+    };
     format!("Bearer {token}")
         .parse()
         .map_or(InternalToken::Invalid, InternalToken::Set)
 });
+
+/// An environment variable's value, trimmed; `None` when unset or blank.
+fn setting(name: &str) -> Option<String> {
+    let value = std::env::var(name).ok()?;
+    let value = value.trim();
+    (!value.is_empty()).then(|| value.to_owned())
+}
 
 /// Mutual TLS between the services, from the PEM files `CRM_TLS_CERT`, `CRM_TLS_KEY` and
 /// `CRM_TLS_CA`: a service shows its certificate to its callers and to the services it
@@ -127,6 +128,14 @@ impl InternalTls {
         key: impl AsRef<[u8]>,
         ca: impl AsRef<[u8]>,
     ) -> Result<Self> {
+        Self::from_pem_or_reason(certificate, key, ca).map_err(Error::Refused)
+    }
+
+    fn from_pem_or_reason(
+        certificate: impl AsRef<[u8]>,
+        key: impl AsRef<[u8]>,
+        ca: impl AsRef<[u8]>,
+    ) -> std::result::Result<Self, String> {
         let identity = Identity::from_pem(certificate, key);
         let ca = Certificate::from_pem(ca);
         let tls = Self {
@@ -138,64 +147,57 @@ impl InternalTls {
         // Unreadable PEM shows up here, at start, not at the first call.
         Server::builder()
             .tls_config(tls.server.clone())
-            .map_err(|e| tls_refused(&e))?;
+            .map_err(|e| unusable(&e))?;
         Endpoint::from_static("https://localhost")
             .tls_config(tls.client.clone())
-            .map_err(|e| tls_refused(&e))?;
+            .map_err(|e| unusable(&e))?;
         Ok(tls)
     }
 
-    fn from_env() -> Result<Option<Self>> {
-        let var = |name| {
-            std::env::var(name)
-                .ok()
-                .filter(|v: &String| !v.trim().is_empty())
-        };
+    /// `None` when none of the three is set; why not, as the start's refusal.
+    fn from_env() -> std::result::Result<Option<Self>, String> {
         let read = |name: &str, path: &str| {
-            std::fs::read(path).map_err(|e| Error::Refused(format!("{name} ({path}): {e}")))
+            std::fs::read(path).map_err(|e| format!("{name} ({path}): {e}"))
         };
-        match (var("CRM_TLS_CERT"), var("CRM_TLS_KEY"), var("CRM_TLS_CA")) {
+        match (
+            setting("CRM_TLS_CERT"),
+            setting("CRM_TLS_KEY"),
+            setting("CRM_TLS_CA"),
+        ) {
             (None, None, None) => Ok(None),
-            (Some(certificate), Some(key), Some(ca)) => Self::from_pem(
+            (Some(certificate), Some(key), Some(ca)) => Self::from_pem_or_reason(
                 read("CRM_TLS_CERT", &certificate)?,
                 read("CRM_TLS_KEY", &key)?,
                 read("CRM_TLS_CA", &ca)?,
             )
             .map(Some),
-            _ => Err(Error::Refused(
+            _ => Err(
                 "CRM_TLS_CERT, CRM_TLS_KEY and CRM_TLS_CA go together: set all three or none"
                     .into(),
-            )),
+            ),
         }
     }
 }
 
 /// tonic's TLS errors say what went wrong only in their sources.
-fn tls_refused(error: &dyn std::error::Error) -> Error {
+fn unusable(error: &dyn std::error::Error) -> String {
     let mut reason = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
         reason = format!("{reason}: {cause}");
         source = cause.source();
     }
-    Error::Refused(format!(
-        "the TLS certificates (CRM_TLS_*) are unusable: {reason}"
-    ))
+    format!("the TLS certificates (CRM_TLS_*) are unusable: {reason}")
 }
 
 /// This process's mutual-TLS settings, read once; `None` when none are configured.
 fn internal_tls() -> Result<Option<&'static InternalTls>> {
     static INTERNAL_TLS: LazyLock<std::result::Result<Option<InternalTls>, String>> =
-        LazyLock::new(|| {
-            InternalTls::from_env().map_err(|e| match e {
-                Error::Refused(reason) => reason,
-                other => other.to_string(),
-            })
-        });
-    match &*INTERNAL_TLS {
-        Ok(tls) => Ok(tls.as_ref()),
-        Err(reason) => Err(Error::Refused(reason.clone())),
-    }
+        LazyLock::new(InternalTls::from_env);
+    INTERNAL_TLS
+        .as_ref()
+        .map(Option::as_ref)
+        .map_err(|reason| Error::Refused(reason.clone()))
 }
 
 static PROCESS_TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
@@ -315,7 +317,7 @@ fn lazy_channel_over(url: &str, deadline: Duration, tls: Option<&InternalTls>) -
     let endpoint = match tls {
         Some(tls) => endpoint
             .tls_config(tls.client.clone())
-            .map_err(|e| tls_refused(&e))?,
+            .map_err(|e| Error::Refused(unusable(&e)))?,
         None => endpoint,
     };
     Ok(endpoint

@@ -65,6 +65,23 @@ pub fn postgres_server_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
+/// A connection to `url` holding `table` locked (access exclusive) in an open
+/// transaction: statements on the table wait until `rollback` on it, or its drop.
+pub async fn lock_table(url: &str, table: &str) -> sqlx::PgConnection {
+    use sqlx::{AssertSqlSafe, Connection};
+    let mut holder = sqlx::PgConnection::connect(url).await.expect("connect");
+    sqlx::query("begin")
+        .execute(&mut holder)
+        .await
+        .expect("begin");
+    let lock = format!("lock table {table} in access exclusive mode");
+    sqlx::query(AssertSqlSafe(lock))
+        .execute(&mut holder)
+        .await
+        .expect("lock the table");
+    holder
+}
+
 /// Creates an empty database named `crm_test_<uuid>` and returns its URL. `make test`
 /// drops the leftovers of earlier runs before it starts.
 pub async fn fresh_postgres_url() -> String {
@@ -128,7 +145,7 @@ impl TestCa {
 
     /// Writes a new certificate, its key and this CA into `dir`: the `CRM_TLS_*`
     /// variables that make a service use them.
-    pub fn issue_files(&self, dir: &std::path::Path) -> Vec<(String, String)> {
+    pub fn issue_files(&self, dir: &std::path::Path) -> Vec<(&'static str, String)> {
         let (certificate, key) = self.issue();
         [
             ("CRM_TLS_CERT", "service.pem", certificate),
@@ -139,7 +156,7 @@ impl TestCa {
         .map(|(variable, file, pem)| {
             let path = dir.join(file);
             std::fs::write(&path, pem).expect("write a PEM file");
-            (variable.to_owned(), path.display().to_string())
+            (variable, path.display().to_string())
         })
         .collect()
     }

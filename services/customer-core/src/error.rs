@@ -60,6 +60,15 @@ impl Error {
     }
 }
 
+impl From<crm_domain::merge::MergeRefusal> for Error {
+    fn from(refusal: crm_domain::merge::MergeRefusal) -> Self {
+        match refusal {
+            crm_domain::merge::MergeRefusal::Invalid(errors) => Error::Invalid(errors),
+            crm_domain::merge::MergeRefusal::Conflict(reason) => Error::MergeConflict(reason),
+        }
+    }
+}
+
 /// The one place where errors leave the service: internals are logged, never echoed.
 impl From<Error> for tonic::Status {
     fn from(error: Error) -> Self {

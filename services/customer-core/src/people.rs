@@ -8,13 +8,12 @@ use crm_domain::{
     activity, duplicates::Likeness,
 };
 use crm_proto::v1;
-use futures::StreamExt;
 use tracing::instrument;
 
 use crate::{
     Error, Result,
     repo::{Erasure, Merged},
-    service::{CustomerService, WRITE_ATTEMPTS, cache_key},
+    service::{CustomerService, WRITE_ATTEMPTS},
 };
 
 pub const RECENT_ORDERS: u32 = 10;
@@ -189,11 +188,8 @@ impl CustomerService {
             {
                 Ok(merged) => {
                     if !dry_run {
-                        for customer in [&merged.primary, &merged.secondary] {
-                            let key = cache_key(customer.id);
-                            self.cache.invalidate(&key, customer.version).await;
-                        }
-                        self.outbox.notify_one();
+                        self.after_commit([&merged.primary, &merged.secondary])
+                            .await;
                         tracing::info!("customers merged");
                     }
                     return Ok(merged);
@@ -225,14 +221,8 @@ impl CustomerService {
             erased_at: crm_domain::stored_precision(Utc::now()),
         };
         let erased = self.repo.erase(id, &erasure).await?;
-        futures::stream::iter(&erased)
-            .for_each(|customer| async move {
-                let key = cache_key(customer.id);
-                self.cache.invalidate(&key, customer.version).await;
-            })
-            .await;
+        self.after_commit(&erased).await;
         if !erased.is_empty() {
-            self.outbox.notify_one();
             tracing::info!(records = erased.len(), "person erased");
         }
         // The person comes first; nothing when erased before.

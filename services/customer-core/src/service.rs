@@ -60,6 +60,22 @@ pub(crate) fn cache_key(id: CustomerId) -> String {
 }
 
 impl CustomerService {
+    /// After a commit that wrote `customers`: their cached copies go (older versions
+    /// only), and the outbox relay wakes for what the commit announced.
+    pub(crate) async fn after_commit<'a>(&self, customers: impl IntoIterator<Item = &'a Customer>) {
+        let customers: Vec<&Customer> = customers.into_iter().collect();
+        if customers.is_empty() {
+            return;
+        }
+        futures::stream::iter(customers)
+            .for_each_concurrent(32, |customer| async move {
+                let key = cache_key(customer.id);
+                self.cache.invalidate(&key, customer.version).await;
+            })
+            .await;
+        self.outbox.notify_one();
+    }
+
     pub fn new(repo: Arc<dyn CustomerRepository>, cache: Arc<dyn VersionedCache>) -> Self {
         Self {
             repo,
@@ -171,8 +187,7 @@ impl CustomerService {
             }
             match self.repo.update(&next, &announcement).await {
                 Ok(()) => {
-                    self.cache.invalidate(&cache_key(id), next.version).await;
-                    self.outbox.notify_one();
+                    self.after_commit([&next]).await;
                     return Ok(next);
                 }
                 // Another writer won: without a precondition try again on its result;
@@ -222,15 +237,7 @@ impl CustomerService {
             return Err(ValidationErrors::single("changes", message).into());
         }
         let changed = self.repo.set_segments(changes, Utc::now()).await?;
-        futures::stream::iter(&changed)
-            .for_each_concurrent(32, |customer| async move {
-                let key = cache_key(customer.id);
-                self.cache.invalidate(&key, customer.version).await;
-            })
-            .await;
-        if !changed.is_empty() {
-            self.outbox.notify_one();
-        }
+        self.after_commit(&changed).await;
         Ok(changed.len())
     }
 
@@ -255,10 +262,7 @@ impl CustomerService {
             changed: true,
         } = &recorded
         {
-            self.cache
-                .invalidate(&cache_key(customer.id), customer.version)
-                .await;
-            self.outbox.notify_one();
+            self.after_commit([&**customer]).await;
         }
         Ok(recorded)
     }

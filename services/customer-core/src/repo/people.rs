@@ -8,7 +8,7 @@ use crm_domain::{Customer, CustomerEvent, CustomerId, Order, SupportTicket};
 use serde::Serialize;
 use sqlx::types::Json;
 
-use crate::{Error, Result};
+use crate::Result;
 
 #[async_trait]
 pub trait PersonStore: Send + Sync {
@@ -196,13 +196,6 @@ pub fn merged_event(merged: &Merged, now: DateTime<Utc>) -> CustomerEvent {
     event
 }
 
-pub fn merge_refused(refusal: crm_domain::merge::MergeRefusal) -> Error {
-    match refusal {
-        crm_domain::merge::MergeRefusal::Invalid(errors) => Error::Invalid(errors),
-        crm_domain::merge::MergeRefusal::Conflict(reason) => Error::MergeConflict(reason),
-    }
-}
-
 /// Writes `customer` over the row still at `customer.version - 1`; `VersionConflict`
 /// when another writer got there first.
 macro_rules! update_customer {
@@ -285,7 +278,7 @@ macro_rules! impl_person_store {
                     .ok_or($crate::Error::NotFound(primary))?;
                 let second = sql::select_customer!(&mut *tx, secondary)?
                     .ok_or($crate::Error::NotFound(secondary))?;
-                first.check_merge(&second).map_err(p::merge_refused)?;
+                first.check_merge(&second)?;
                 let (primary, secondary) = (primary.as_uuid(), secondary.as_uuid());
                 for statement in [
                     p::DROP_SHARED_ORDERS,
@@ -316,9 +309,7 @@ macro_rules! impl_person_store {
                     first: completed.iter().filter_map(|(_, at)| *at).min(),
                     last: completed.iter().filter_map(|(_, at)| *at).max(),
                 };
-                let (primary, secondary) = first
-                    .merged_with(&second, totals, now)
-                    .map_err(p::merge_refused)?;
+                let (primary, secondary) = first.merged_with(&second, totals, now)?;
                 let merged = $crate::repo::Merged { primary, secondary };
                 if dry_run {
                     tx.rollback().await?;

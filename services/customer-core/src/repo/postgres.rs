@@ -89,7 +89,6 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn a_merge_cut_off_from_its_database_leaves_both_customers_unchanged() {
         use crate::repo::{CustomerRepository, PersonStore};
-        use sqlx::Connection;
         let url = crm_platform::testing::fresh_postgres_url().await;
         let repo = std::sync::Arc::new(
             PostgresRepository::connect(&url, PostgresLimits::default())
@@ -136,12 +135,7 @@ mod tests {
         );
 
         // Product views are held, so the merge stops there with the orders moved.
-        let mut holder = sqlx::PgConnection::connect(&url).await.unwrap();
-        sqlx::query("begin").execute(&mut holder).await.unwrap();
-        sqlx::query("lock table product_views in access exclusive mode")
-            .execute(&mut holder)
-            .await
-            .unwrap();
+        let mut holder = crm_platform::testing::lock_table(&url, "product_views").await;
         let merging = tokio::spawn({
             let repo = repo.clone();
             async move { repo.merge(primary, secondary, false, now).await }
@@ -198,12 +192,7 @@ mod tests {
             statement_timeout: std::time::Duration::from_millis(300),
         };
         let repo = PostgresRepository::connect(&url, limits).await.unwrap();
-        let mut holder = PgConnection::connect(&url).await.unwrap();
-        sqlx::query("begin").execute(&mut holder).await.unwrap();
-        sqlx::query("lock table customers in access exclusive mode")
-            .execute(&mut holder)
-            .await
-            .unwrap();
+        let mut holder = crm_platform::testing::lock_table(&url, "customers").await;
 
         let error = repo
             .get(crm_domain::CustomerId::generate())

@@ -102,12 +102,7 @@ mod tests {
         let store = PostgresStore::connect(&url, limits, Duration::from_secs(30))
             .await
             .unwrap();
-        let mut holder = PgConnection::connect(&url).await.unwrap();
-        sqlx::query("begin").execute(&mut holder).await.unwrap();
-        sqlx::query("lock table segmentation.profiles in access exclusive mode")
-            .execute(&mut holder)
-            .await
-            .unwrap();
+        let mut holder = crm_platform::testing::lock_table(&url, "segmentation.profiles").await;
         let rules = crm_domain::segmentation::SegmentConfig::default();
         let recompute = tokio::spawn({
             let store = store.clone();
