@@ -486,6 +486,101 @@ async fn without_credentials_only_loopback_is_served() {
             .any(|line| line.contains("the API is open")),
         "the standalone says it runs open"
     );
+    // A page of another site reaching loopback through a name of its own (DNS
+    // rebinding) sends that name as the Host: refused, whatever the route.
+    let port = app.base_url.rsplit(':').next().unwrap();
+    for (host, status) in [
+        (
+            format!("evil.example:{port}"),
+            StatusCode::MISDIRECTED_REQUEST,
+        ),
+        (
+            format!("localhost.evil.example:{port}"),
+            StatusCode::MISDIRECTED_REQUEST,
+        ),
+        (format!("localhost:{port}"), StatusCode::OK),
+        (format!("127.0.0.1:{port}"), StatusCode::OK),
+    ] {
+        for path in ["/api/customers", "/openapi.json"] {
+            let response = bare()
+                .get(format!("{}{path}", app.base_url))
+                .header("host", &host)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), status, "{host} {path}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_parameter_gets_the_same_answer_in_every_spelling() {
+    let keys = [
+        key_entry("writer", "writer-key", "customers:write,customers:read"),
+        ADMIN_KEY_ENTRY.to_owned(),
+    ]
+    .join(";");
+    let app = TestApp::standalone_with_env(&[
+        ("CRM_API_KEYS", keys),
+        ("CRM_JWT_HS256_SECRET", HS256_SECRET.into()),
+    ])
+    .await;
+    let id = app.given_customer_id("kept@example.com").await;
+    let customer = format!("{}/api/customers/{id}", app.base_url);
+
+    // Erasure is for admins, however `erase` is spelled.
+    for query in [
+        "erase=true",
+        "erase=%74rue",
+        "erase=tru%65&other=1",
+        "%65rase=true",
+    ] {
+        let delete = bare().delete(format!("{customer}?{query}"));
+        let response = send(delete, Some("writer-key")).await;
+        assert_problem(response, StatusCode::FORBIDDEN).await;
+    }
+    // A parameter given twice is malformed, not read one way by the guard and another
+    // by the handler.
+    let twice = bare().delete(format!("{customer}?erase=false&erase=true"));
+    assert_problem(
+        send(twice, Some("writer-key")).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    let read = send(bare().get(&customer), Some("writer-key")).await;
+    let read: Value = read.json().await.unwrap();
+    assert_eq!(read["email"], "kept@example.com", "nothing was erased");
+    assert_eq!(read["status"], "active", "nothing was deleted");
+
+    // A token may carry scopes of other systems beside ours: ours still count.
+    let hs256 = EncodingKey::from_secret(HS256_SECRET.as_bytes());
+    let token = token(
+        Algorithm::HS256,
+        None,
+        &hs256,
+        claims("openid customers:read profile", 300),
+    );
+    let response = send(bare().get(&customer), Some(&token)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+
+    // A dry run and the merge itself are two requests, even under one Idempotency-Key.
+    let other = app.given_customer_id("other@example.com").await;
+    let merge = |query: &str| {
+        bare()
+            .post(format!("{customer}/merge{query}"))
+            .header("idempotency-key", "merge-1")
+            .json(&json!({ "secondary_id": other }))
+    };
+    let dry = send(merge("?dry_run=true"), Some("writer-key")).await;
+    assert_eq!(dry.status(), StatusCode::OK);
+    let real = send(merge(""), Some("writer-key")).await;
+    assert_problem(real, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let replayed = send(merge("?dry_run=%74rue"), Some("writer-key")).await;
+    assert_eq!(replayed.headers()["idempotent-replayed"], "true");
+
+    let erase = bare().delete(format!("{customer}?erase=%74rue"));
+    let response = send(erase, Some(crm_e2e::ADMIN_KEY)).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
 }
 
 #[tokio::test]

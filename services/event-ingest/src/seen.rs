@@ -11,14 +11,18 @@ use uuid::Uuid;
 /// How long an id is remembered.
 pub const REMEMBER_FOR: Duration = Duration::from_secs(7 * 24 * 3600);
 
+/// Only a confirmed publish makes an id seen: an id is remembered after the broker
+/// confirmed its event, never before, so a request that failed or was cancelled half way
+/// leaves nothing behind and the client's retry is published. (Two requests racing with
+/// one id may both publish it; customer-core applies it once.)
 #[async_trait]
 pub trait SeenEvents: Send + Sync {
-    /// Remembers the ids; for each, whether it is new. An unreachable store says "new"
-    /// (the consumers still deduplicate).
-    async fn reserve(&self, ids: &[Uuid]) -> Vec<bool>;
+    /// For each id, whether its event was published before. An unreachable store says
+    /// "no" (the consumers still deduplicate).
+    async fn seen(&self, ids: &[Uuid]) -> Vec<bool>;
 
-    /// Forgets ids whose publish failed, so that the client's retry is not a duplicate.
-    async fn release(&self, ids: &[Uuid]);
+    /// Remembers ids whose events the broker confirmed.
+    async fn remember(&self, ids: &[Uuid]);
 }
 
 /// In-process, for the standalone binary.
@@ -37,17 +41,13 @@ impl MemorySeen {
 
 #[async_trait]
 impl SeenEvents for MemorySeen {
-    async fn reserve(&self, ids: &[Uuid]) -> Vec<bool> {
-        let mut fresh = Vec::with_capacity(ids.len());
-        for id in ids {
-            fresh.push(self.0.entry(*id).or_insert(()).await.is_fresh());
-        }
-        fresh
+    async fn seen(&self, ids: &[Uuid]) -> Vec<bool> {
+        ids.iter().map(|id| self.0.contains_key(id)).collect()
     }
 
-    async fn release(&self, ids: &[Uuid]) {
+    async fn remember(&self, ids: &[Uuid]) {
         for id in ids {
-            self.0.invalidate(id).await;
+            self.0.insert(*id, ()).await;
         }
     }
 }
@@ -79,26 +79,26 @@ impl RedisSeen {
 
 #[async_trait]
 impl SeenEvents for RedisSeen {
-    async fn reserve(&self, ids: &[Uuid]) -> Vec<bool> {
+    async fn seen(&self, ids: &[Uuid]) -> Vec<bool> {
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.cmd("EXISTS").arg(self.key(id));
+        }
+        match self.run::<Vec<bool>>(pipe).await {
+            Some(answers) => answers,
+            None => vec![false; ids.len()],
+        }
+    }
+
+    async fn remember(&self, ids: &[Uuid]) {
         let mut pipe = redis::pipe();
         for id in ids {
             pipe.cmd("SET")
                 .arg(self.key(id))
                 .arg(1)
-                .arg("NX")
                 .arg("PX")
-                .arg(REMEMBER_FOR.as_millis() as u64);
-        }
-        match self.run::<Vec<Option<String>>>(pipe).await {
-            Some(answers) => answers.into_iter().map(|ok| ok.is_some()).collect(),
-            None => vec![true; ids.len()],
-        }
-    }
-
-    async fn release(&self, ids: &[Uuid]) {
-        let mut pipe = redis::pipe();
-        for id in ids {
-            pipe.cmd("DEL").arg(self.key(id)).ignore();
+                .arg(REMEMBER_FOR.as_millis() as u64)
+                .ignore();
         }
         let _: Option<()> = self.run(pipe).await;
     }
@@ -110,14 +110,10 @@ mod tests {
 
     async fn contract(seen: &dyn SeenEvents) {
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
-        assert_eq!(seen.reserve(&[a]).await, [true]);
-        assert_eq!(seen.reserve(&[a, b]).await, [false, true]);
-        seen.release(&[b]).await;
-        assert_eq!(
-            seen.reserve(&[b]).await,
-            [true],
-            "a released id is new again"
-        );
+        assert_eq!(seen.seen(&[a, b]).await, [false, false]);
+        assert_eq!(seen.seen(&[a]).await, [false], "asking remembers nothing");
+        seen.remember(&[a]).await;
+        assert_eq!(seen.seen(&[a, b]).await, [true, false]);
     }
 
     #[tokio::test]

@@ -77,21 +77,20 @@ impl Ingestor {
             }
         }
         let ids: Vec<Uuid> = valid.iter().map(|e| e.id).collect();
-        let fresh = self.seen.reserve(&ids).await;
-        let (new, repeated): (Vec<_>, Vec<_>) =
-            valid.into_iter().zip(fresh).partition(|(_, fresh)| *fresh);
+        let seen = self.seen.seen(&ids).await;
+        let (repeated, new): (Vec<_>, Vec<_>) =
+            valid.into_iter().zip(seen).partition(|(_, seen)| *seen);
         report.duplicates += repeated.len();
         let events: Vec<CustomerEvent> = new.into_iter().map(|(event, _)| event).collect();
         if events.is_empty() {
             return Ok(report);
         }
         let messages: Vec<Message> = events.iter().map(to_message).collect();
-        if let Err(error) = self.bus.publish(EVENTS_EXCHANGE, &messages).await {
-            let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
-            self.seen.release(&ids).await;
-            return Err(error.into());
-        }
+        self.bus.publish(EVENTS_EXCHANGE, &messages).await?;
+        // Only now are they duplicates of anything: a request cancelled before this
+        // point (a gateway deadline, a client gone) leaves its retry free to publish.
         report.accepted = events.iter().map(|e| e.id).collect();
+        self.seen.remember(&report.accepted).await;
         tracing::info!(
             accepted = report.accepted.len(),
             duplicates = report.duplicates,
@@ -110,7 +109,10 @@ pub fn to_message(event: &CustomerEvent) -> Message {
 
 #[cfg(test)]
 mod tests {
-    use crm_platform::bus::{ConsumerConfig, MemoryBus};
+    use crm_platform::{
+        Shutdown,
+        bus::{BusError, ConsumerConfig, DeadLetter, Handler, MemoryBus},
+    };
     use serde_json::json;
 
     use super::*;
@@ -179,6 +181,73 @@ mod tests {
             (1, 0),
             "the retry is not a duplicate"
         );
+    }
+
+    /// A bus whose publishes never confirm while `stalled` is set.
+    struct Stalling {
+        bus: MemoryBus,
+        stalled: std::sync::atomic::AtomicBool,
+    }
+
+    #[async_trait::async_trait]
+    impl EventBus for Stalling {
+        async fn declare(&self, config: &ConsumerConfig) -> Result<(), BusError> {
+            self.bus.declare(config).await
+        }
+        async fn publish(&self, exchange: &str, messages: &[Message]) -> Result<(), BusError> {
+            if self.stalled.load(std::sync::atomic::Ordering::SeqCst) {
+                std::future::pending::<()>().await;
+            }
+            self.bus.publish(exchange, messages).await
+        }
+        async fn broadcast(&self, exchange: &str, messages: &[Message]) -> Result<(), BusError> {
+            self.bus.broadcast(exchange, messages).await
+        }
+        async fn consume(
+            &self,
+            config: ConsumerConfig,
+            handler: Arc<dyn Handler>,
+            shutdown: Shutdown,
+        ) -> Result<(), BusError> {
+            self.bus.consume(config, handler, shutdown).await
+        }
+        async fn dead_letters(&self, queue: &str, max: usize) -> Result<Vec<DeadLetter>, BusError> {
+            self.bus.dead_letters(queue, max).await
+        }
+        async fn depth(&self, queue: &str) -> Result<u64, BusError> {
+            self.bus.depth(queue).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_cancelled_before_the_confirm_leaves_its_retry_free() {
+        let bus = Arc::new(Stalling {
+            bus: MemoryBus::new(),
+            stalled: true.into(),
+        });
+        bus.declare(&ConsumerConfig::new("all", EVENTS_EXCHANGE, &["#"]))
+            .await
+            .unwrap();
+        let ingestor = Ingestor::new(bus.clone(), Arc::new(MemorySeen::new(100)));
+        let cancelled = tokio::time::timeout(
+            std::time::Duration::from_millis(50),
+            ingestor.ingest(vec![draft(A)]),
+        )
+        .await;
+        assert!(
+            cancelled.is_err(),
+            "the caller gave up waiting for the broker"
+        );
+
+        bus.stalled
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        let retry = ingestor.ingest(vec![draft(A)]).await.unwrap();
+        assert_eq!(
+            (retry.accepted.len(), retry.duplicates),
+            (1, 0),
+            "the retry is published, not called a duplicate"
+        );
+        assert_eq!(bus.depth("all").await.unwrap(), 1);
     }
 
     #[tokio::test]

@@ -10,7 +10,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use axum::http::Method;
+use axum::{
+    extract::Request,
+    http::{HeaderMap, header, uri::Authority},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
 use crm_platform::settings::constant_time_eq;
 use jsonwebtoken::{
     Algorithm, DecodingKey, Validation, decode, decode_header,
@@ -19,7 +24,7 @@ use jsonwebtoken::{
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::settings::Settings;
+use crate::{error::Error, settings::Settings};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scope {
@@ -63,36 +68,6 @@ impl Principal {
     pub fn may(&self, scope: Scope) -> bool {
         self.scopes.contains(&Scope::Admin) || self.scopes.contains(&scope)
     }
-}
-
-/// The scope a request needs; `None` for what is open to anyone.
-pub fn required_scope(method: &Method, uri: &axum::http::Uri) -> Option<Scope> {
-    let path = uri.path();
-    if !path.starts_with("/api/") {
-        return None;
-    }
-    // Personal data leaves or goes only for admins: exports and erasure.
-    let erase = method == Method::DELETE
-        && uri
-            .query()
-            .is_some_and(|q| q.split('&').any(|pair| pair == "erase=true"));
-    let admin = path.starts_with("/api/segments/recompute")
-        || path.starts_with("/api/segments/jobs")
-        || path.starts_with("/api/search/")
-        || (path.starts_with("/api/customers/") && path.ends_with("/export"))
-        || erase;
-    Some(if admin {
-        Scope::Admin
-    } else if path == "/api/events" && method == Method::POST {
-        Scope::EventsWrite
-    } else if method == Method::GET
-        || method == Method::HEAD
-        || (method == Method::POST && path == "/api/customers/search")
-    {
-        Scope::CustomersRead
-    } else {
-        Scope::CustomersWrite
-    })
 }
 
 /// Lower-case hex of `bytes`.
@@ -246,18 +221,22 @@ impl Jwt {
             None => validation.validate_aud = false,
         }
         let claims: Value = decode(token, &key, &validation).ok()?.claims;
-        let scopes = match &claims[&self.scope_claim] {
-            Value::String(text) => parse_scopes(text.split_whitespace()),
-            Value::Array(items) => parse_scopes(items.iter().filter_map(Value::as_str)),
-            _ => Ok(Vec::new()),
-        }
-        // Scopes of other systems may share the claim: only ours count.
-        .unwrap_or_else(|_| Vec::new());
         Some(Principal {
             name: claims["sub"].as_str().unwrap_or("jwt").to_owned(),
-            scopes,
+            scopes: token_scopes(&claims[&self.scope_claim]),
         })
     }
+}
+
+/// The scopes a token's claim grants: a space-separated string or an array. Scopes of
+/// other systems share the claim (`openid profile`): those are passed over, ours kept.
+fn token_scopes(claim: &Value) -> Vec<Scope> {
+    let texts: Vec<&str> = match claim {
+        Value::String(text) => text.split_whitespace().collect(),
+        Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    texts.into_iter().filter_map(Scope::parse).collect()
 }
 
 /// Checks bearer credentials against the configured keys and token issuers.
@@ -370,60 +349,80 @@ impl RateLimiter {
     }
 }
 
-/// What the guard middleware checks with.
+/// Who may call and how often: what every route's authorization checks with
+/// (`crate::policy`).
 pub struct Guard {
     /// `None`: no credentials configured (the standalone binary on loopback).
     pub authenticator: Option<Authenticator>,
     pub limiter: RateLimiter,
 }
 
-fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
-    let value = headers
-        .get(axum::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-/// Authenticates, authorizes and rate-limits every `/api` request.
-pub async fn guard(
-    axum::extract::State(guard): axum::extract::State<std::sync::Arc<Guard>>,
-    mut request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
+impl Guard {
+    /// The caller the request's credentials stand for: 401 for none or a bad one. With no
+    /// credentials configured, everyone is an admin (allowed on loopback only).
+    pub async fn caller(&self, headers: &HeaderMap) -> Result<Principal, Error> {
+        let Some(authenticator) = &self.authenticator else {
+            return Ok(Principal {
+                name: "anonymous".into(),
+                scopes: vec![Scope::Admin],
+            });
+        };
+        let found = match bearer(headers) {
+            Some(token) => authenticator.authenticate(token).await,
+            None => None,
+        };
+        found.ok_or(Error::Unauthenticated)
+    }
 
-    use crate::error::Error;
-
-    let Some(scope) = required_scope(request.method(), request.uri()) else {
-        return next.run(request).await;
-    };
-    let principal = match &guard.authenticator {
-        None => Principal {
-            name: "anonymous".into(),
-            scopes: vec![Scope::Admin],
-        },
-        Some(authenticator) => {
-            let found = match bearer(request.headers()) {
-                Some(token) => authenticator.authenticate(token).await,
-                None => None,
-            };
-            match found {
-                Some(principal) => principal,
-                None => return Error::Unauthenticated.into_response(),
-            }
+    /// 403 unless `principal` holds `scope`; then 429 when it is over its rate.
+    pub async fn admit(&self, principal: &Principal, scope: Scope) -> Result<(), Error> {
+        if !principal.may(scope) {
+            tracing::info!(caller = %principal.name, scope = scope.as_str(), "forbidden");
+            return Err(Error::Forbidden);
         }
-    };
-    if !principal.may(scope) {
-        tracing::info!(caller = %principal.name, scope = scope.as_str(), "forbidden");
-        return Error::Forbidden.into_response();
+        self.limiter
+            .take(&principal.name, Instant::now())
+            .map_err(Error::RateLimited)
     }
-    if let Err(wait) = guard.limiter.take(&principal.name, Instant::now()) {
-        return Error::RateLimited(wait).into_response();
+}
+
+/// Without credentials the API is open to whoever reaches the listener, which is allowed
+/// on loopback only. A web page on another site can still reach loopback through a name
+/// that resolves to 127.0.0.1 (DNS rebinding); its requests carry that name as their
+/// Host, so only loopback names and addresses are served.
+pub async fn loopback_hosts_only(request: Request, next: Next) -> Response {
+    let authority = request
+        .uri()
+        .authority()
+        .map(|a| a.host().to_owned())
+        .or_else(|| {
+            let host = request.headers().get(header::HOST)?.to_str().ok()?;
+            Some(host.parse::<Authority>().ok()?.host().to_owned())
+        });
+    match authority {
+        Some(host) if is_loopback_host(&host) => next.run(request).await,
+        other => {
+            tracing::warn!(host = ?other, "refused a request for another host name");
+            Error::MisdirectedHost.into_response()
+        }
     }
-    request.extensions_mut().insert(principal);
-    next.run(request).await
+}
+
+/// `localhost` (and names below it) or a loopback address, as a Host header spells them.
+fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    if host == "localhost" || host.ends_with(".localhost") {
+        return true;
+    }
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    bare.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]
@@ -431,56 +430,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_route_needs_its_scope_and_health_is_open() {
-        let cases = [
-            (Method::GET, "/api/customers/1", Some(Scope::CustomersRead)),
-            (
-                Method::POST,
-                "/api/customers/search",
-                Some(Scope::CustomersRead),
-            ),
-            (Method::POST, "/api/customers", Some(Scope::CustomersWrite)),
-            (
-                Method::PATCH,
-                "/api/customers/1",
-                Some(Scope::CustomersWrite),
-            ),
-            (
-                Method::DELETE,
-                "/api/customers/1",
-                Some(Scope::CustomersWrite),
-            ),
-            (Method::POST, "/api/imports", Some(Scope::CustomersWrite)),
-            (Method::POST, "/api/events", Some(Scope::EventsWrite)),
-            (
-                Method::GET,
-                "/api/customers/1/events",
-                Some(Scope::CustomersRead),
-            ),
-            (Method::POST, "/api/segments/recompute", Some(Scope::Admin)),
-            (Method::POST, "/api/search/reindex", Some(Scope::Admin)),
-            (Method::GET, "/api/customers/1/export", Some(Scope::Admin)),
-            (
-                Method::GET,
-                "/api/customers/1/360",
-                Some(Scope::CustomersRead),
-            ),
-            (
-                Method::POST,
-                "/api/customers/1/merge",
-                Some(Scope::CustomersWrite),
-            ),
-            (
-                Method::DELETE,
-                "/api/customers/1?erase=true",
-                Some(Scope::Admin),
-            ),
-            (Method::GET, "/healthz", None),
-            (Method::GET, "/openapi.json", None),
-        ];
-        for (method, path, scope) in cases {
-            let uri = path.parse().expect("a URI");
-            assert_eq!(required_scope(&method, &uri), scope, "{method} {path}");
+    fn a_token_keeps_our_scopes_among_other_systems_ones() {
+        assert_eq!(
+            token_scopes(&serde_json::json!("openid customers:read profile")),
+            [Scope::CustomersRead]
+        );
+        assert_eq!(
+            token_scopes(&serde_json::json!(["email", "admin", 7])),
+            [Scope::Admin]
+        );
+        assert!(token_scopes(&serde_json::json!(null)).is_empty());
+    }
+
+    #[test]
+    fn only_loopback_host_names_are_loopback() {
+        for host in [
+            "localhost",
+            "LOCALHOST.",
+            "app.localhost",
+            "127.0.0.1",
+            "127.3.2.1",
+            "[::1]",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "evil.example",
+            "localhost.evil.example",
+            "10.0.0.1",
+            "[::2]",
+            "0.0.0.0",
+            "",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
         }
     }
 

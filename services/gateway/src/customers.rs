@@ -219,6 +219,16 @@ pub struct DeleteParams {
     erase: Option<bool>,
 }
 
+impl DeleteParams {
+    /// Personal data goes only for admins.
+    pub fn scope(&self) -> crate::auth::Scope {
+        match self.erase {
+            Some(true) => crate::auth::Scope::Admin,
+            _ => crate::auth::Scope::CustomersWrite,
+        }
+    }
+}
+
 /// Soft-delete a customer: its status becomes `deleted`; it stays readable by id. With
 /// `erase=true`, erase the person.
 #[utoipa::path(
@@ -240,7 +250,7 @@ pub async fn delete_customer(
     headers: HeaderMap,
 ) -> Result<StatusCode> {
     let id = parse_id(&id)?;
-    // The guard let only admins erase (see `auth::required_scope`).
+    // Only admins get here to erase (see `DeleteParams::scope`).
     let requested_by = principal.map_or_else(|| "anonymous".to_owned(), |p| p.0.name);
     let request = v1::DeleteCustomerRequest {
         id: id.to_string(),

@@ -31,6 +31,9 @@ pub enum Error {
     Unauthenticated,
     #[error("the credential does not allow this request")]
     Forbidden,
+    /// An open (credential-less) API was asked for by a host name that is not loopback.
+    #[error("this server answers only requests for localhost or a loopback address")]
+    MisdirectedHost,
     #[error("too many requests; retry after {} s", retry_after_secs(.0))]
     RateLimited(std::time::Duration),
     #[error("the gateway is at capacity; retry shortly")]
@@ -66,7 +69,7 @@ impl From<tonic::Status> for Error {
 pub struct Problem {
     /// A URI reference naming the problem type, one of `/problems/` + malformed-request,
     /// validation-failed, payload-too-large, unsupported-media-type, not-found,
-    /// method-not-allowed, conflict, precondition-failed, unauthenticated, forbidden,
+    /// method-not-allowed, conflict, precondition-failed, unauthenticated, forbidden, misdirected-request,
     /// rate-limited, overloaded, not-implemented, service-unavailable, internal-error.
     #[serde(rename = "type")]
     #[schema(example = "/problems/validation-failed")]
@@ -100,6 +103,7 @@ impl Error {
             Error::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed"),
             Error::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             Error::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            Error::MisdirectedHost => (StatusCode::MISDIRECTED_REQUEST, "misdirected-request"),
             Error::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate-limited"),
             Error::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
             Error::Service(e) => (

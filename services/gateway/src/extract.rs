@@ -4,7 +4,7 @@
 use axum::{
     body::Bytes,
     extract::{FromRequest, FromRequestParts, Query, Request, rejection::BytesRejection},
-    http::{HeaderMap, StatusCode, header, request::Parts},
+    http::{HeaderMap, StatusCode, Uri, header, request::Parts},
 };
 use serde::de::DeserializeOwned;
 
@@ -45,14 +45,22 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 /// Query parameters; a query that does not parse is a 400.
 pub struct QueryParams<T>(pub T);
 
+impl<T: DeserializeOwned> QueryParams<T> {
+    /// The query of `uri` as `T`: what the handler reads, and what the route's policies
+    /// decide by (`crate::policy`). Percent-encoding is decoded; a repeated parameter
+    /// that `T` holds once is a 400.
+    pub fn from_uri(uri: &Uri) -> Result<Self, Error> {
+        let Query(params) =
+            Query::try_from_uri(uri).map_err(|e| Error::Malformed(e.body_text()))?;
+        Ok(QueryParams(params))
+    }
+}
+
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T> {
     type Rejection = Error;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
-        let Query(params) = Query::from_request_parts(parts, state)
-            .await
-            .map_err(|e| Error::Malformed(e.body_text()))?;
-        Ok(QueryParams(params))
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Error> {
+        Self::from_uri(&parts.uri)
     }
 }
 

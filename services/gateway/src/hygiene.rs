@@ -23,6 +23,15 @@ pub fn current_request_id() -> Option<String> {
     REQUEST_ID.try_with(Clone::clone).ok()
 }
 
+/// `work` as part of the request being answered (its id and log span), for a task that
+/// outlives the request's own.
+pub fn in_this_request<F: std::future::Future>(
+    work: F,
+) -> impl std::future::Future<Output = F::Output> {
+    let id = current_request_id().unwrap_or_default();
+    REQUEST_ID.scope(id, work.instrument(tracing::Span::current()))
+}
+
 /// Puts the id of the REST request being answered on each outgoing gRPC call, so the
 /// services' log lines for it carry the same id; and the internal token.
 #[derive(Debug, Clone, Copy, Default)]

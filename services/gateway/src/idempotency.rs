@@ -14,23 +14,29 @@ use std::{
 use async_trait::async_trait;
 use axum::{
     body::{Body, Bytes},
-    extract::{Request, State},
-    http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode},
+    extract::{FromRequestParts, MatchedPath, RawPathParams, Request, State},
+    http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, request::Parts},
     middleware::Next,
     response::{IntoResponse, Response},
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::{auth::Principal, error::Error, extract::MAX_BODY_BYTES};
+use crate::{auth::Principal, error::Error, extract::MAX_BODY_BYTES, policy::Upload};
 
 pub static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 /// How long an answer is kept for retries.
 pub const KEEP: Duration = Duration::from_secs(24 * 3600);
-/// How long a key stays claimed by a first request that never finished (the gateway
-/// died, the client went away): a little longer than the longest request, an import.
-const RUNNING_AT_MOST: Duration =
-    Duration::from_secs(crate::imports::IMPORT_DEADLINE.as_secs() + 60);
+/// How long a key stays claimed by a first request whose gateway died before it finished:
+/// a little longer than the request may take. (A client that goes away does not leave it
+/// claimed: its request runs to the end and its answer is kept for the retry.)
+fn running_at_most(upload: Upload) -> Duration {
+    let longest = match upload {
+        Upload::Json => crate::SERVICE_DEADLINE,
+        Upload::Spooled => crate::imports::IMPORT_DEADLINE,
+    };
+    longest + Duration::from_secs(20)
+}
 /// Headers of the first answer that a replay repeats.
 const REPLAYED_HEADERS: [&str; 3] = ["location", "etag", "content-type"];
 
@@ -48,6 +54,8 @@ pub enum Entry {
     /// The first request (with this body fingerprint) is running.
     Running {
         fingerprint: String,
+        /// Seconds the claim holds at most.
+        lifetime: u64,
     },
     Done {
         fingerprint: String,
@@ -58,7 +66,7 @@ pub enum Entry {
 impl Entry {
     fn lifetime(&self) -> Duration {
         match self {
-            Entry::Running { .. } => RUNNING_AT_MOST,
+            Entry::Running { lifetime, .. } => Duration::from_secs(*lifetime),
             Entry::Done { .. } => KEEP,
         }
     }
@@ -67,7 +75,7 @@ impl Entry {
 #[async_trait]
 pub trait IdempotencyStore: Send + Sync {
     /// Claims `key` for a first request; `Err` with what the key already holds.
-    async fn claim(&self, key: &str, fingerprint: &str) -> Result<Result<(), Entry>, String>;
+    async fn claim(&self, key: &str, running: &Entry) -> Result<Result<(), Entry>, String>;
     async fn complete(&self, key: &str, entry: &Entry) -> Result<(), String>;
     /// Frees a key whose request failed for a passing reason, so a retry runs.
     async fn release(&self, key: &str) -> Result<(), String>;
@@ -88,7 +96,7 @@ struct MemoryState {
 
 #[async_trait]
 impl IdempotencyStore for MemoryStore {
-    async fn claim(&self, key: &str, fingerprint: &str) -> Result<Result<(), Entry>, String> {
+    async fn claim(&self, key: &str, running: &Entry) -> Result<Result<(), Entry>, String> {
         let mut state = self.state.lock().expect("idempotency entries");
         let now = Instant::now();
         if state.next_sweep.is_none_or(|at| now >= at) {
@@ -100,11 +108,10 @@ impl IdempotencyStore for MemoryStore {
         {
             return Ok(Err(entry.clone()));
         }
-        let running = Entry::Running {
-            fingerprint: fingerprint.to_owned(),
-        };
         let expires = now + running.lifetime();
-        state.entries.insert(key.to_owned(), (running, expires));
+        state
+            .entries
+            .insert(key.to_owned(), (running.clone(), expires));
         Ok(Ok(()))
     }
 
@@ -145,13 +152,10 @@ const UNAVAILABLE: &str = "the idempotency store (Redis) does not answer";
 
 #[async_trait]
 impl IdempotencyStore for RedisStore {
-    async fn claim(&self, key: &str, fingerprint: &str) -> Result<Result<(), Entry>, String> {
+    async fn claim(&self, key: &str, running: &Entry) -> Result<Result<(), Entry>, String> {
         let key = format!("{}{key}", self.prefix);
-        let running = Entry::Running {
-            fingerprint: fingerprint.to_owned(),
-        };
         let lifetime = running.lifetime().as_secs();
-        let running = serde_json::to_string(&running).map_err(|e| e.to_string())?;
+        let running = serde_json::to_string(running).map_err(|e| e.to_string())?;
         let claimed: Option<Option<String>> = self
             .client
             .call(|mut conn| async move {
@@ -205,26 +209,32 @@ impl IdempotencyStore for RedisStore {
     }
 }
 
-/// The requests a key applies to: the creating `POST`s.
-fn applies(method: &Method, path: &str) -> bool {
-    method == Method::POST
-        && (path == "/api/customers"
-            || path == "/api/imports"
-            || (path.starts_with("/api/customers/") && path.ends_with("/merge")))
-}
-
-/// The request line and content type, hashed ahead of the body.
-fn fingerprint_start(method: &Method, path: &str, headers: &HeaderMap) -> Sha256 {
-    let mut hash = Sha256::new();
-    hash.update(method.as_str());
-    hash.update(b" ");
-    hash.update(path);
-    hash.update(b"\n");
-    if let Some(content_type) = headers.get(axum::http::header::CONTENT_TYPE) {
-        hash.update(content_type.as_bytes());
+/// The method, the route, its path parameters, the query as the handler reads it and the
+/// content type, hashed ahead of the body. Each part is length-prefixed, so no two
+/// requests hash alike by moving bytes from one part to the next.
+async fn fingerprint_start(parts: &mut Parts, canonical_query: &[u8]) -> Result<Sha256, Error> {
+    fn part(hash: &mut Sha256, bytes: &[u8]) {
+        hash.update((bytes.len() as u64).to_be_bytes());
+        hash.update(bytes);
     }
-    hash.update(b"\n");
-    hash
+    let mut hash = Sha256::new();
+    let route = parts
+        .extensions
+        .get::<MatchedPath>()
+        .map_or_else(|| parts.uri.path().to_owned(), |m| m.as_str().to_owned());
+    part(&mut hash, parts.method.as_str().as_bytes());
+    part(&mut hash, route.as_bytes());
+    let params = RawPathParams::from_request_parts(parts, &())
+        .await
+        .map_err(|e| Error::Malformed(e.body_text()))?;
+    for (name, value) in &params {
+        part(&mut hash, name.as_bytes());
+        part(&mut hash, value.as_bytes());
+    }
+    part(&mut hash, canonical_query);
+    let content_type = parts.headers.get(axum::http::header::CONTENT_TYPE);
+    part(&mut hash, content_type.map_or(&[][..], |v| v.as_bytes()));
+    Ok(hash)
 }
 
 /// The body read whole and its fingerprint: in memory for the JSON creates, spooled to
@@ -298,59 +308,89 @@ fn kept_headers(headers: &HeaderMap) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The query of a request as the route's handler reads it, in one spelling.
+pub type CanonicalQuery = Arc<dyn Fn(&Uri) -> Result<Vec<u8>, Error> + Send + Sync>;
+
+/// A route's idempotency: where keys are kept, how its body is held and how its query
+/// reads (`crate::policy::Policies::once_per_key`).
+#[derive(Clone)]
+pub struct Once {
+    pub store: Arc<dyn IdempotencyStore>,
+    pub upload: Upload,
+    pub canonical_query: CanonicalQuery,
+}
+
 /// Runs a request with an `Idempotency-Key` once per key.
-pub async fn idempotent(
-    State(store): State<Arc<dyn IdempotencyStore>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+pub async fn idempotent(State(once): State<Once>, request: Request, next: Next) -> Response {
     let Some(raw_key) = request.headers().get(&IDEMPOTENCY_KEY).cloned() else {
         return next.run(request).await;
     };
-    if !applies(&method, &path) {
-        return next.run(request).await;
+    match run_once(once, &raw_key, request, next).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
     }
-    let Some(key) = raw_key
+}
+
+async fn run_once(
+    once: Once,
+    raw_key: &HeaderValue,
+    request: Request,
+    next: Next,
+) -> Result<Response, Error> {
+    let key = raw_key
         .to_str()
         .ok()
         .filter(|k| !k.is_empty() && k.len() <= 255)
-        .map(str::to_owned)
-    else {
-        return Error::Malformed(
-            "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
-        )
-        .into_response();
-    };
+        .ok_or_else(|| {
+            Error::Malformed("Idempotency-Key must be 1 to 255 visible ASCII characters".into())
+        })?;
     let caller = request
         .extensions()
         .get::<Principal>()
         .map_or_else(|| "anonymous".to_owned(), |p| p.name.clone());
-    let (parts, body) = request.into_parts();
-    let start = fingerprint_start(&method, &path, &parts.headers);
-    let (body, fingerprint) = match read_body(body, start, path == "/api/imports").await {
-        Ok(read) => read,
-        Err(error) => return error.into_response(),
-    };
     // The caller's name may hold ':' (a JWT subject): its length keeps keys apart.
     let store_key = format!("{}:{caller}:{key}", caller.len());
-    match store.claim(&store_key, &fingerprint).await {
+    let (mut parts, body) = request.into_parts();
+    let query = (once.canonical_query)(&parts.uri)?;
+    let start = fingerprint_start(&mut parts, &query).await?;
+    let (body, fingerprint) = read_body(body, start, once.upload == Upload::Spooled).await?;
+    let running = Entry::Running {
+        fingerprint: fingerprint.clone(),
+        lifetime: running_at_most(once.upload).as_secs(),
+    };
+    match once.store.claim(&store_key, &running).await {
         Err(reason) => {
             tracing::error!(%reason, "idempotency store failed");
-            return Error::Service(crm_proto::status::ServiceError::new(
+            return Err(Error::Service(crm_proto::status::ServiceError::new(
                 crm_proto::status::ErrorKind::Unavailable,
                 reason,
-            ))
-            .into_response();
+            )));
         }
-        Ok(Err(held)) => return answer_for(held, &fingerprint),
+        Ok(Err(held)) => return Ok(answer_for(held, &fingerprint)),
         Ok(Ok(())) => {}
     }
-    let response = next.run(Request::from_parts(parts, body)).await;
+    // The request runs to its end and its answer is kept even when the client goes away
+    // meanwhile: its retry then gets that answer, not a key held "in progress" (and not a
+    // second run of something that may have happened).
+    let first = crate::hygiene::in_this_request(async move {
+        let response = next.run(Request::from_parts(parts, body)).await;
+        keep(&*once.store, &store_key, fingerprint, response).await
+    });
+    tokio::spawn(first)
+        .await
+        .map_err(|e| Error::internal(format!("an idempotent request failed: {e}")))
+}
+
+/// Keeps the answer for the key, or frees the key for a failure a retry may get past.
+async fn keep(
+    store: &dyn IdempotencyStore,
+    store_key: &str,
+    fingerprint: String,
+    response: Response,
+) -> Response {
     let status = response.status();
-    // A failure that a retry may get past frees the key; anything else is the answer.
     if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-        if let Err(reason) = store.release(&store_key).await {
+        if let Err(reason) = store.release(store_key).await {
             tracing::error!(%reason, "cannot free an idempotency key");
         }
         return response;
@@ -367,7 +407,7 @@ pub async fn idempotent(
             body: body.to_vec(),
         },
     };
-    if let Err(reason) = store.complete(&store_key, &done).await {
+    if let Err(reason) = store.complete(store_key, &done).await {
         tracing::error!(%reason, "cannot keep an idempotent answer");
     }
     Response::from_parts(parts, Body::from(body))
@@ -375,7 +415,9 @@ pub async fn idempotent(
 
 fn answer_for(held: Entry, fingerprint: &str) -> Response {
     let same = match &held {
-        Entry::Running { fingerprint: f } | Entry::Done { fingerprint: f, .. } => f == fingerprint,
+        Entry::Running { fingerprint: f, .. } | Entry::Done { fingerprint: f, .. } => {
+            f == fingerprint
+        }
     };
     if !same {
         return Error::field(
@@ -401,11 +443,15 @@ mod tests {
 
     /// Every store: a first claim wins, the next one sees what the key holds.
     pub async fn contract(store: &dyn IdempotencyStore, key: &str) {
-        assert_eq!(store.claim(key, "fp-1").await.unwrap(), Ok(()));
-        let running = Entry::Running {
-            fingerprint: "fp-1".into(),
+        let running = |fingerprint: &str| Entry::Running {
+            fingerprint: fingerprint.into(),
+            lifetime: 30,
         };
-        assert_eq!(store.claim(key, "fp-1").await.unwrap(), Err(running));
+        assert_eq!(store.claim(key, &running("fp-1")).await.unwrap(), Ok(()));
+        assert_eq!(
+            store.claim(key, &running("fp-1")).await.unwrap(),
+            Err(running("fp-1"))
+        );
         let done = Entry::Done {
             fingerprint: "fp-1".into(),
             answer: Kept {
@@ -415,9 +461,9 @@ mod tests {
             },
         };
         store.complete(key, &done).await.unwrap();
-        assert_eq!(store.claim(key, "fp-2").await.unwrap(), Err(done));
+        assert_eq!(store.claim(key, &running("fp-2")).await.unwrap(), Err(done));
         store.release(key).await.unwrap();
-        assert_eq!(store.claim(key, "fp-2").await.unwrap(), Ok(()));
+        assert_eq!(store.claim(key, &running("fp-2")).await.unwrap(), Ok(()));
     }
 
     #[tokio::test]
@@ -435,12 +481,85 @@ mod tests {
         contract(&RedisStore::new(client, &prefix), "k").await;
     }
 
-    #[test]
-    fn only_creating_posts_take_a_key() {
-        assert!(applies(&Method::POST, "/api/customers"));
-        assert!(applies(&Method::POST, "/api/customers/1/merge"));
-        assert!(applies(&Method::POST, "/api/imports"));
-        assert!(!applies(&Method::POST, "/api/customers/search"));
-        assert!(!applies(&Method::PATCH, "/api/customers/1"));
+    #[derive(Debug, serde::Deserialize, Serialize)]
+    struct DryRun {
+        dry_run: Option<bool>,
+    }
+
+    /// `POST /things/{id}?dry_run=` once per key; the handler counts its runs and takes
+    /// `delay` when asked to.
+    fn app(runs: Arc<std::sync::atomic::AtomicU32>, delay: Duration) -> axum::Router {
+        use std::sync::atomic::Ordering;
+        let once = Once {
+            store: Arc::new(MemoryStore::default()),
+            upload: Upload::Json,
+            canonical_query: Arc::new(crate::policy::canonical_query::<DryRun>),
+        };
+        let handler = move |body: String| async move {
+            tokio::time::sleep(delay).await;
+            let run = runs.fetch_add(1, Ordering::SeqCst) + 1;
+            (StatusCode::CREATED, format!("run {run}: {body}"))
+        };
+        axum::Router::new().route(
+            "/things/{id}",
+            axum::routing::post(handler)
+                .route_layer(axum::middleware::from_fn_with_state(once, idempotent)),
+        )
+    }
+
+    async fn post(app: &axum::Router, uri: &str, key: &str, body: &str) -> (StatusCode, String) {
+        use tower::ServiceExt;
+        let request = Request::post(uri)
+            .header("idempotency-key", key)
+            .body(Body::from(body.to_owned()))
+            .unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn the_query_is_part_of_the_request_in_every_spelling() {
+        let runs = Arc::default();
+        let app = app(Arc::clone(&runs), Duration::ZERO);
+        let dry = post(&app, "/things/1?dry_run=true", "k", "{}").await;
+        assert_eq!(dry, (StatusCode::CREATED, "run 1: {}".into()));
+        // The same query spelled otherwise is the same request: the first answer again.
+        let again = post(&app, "/things/1?dry_run=%74rue&other=x", "k", "{}").await;
+        assert_eq!(again, dry);
+        // Without the dry run it is another request, never the dry run's answer.
+        let (status, _) = post(&app, "/things/1", "k", "{}").await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        let (status, _) = post(&app, "/things/2?dry_run=true", "k", "{}").await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "another path id");
+        let (status, _) = post(&app, "/things/1?dry_run=true&dry_run=false", "k2", "{}").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "a repeated parameter");
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_client_that_went_away_gets_the_answer_on_retry() {
+        let runs = Arc::default();
+        let app = app(Arc::clone(&runs), Duration::from_millis(300));
+        let gone = tokio::time::timeout(
+            Duration::from_millis(20),
+            post(&app, "/things/1", "k", "{}"),
+        )
+        .await;
+        assert!(gone.is_err(), "the client gave up before the answer");
+        // While the first request runs, a retry is told so; then it gets the answer.
+        let mut answer = post(&app, "/things/1", "k", "{}").await;
+        for _ in 0..100 {
+            if answer.0 != StatusCode::CONFLICT {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            answer = post(&app, "/things/1", "k", "{}").await;
+        }
+        assert_eq!(answer, (StatusCode::CREATED, "run 1: {}".into()));
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 }

@@ -11,6 +11,7 @@ pub mod idempotency;
 pub mod imports;
 pub mod openapi;
 pub mod people;
+pub mod policy;
 pub mod search;
 pub mod segments;
 pub mod settings;
@@ -42,7 +43,7 @@ use crate::hygiene::{ForwardRequestId, Upstream};
 const MAX_EXPORT_BYTES: usize = 256 * 1024 * 1024;
 
 /// Every call to a service but an import ends within this.
-const SERVICE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+pub(crate) const SERVICE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What every handler gets: the gRPC clients (cheap to clone).
 #[derive(Clone)]
@@ -63,33 +64,49 @@ pub fn router(
     guard: Arc<auth::Guard>,
     idempotency: Arc<dyn idempotency::IdempotencyStore>,
 ) -> Router {
+    use auth::Scope::{Admin, CustomersRead as Read, CustomersWrite as Write, EventsWrite};
+    use policy::{NoQuery, Upload};
+
+    let open = guard.authenticator.is_none();
+    let p = policy::Policies::new(guard, idempotency);
+    // Each route with what it demands: the scope (decided by the same typed query the
+    // handler reads, where it depends on one) and, for the creating POSTs, one run per
+    // Idempotency-Key.
     let (api, openapi) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
-        .routes(routes!(
-            customers::create_customer,
-            customers::list_customers
+        .routes(p.needs(
+            Write,
+            p.once_per_key::<_, NoQuery>(Upload::Json, routes!(customers::create_customer)),
         ))
-        .routes(routes!(search::search_customers))
-        .routes(routes!(search::start_reindex))
-        .routes(routes!(search::reindex_job))
-        .routes(routes!(
-            customers::get_customer,
-            customers::patch_customer,
-            customers::delete_customer
+        .routes(p.needs(Read, routes!(customers::list_customers)))
+        .routes(p.needs(Read, routes!(search::search_customers)))
+        .routes(p.needs(Admin, routes!(search::start_reindex)))
+        .routes(p.needs(Admin, routes!(search::reindex_job)))
+        .routes(p.needs(Read, routes!(customers::get_customer)))
+        .routes(p.needs(Write, routes!(customers::patch_customer)))
+        .routes(p.needs_for(
+            customers::DeleteParams::scope,
+            routes!(customers::delete_customer),
         ))
-        .routes(routes!(people::customer_360))
-        .routes(routes!(people::duplicates))
-        .routes(routes!(people::merge))
-        .routes(routes!(people::export))
-        .routes(routes!(events::ingest_events))
-        .routes(routes!(events::list_events))
-        .routes(routes!(analytics::daily_sales))
-        .routes(routes!(imports::start_import))
-        .routes(routes!(imports::get_import))
-        .routes(routes!(segments::customer_segment))
-        .routes(routes!(segments::segment_counts))
-        .routes(routes!(segments::start_recompute))
-        .routes(routes!(segments::recompute_job))
-        .routes(routes!(segments::recommendations))
+        .routes(p.needs(Read, routes!(people::customer_360)))
+        .routes(p.needs(Read, routes!(people::duplicates)))
+        .routes(p.needs(
+            Write,
+            p.once_per_key::<_, people::MergeParams>(Upload::Json, routes!(people::merge)),
+        ))
+        .routes(p.needs(Admin, routes!(people::export)))
+        .routes(p.needs(EventsWrite, routes!(events::ingest_events)))
+        .routes(p.needs(Read, routes!(events::list_events)))
+        .routes(p.needs(Read, routes!(analytics::daily_sales)))
+        .routes(p.needs(
+            Write,
+            p.once_per_key::<_, NoQuery>(Upload::Spooled, routes!(imports::start_import)),
+        ))
+        .routes(p.needs(Read, routes!(imports::get_import)))
+        .routes(p.needs(Read, routes!(segments::customer_segment)))
+        .routes(p.needs(Read, routes!(segments::segment_counts)))
+        .routes(p.needs(Admin, routes!(segments::start_recompute)))
+        .routes(p.needs(Admin, routes!(segments::recompute_job)))
+        .routes(p.needs(Read, routes!(segments::recommendations)))
         .with_state(state)
         .split_for_parts();
     let mut openapi = openapi;
@@ -102,13 +119,12 @@ pub fn router(
         .fallback(|| async { error::Error::RouteNotFound })
         .method_not_allowed_fallback(|| async { error::Error::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
-        // Inside the guard: keys are per caller.
-        .layer(axum::middleware::from_fn_with_state(
-            idempotency,
-            idempotency::idempotent,
-        ))
-        .layer(axum::middleware::from_fn_with_state(guard, auth::guard))
         .layer(TraceLayer::new_for_http());
+    let router = if open {
+        router.layer(axum::middleware::from_fn(auth::loopback_hosts_only))
+    } else {
+        router
+    };
     let router = match hygiene::cors(&settings.cors_origins) {
         Some(cors) => router.layer(cors),
         None => router,

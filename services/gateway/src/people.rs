@@ -178,7 +178,7 @@ pub struct MergeRequest {
     pub secondary_id: String,
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Deserialize, serde::Serialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct MergeParams {
     /// Answer with the merged customer as it would be, changing nothing.
