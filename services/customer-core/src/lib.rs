@@ -6,6 +6,7 @@
 
 pub mod consumer;
 mod error;
+pub mod freshness;
 pub mod grpc;
 pub mod import;
 pub mod insights;
@@ -51,7 +52,9 @@ impl Application {
             Some(url) => Arc::new(insights::Segmentation::connected(url)?),
             None => Arc::new(insights::NotConfigured),
         };
+        let freshness = freshness::Freshness::shared(repo.pool().clone(), cache.clone());
         let service = CustomerService::new(Arc::new(repo), cache.clone())
+            .with_freshness(freshness)
             .with_insights(insights, settings.view_deadlines());
         // Redis is optional for correctness: reported by `/readyz`, never blocking it.
         let cache_probe = probe("redis", false, move || {
@@ -100,8 +103,9 @@ impl Application {
             self.service.outbox_signal(),
             shutdown.clone(),
         );
+        let freshness = self.service.freshness().run(shutdown.clone());
         let relaying = async {
-            relay.await;
+            tokio::join!(relay, freshness);
             Ok::<_, Error>(())
         };
         let activity: Arc<dyn Handler> =

@@ -11,13 +11,13 @@ use crm_domain::{
 };
 use crm_platform::cache::VersionedCache;
 use crm_proto::MAX_SEGMENT_CHANGES;
-use futures::StreamExt;
 use tokio::sync::Notify;
 use tracing::instrument;
 use uuid::Uuid;
 
 use crate::{
     Error, Result,
+    freshness::Freshness,
     repo::{Change, CustomerRepository, DailySales, FeedPosition, Recorded, SegmentChange},
 };
 
@@ -34,6 +34,8 @@ const MAX_MERGE_HOPS: usize = 8;
 pub struct CustomerService {
     pub(crate) repo: Arc<dyn CustomerRepository>,
     pub(crate) cache: Arc<dyn VersionedCache>,
+    /// Whether the cache may be read now, and the delivery of invalidations.
+    pub(crate) freshness: Arc<Freshness>,
     /// Wakes the outbox relay after a commit, so events leave without polling delay.
     pub(crate) outbox: Arc<Notify>,
     /// Segments, RFM and recommendations for the 360 view (segmentation's).
@@ -61,29 +63,39 @@ pub(crate) fn cache_key(id: CustomerId) -> String {
 
 impl CustomerService {
     /// After a commit that wrote `customers`: their cached copies go (older versions
-    /// only), and the outbox relay wakes for what the commit announced.
+    /// only; when the cache cannot be told, this waits until no replica reads it), and
+    /// the outbox relay wakes for what the commit announced.
     pub(crate) async fn after_commit<'a>(&self, customers: impl IntoIterator<Item = &'a Customer>) {
-        let customers: Vec<&Customer> = customers.into_iter().collect();
-        if customers.is_empty() {
+        let changed: Vec<(CustomerId, i64)> =
+            customers.into_iter().map(|c| (c.id, c.version)).collect();
+        if changed.is_empty() {
             return;
         }
-        futures::stream::iter(customers)
-            .for_each_concurrent(32, |customer| async move {
-                let key = cache_key(customer.id);
-                self.cache.invalidate(&key, customer.version).await;
-            })
-            .await;
+        self.freshness.invalidate(&changed).await;
         self.outbox.notify_one();
     }
 
+    /// With the cache in this process (always told of every change). A cache shared by
+    /// replicas comes with `with_freshness`.
     pub fn new(repo: Arc<dyn CustomerRepository>, cache: Arc<dyn VersionedCache>) -> Self {
         Self {
             repo,
+            freshness: Freshness::in_process(cache.clone()),
             cache,
             outbox: Arc::new(Notify::new()),
             insights: Arc::new(crate::insights::NotConfigured),
             view_deadlines: crate::people::Deadlines::default(),
         }
+    }
+
+    /// How reads know the shared cache is current (see `crate::freshness`).
+    pub fn with_freshness(mut self, freshness: Arc<Freshness>) -> Self {
+        self.freshness = freshness;
+        self
+    }
+
+    pub fn freshness(&self) -> Arc<Freshness> {
+        self.freshness.clone()
     }
 
     /// Where the 360 view finds RFM scores and recommendations, and how long it waits.
@@ -120,7 +132,11 @@ impl CustomerService {
     #[instrument(skip_all, fields(customer_id = %id))]
     pub async fn get(&self, id: CustomerId) -> Result<Customer> {
         let key = cache_key(id);
-        if let Some(bytes) = self.cache.get(&key).await {
+        let cached = match self.freshness.trusted() {
+            true => self.cache.get(&key).await,
+            false => None,
+        };
+        if let Some(bytes) = cached {
             match serde_json::from_slice::<Customer>(&bytes) {
                 Ok(customer) => return Ok(customer),
                 Err(error) => tracing::warn!(%error, "ignoring unreadable cache entry"),

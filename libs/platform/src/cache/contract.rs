@@ -29,7 +29,7 @@ pub async fn run(cache: &dyn VersionedCache, name: &str) {
 
     // The seed's race: a reader read version 2, a writer commits 3 and invalidates, then
     // the slow reader puts 2 back. The put must be refused.
-    cache.invalidate(&key("a"), 3).await;
+    assert!(cache.invalidate(&key("a"), 3).await, "{name}: confirmed");
     assert_eq!(cache.get(&key("a")).await, None, "{name}: invalidated");
     cache.put(&key("a"), 2, b"stale").await;
     assert_eq!(

@@ -71,7 +71,7 @@ impl VersionedCache for MemoryCache {
             .await;
     }
 
-    async fn invalidate(&self, key: &str, version: i64) {
+    async fn invalidate(&self, key: &str, version: i64) -> bool {
         self.slots
             .entry(key.to_owned())
             .and_compute_with(|current| async move {
@@ -81,6 +81,7 @@ impl VersionedCache for MemoryCache {
                 }
             })
             .await;
+        true
     }
 
     async fn ping(&self) -> Result<(), String> {

@@ -34,7 +34,9 @@ pub trait VersionedCache: Send + Sync {
     async fn put(&self, key: &str, version: i64, value: &[u8]);
 
     /// Drops the value and refuses puts older than `version` (call after commit).
-    async fn invalidate(&self, key: &str, version: i64);
+    /// Whether the cache confirmed it: `false` when it could not be told (unreachable,
+    /// too slow), so the caller knows the old value may still be served.
+    async fn invalidate(&self, key: &str, version: i64) -> bool;
 
     /// Whether the cache answers (for `/readyz`, informational only).
     async fn ping(&self) -> Result<(), String>;

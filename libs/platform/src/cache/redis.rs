@@ -120,10 +120,10 @@ impl VersionedCache for RedisCache {
             .await;
     }
 
-    async fn invalidate(&self, key: &str, version: i64) {
+    async fn invalidate(&self, key: &str, version: i64) -> bool {
         let key = self.key(key);
         let script = &self.invalidate;
-        let _: Option<i64> = self
+        let confirmed: Option<i64> = self
             .client
             .call(|mut conn| async move {
                 script
@@ -134,6 +134,7 @@ impl VersionedCache for RedisCache {
                     .await
             })
             .await;
+        confirmed.is_some()
     }
 
     async fn ping(&self) -> Result<(), String> {
@@ -174,7 +175,7 @@ mod tests {
         for version in 1..=5 {
             cache.put("k", version, b"v").await;
             assert_eq!(cache.get("k").await, None);
-            cache.invalidate("k", version).await;
+            assert!(!cache.invalidate("k", version).await, "not confirmed");
         }
         assert_eq!(cache.outages(), 1);
     }
