@@ -274,10 +274,22 @@ macro_rules! impl_person_store {
             ) -> $crate::Result<$crate::repo::Merged> {
                 use $crate::repo::{people as p, sql};
                 let mut tx = self.pool.begin_with(Self::BEGIN_READ_THEN_WRITE).await?;
-                let first = sql::select_customer!(&mut *tx, primary)?
-                    .ok_or($crate::Error::NotFound(primary))?;
-                let second = sql::select_customer!(&mut *tx, secondary)?
-                    .ok_or($crate::Error::NotFound(secondary))?;
+                // Both rows locked until commit (in id order, so two merges of the same
+                // pair cannot deadlock): no event of either interleaves with the merge.
+                let (low, high) = if primary.as_uuid() < secondary.as_uuid() {
+                    (primary, secondary)
+                } else {
+                    (secondary, primary)
+                };
+                let low_row = sql::select_customer!(&mut *tx, low, Self::SELECT_FOR_WRITE)?;
+                let high_row = sql::select_customer!(&mut *tx, high, Self::SELECT_FOR_WRITE)?;
+                let (first, second) = if low == primary {
+                    (low_row, high_row)
+                } else {
+                    (high_row, low_row)
+                };
+                let first = first.ok_or($crate::Error::NotFound(primary))?;
+                let second = second.ok_or($crate::Error::NotFound(secondary))?;
                 first.check_merge(&second)?;
                 let (primary, secondary) = (primary.as_uuid(), secondary.as_uuid());
                 for statement in [
@@ -335,8 +347,10 @@ macro_rules! impl_person_store {
             ) -> $crate::Result<Vec<crm_domain::Customer>> {
                 use $crate::repo::{people as p, sql};
                 let mut tx = self.pool.begin_with(Self::BEGIN_READ_THEN_WRITE).await?;
-                let person =
-                    sql::select_customer!(&mut *tx, id)?.ok_or($crate::Error::NotFound(id))?;
+                // Locked until commit: an event of the person waits, then finds them
+                // erased, instead of keeping free text the erasure did not see.
+                let person = sql::select_customer!(&mut *tx, id, Self::SELECT_FOR_WRITE)?
+                    .ok_or($crate::Error::NotFound(id))?;
                 if person.is_erased() {
                     return Ok(Vec::new());
                 }

@@ -36,6 +36,8 @@ impl PostgresRepository {
 impl PostgresRepository {
     /// A transaction that reads rows and then writes them: row locks do the rest.
     const BEGIN_READ_THEN_WRITE: &str = "begin";
+    /// Writes that must not interleave (events, merges, erasures) lock the customer row.
+    const SELECT_FOR_WRITE: &str = super::sql::SELECT_BY_ID_FOR_UPDATE;
     /// Rows another relay holds are skipped, not waited for: replicas share the work.
     const CLAIM_OUTBOX: &str = "select seq, exchange, id, routing_key, payload from outbox order by seq \
          limit $1 for update skip locked";
@@ -234,5 +236,193 @@ mod tests {
             bus.published.lock().unwrap()[0].1.routing_key,
             "customer.created"
         );
+    }
+
+    /// Waits until a statement like `like` waits for a lock (seen from another
+    /// connection: in a transaction the activity view is a snapshot).
+    async fn until_waiting(repo: &PostgresRepository, like: &str) {
+        for _ in 0..500 {
+            if lock_waits(repo, like).await > 0 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("nothing waits on a lock like {like}");
+    }
+
+    async fn lock_waits(repo: &PostgresRepository, like: &str) -> i64 {
+        let waiting = "select count(*) from pg_stat_activity where datname = current_database() \
+             and wait_event_type = 'Lock' and query like $1";
+        sqlx::query_scalar(waiting)
+            .bind(like)
+            .fetch_one(repo.pool())
+            .await
+            .unwrap()
+    }
+
+    /// Until `task` waits for a customer row (or, without the row lock, is done).
+    async fn until_waiting_for_the_row<T>(
+        repo: &PostgresRepository,
+        task: &tokio::task::JoinHandle<T>,
+    ) {
+        for _ in 0..500 {
+            if task.is_finished() || lock_waits(repo, "%for update%").await > 0 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn fresh_repo() -> (String, std::sync::Arc<PostgresRepository>) {
+        let url = crm_platform::testing::fresh_postgres_url().await;
+        let repo = PostgresRepository::connect(&url, PostgresLimits::default())
+            .await
+            .unwrap();
+        (url, std::sync::Arc::new(repo))
+    }
+
+    async fn customer_with_activity(
+        repo: &PostgresRepository,
+        email: &str,
+    ) -> crm_domain::CustomerId {
+        use crate::repo::CustomerRepository;
+        let draft = crm_domain::CustomerDraft {
+            email: email.into(),
+            ..Default::default()
+        };
+        let now = chrono::Utc::now();
+        let customer =
+            crm_domain::Customer::create(crm_domain::CustomerId::generate(), draft, now).unwrap();
+        repo.insert(&customer).await.unwrap();
+        repo.record_event(&review(customer.id, "first", now), now)
+            .await
+            .unwrap();
+        customer.id
+    }
+
+    /// A review written a day before it arrives: it changes no customer field, so it
+    /// writes no new version of the customer.
+    fn review(
+        customer_id: crm_domain::CustomerId,
+        text: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> crm_domain::CustomerEvent {
+        crm_domain::CustomerEvent {
+            id: uuid::Uuid::now_v7(),
+            customer_id,
+            event_type: crm_domain::CustomerEventType::ReviewSubmitted,
+            data: serde_json::json!({"product_id": "p-1", "rating": 5, "text": text}),
+            source: "test".into(),
+            timestamp: now - chrono::Duration::days(1),
+        }
+    }
+
+    /// An event that arrives while the person is being erased waits for the erasure and
+    /// is refused; its free text is nowhere.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_event_during_an_erasure_finds_the_person_erased() {
+        use crate::repo::{CustomerRepository, Erasure, PersonStore, Recorded};
+        let (url, repo) = fresh_repo().await;
+        let id = customer_with_activity(&repo, "erased@example.com").await;
+        // Ticket subjects are held: the erasure stops there, its events already wiped.
+        let mut holder = crm_platform::testing::lock_table(&url, "support_tickets").await;
+        let erasing = tokio::spawn({
+            let repo = repo.clone();
+            let erasure = Erasure {
+                erased_by: "test".into(),
+                request_id: None,
+                erased_at: chrono::Utc::now(),
+            };
+            async move { repo.erase(id, &erasure).await }
+        });
+        until_waiting(&repo, "%support_tickets%").await;
+        let now = chrono::Utc::now();
+        let recording = tokio::spawn({
+            let repo = repo.clone();
+            async move {
+                repo.record_event(&review(id, "secret words", now), now)
+                    .await
+            }
+        });
+        until_waiting_for_the_row(&repo, &recording).await;
+        sqlx::query("rollback").execute(&mut holder).await.unwrap();
+
+        erasing.await.unwrap().unwrap();
+        let recorded = recording.await.unwrap().unwrap();
+        assert!(matches!(recorded, Recorded::Erased), "{recorded:?}");
+        let export = repo.export(id).await.unwrap().unwrap();
+        let exported = serde_json::to_string(&export).unwrap();
+        assert!(!exported.contains("secret words"), "{exported}");
+    }
+
+    /// An event of the merged-away customer that arrives during the merge follows it to
+    /// the customer who stays.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_event_during_a_merge_follows_the_merged_customer() {
+        use crate::repo::{CustomerRepository, PersonStore, Recorded};
+        let (url, repo) = fresh_repo().await;
+        let primary = customer_with_activity(&repo, "stays@example.com").await;
+        let secondary = customer_with_activity(&repo, "goes@example.com").await;
+        // The outbox is held: the merge stops there, its events already moved.
+        let mut holder = crm_platform::testing::lock_table(&url, "outbox").await;
+        let now = chrono::Utc::now();
+        let merging = tokio::spawn({
+            let repo = repo.clone();
+            async move { repo.merge(primary, secondary, false, now).await }
+        });
+        until_waiting(&repo, "%outbox%").await;
+        let recording = tokio::spawn({
+            let repo = repo.clone();
+            async move {
+                repo.record_event(&review(secondary, "late", now), now)
+                    .await
+            }
+        });
+        until_waiting_for_the_row(&repo, &recording).await;
+        sqlx::query("rollback").execute(&mut holder).await.unwrap();
+
+        merging.await.unwrap().unwrap();
+        let recorded = recording.await.unwrap().unwrap();
+        assert!(
+            matches!(recorded, Recorded::MergedInto(into) if into == primary),
+            "{recorded:?}"
+        );
+        let left = repo.list_events(secondary, None, None, 10).await.unwrap();
+        assert!(
+            left.is_empty(),
+            "nothing stays on the merged-away record: {left:?}"
+        );
+    }
+
+    /// Many events of one customer at once all apply (none loses its version race for
+    /// good and ends in a dead-letter queue).
+    #[tokio::test(flavor = "multi_thread")]
+    async fn concurrent_events_of_one_customer_all_apply() {
+        use crate::repo::{CustomerRepository, Recorded};
+        let (_, repo) = fresh_repo().await;
+        let id = customer_with_activity(&repo, "hot@example.com").await;
+        let orders = (0..40).map(|n| {
+            let repo = repo.clone();
+            tokio::spawn(async move {
+                let now = chrono::Utc::now();
+                let event = crm_domain::CustomerEvent {
+                    id: uuid::Uuid::now_v7(),
+                    customer_id: id,
+                    event_type: crm_domain::CustomerEventType::OrderCompleted,
+                    data: serde_json::json!({
+                        "order_id": format!("o-{n}"), "total": 1.0, "currency": "EUR", "items": []
+                    }),
+                    source: "test".into(),
+                    timestamp: now,
+                };
+                repo.record_event(&event, now).await
+            })
+        });
+        for order in futures::future::join_all(orders).await {
+            let recorded = order.unwrap().unwrap();
+            assert!(matches!(recorded, Recorded::Applied { .. }), "{recorded:?}");
+        }
+        let customer = repo.get(id).await.unwrap().unwrap();
+        assert_eq!(customer.metrics.total_orders, 40);
     }
 }

@@ -36,6 +36,13 @@ pub const UPDATE: &str = "update customers set email = $2, phone = $3, first_nam
      email_key = $24, first_name_key = $25, last_name_key = $26 where id = $1 and version = $27";
 
 pub const SELECT_BY_ID: &str = concat!("select ", columns!(), " from customers where id = $1");
+/// The same, locking the row until commit: what writes that must not interleave read
+/// (see each adapter's `SELECT_FOR_WRITE`).
+pub const SELECT_BY_ID_FOR_UPDATE: &str = concat!(
+    "select ",
+    columns!(),
+    " from customers where id = $1 for update"
+);
 
 pub const SELECT_PAGE: &str = concat!(
     "select ",
@@ -206,13 +213,15 @@ impl TryFrom<EventRow> for CustomerEvent {
 /// The customer with id `$id`, if any, read through `$executor` (the pool or a
 /// transaction): `Result<Option<Customer>>`.
 macro_rules! select_customer {
-    ($executor:expr, $id:expr) => {{
+    ($executor:expr, $id:expr) => {
+        $crate::repo::sql::select_customer!($executor, $id, $crate::repo::sql::SELECT_BY_ID)
+    };
+    ($executor:expr, $id:expr, $statement:expr) => {{
         let id: crm_domain::CustomerId = $id;
-        let row: Option<$crate::repo::sql::CustomerRow> =
-            sqlx::query_as($crate::repo::sql::SELECT_BY_ID)
-                .bind(id.as_uuid())
-                .fetch_optional($executor)
-                .await?;
+        let row: Option<$crate::repo::sql::CustomerRow> = sqlx::query_as($statement)
+            .bind(id.as_uuid())
+            .fetch_optional($executor)
+            .await?;
         row.map(crm_domain::Customer::try_from).transpose()
     }};
 }
@@ -552,11 +561,17 @@ macro_rules! impl_customer_repository {
                 now: chrono::DateTime<chrono::Utc>,
             ) -> $crate::Result<$crate::repo::Recorded> {
                 use $crate::repo::{Recorded, sql};
-                // Optimistic: a concurrent write to the customer rolls back and retries.
+                // The customer's row is locked until commit, so events of one customer
+                // apply one after the other, and an erasure or a merge never interleaves
+                // with one (even an event that leaves the row unchanged). A write that does
+                // not lock (an update through the API) still loses its version race and
+                // retries, as may this loop.
                 for _ in 0..5 {
                     let mut tx = self.pool.begin_with(Self::BEGIN_READ_THEN_WRITE).await?;
                     let customer_id = event.customer_id.as_uuid();
-                    let Some(current) = sql::select_customer!(&mut *tx, event.customer_id)? else {
+                    let locked =
+                        sql::select_customer!(&mut *tx, event.customer_id, Self::SELECT_FOR_WRITE)?;
+                    let Some(current) = locked else {
                         return Ok(Recorded::UnknownCustomer);
                     };
                     if let Some(primary) = current.merged_into {

@@ -45,6 +45,8 @@ impl SqliteRepository {
     /// reading the same rows, or failing with "database is locked" when its read
     /// snapshot cannot become a write.
     const BEGIN_READ_THEN_WRITE: &str = "begin immediate";
+    /// The write lock taken at `begin immediate` already keeps writes apart.
+    const SELECT_FOR_WRITE: &str = super::sql::SELECT_BY_ID;
     const CLAIM_OUTBOX: &str =
         "select seq, exchange, id, routing_key, payload from outbox order by seq limit $1";
 }
