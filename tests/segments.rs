@@ -196,3 +196,32 @@ async fn bad_requests_are_problems(app: TestApp) {
         assert_eq!(invalid_fields(&problem), ["limit"]);
     }
 }
+
+/// A customer customer-core knows is never "not found" at segmentation's routes, even
+/// before segmentation has seen it (here it never does: its broker is unreachable).
+#[tokio::test]
+async fn a_customer_segmentation_has_not_seen_yet_is_answered_from_what_is_known() {
+    let unreachable = "amqp://guest:guest@127.0.0.1:1/%2f".to_owned();
+    let app =
+        TestApp::distributed_with_env(&[("crm-segmentation", "CRM_AMQP_URL", unreachable)]).await;
+    let id = app.given_customer_id("brand-new@example.com").await;
+
+    let (status, segment) = json_of(&app, &format!("/api/customers/{id}/segment")).await;
+    assert_eq!(status, StatusCode::OK, "{segment}");
+    assert_eq!(segment["segment"], "new");
+    assert_eq!(
+        segment["version"], 0,
+        "segmentation has seen no version yet"
+    );
+    assert_eq!(segment["rfm"], Value::Null);
+    let (status, recommended) =
+        json_of(&app, &format!("/api/customers/{id}/recommendations")).await;
+    assert_eq!(status, StatusCode::OK, "{recommended}");
+    assert!(recommended["items"].is_array());
+
+    let unknown = "01a20df5-a41c-776f-9af3-8d4642c2bb6b";
+    for path in ["segment", "recommendations"] {
+        let response = app.get(&format!("/api/customers/{unknown}/{path}")).await;
+        assert_problem(response, StatusCode::NOT_FOUND).await;
+    }
+}

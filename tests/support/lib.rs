@@ -163,6 +163,19 @@ pub async fn spawn(
     )
 }
 
+/// `env` with the variables `extra` names for `binary` set or replaced.
+fn with_extra<'a>(
+    binary: &str,
+    mut env: Vec<(&'a str, String)>,
+    extra: &'a [(&str, &str, String)],
+) -> Vec<(&'a str, String)> {
+    for (_, name, value) in extra.iter().filter(|(b, _, _)| *b == binary) {
+        env.retain(|(n, _)| n != name);
+        env.push((name, value.clone()));
+    }
+    env
+}
+
 impl TestApp {
     pub async fn standalone() -> Self {
         Self::standalone_with_env(&[]).await
@@ -203,6 +216,16 @@ impl TestApp {
 
     /// The services with more environment for customer-core (deadlines).
     pub async fn distributed_with_core_env(env: &[(&str, String)]) -> Self {
+        let env: Vec<_> = env
+            .iter()
+            .map(|(k, v)| ("crm-customer-core", *k, v.clone()))
+            .collect();
+        Self::distributed_with("redis://127.0.0.1:6379", &env, &internal_token()).await
+    }
+
+    /// The services, each binary named in `env` (`("crm-segmentation", "CRM_AMQP_URL",
+    /// ...)`) with that variable set or replaced.
+    pub async fn distributed_with_env(env: &[(&str, &str, String)]) -> Self {
         Self::distributed_with("redis://127.0.0.1:6379", env, &internal_token()).await
     }
 
@@ -211,10 +234,11 @@ impl TestApp {
         Self::distributed_with("redis://127.0.0.1:6379", &[], tls).await
     }
 
-    /// `internal_auth`: what every binary gets to call and be called by the others.
+    /// `internal_auth`: what every binary gets to call and be called by the others;
+    /// `extra`: variables of one binary each, set last.
     async fn distributed_with(
         redis_url: &str,
-        core_extra: &[(&str, String)],
+        extra: &[(&str, &str, String)],
         internal_auth: &[(&str, String)],
     ) -> Self {
         let database_url = crm_platform::testing::fresh_postgres_url().await;
@@ -242,16 +266,20 @@ impl TestApp {
             "CRM_SEGMENTATION_URL",
             format!("http://{segmentation_grpc}"),
         ));
-        core_env.extend(core_extra.iter().cloned());
         let (core, core_fields) = spawn(
             "crm-customer-core",
             &[],
-            &core_env,
+            &with_extra("crm-customer-core", core_env, extra),
             "customer-core listening",
         )
         .await;
-        let (ingest, ingest_fields) =
-            spawn("crm-event-ingest", &[], &shared, "event-ingest listening").await;
+        let (ingest, ingest_fields) = spawn(
+            "crm-event-ingest",
+            &[],
+            &with_extra("crm-event-ingest", shared.clone(), extra),
+            "event-ingest listening",
+        )
+        .await;
         let core_url = format!("http://{}", core_fields["grpc"]);
         let mut segmentation_env = shared.to_vec();
         segmentation_env.push(("CRM_CUSTOMER_CORE_URL", core_url.clone()));
@@ -260,7 +288,7 @@ impl TestApp {
         let (segmentation, segmentation_fields) = spawn(
             "crm-segmentation",
             &[],
-            &segmentation_env,
+            &with_extra("crm-segmentation", segmentation_env, extra),
             "segmentation listening",
         )
         .await;
@@ -274,7 +302,7 @@ impl TestApp {
         let (search, search_fields) = spawn(
             "crm-search-indexer",
             &[],
-            &search_env,
+            &with_extra("crm-search-indexer", search_env, extra),
             "search-indexer listening",
         )
         .await;
@@ -301,6 +329,7 @@ impl TestApp {
             ),
         ];
         gateway_env.extend(internal_auth.iter().cloned());
+        let gateway_env = with_extra("crm-gateway", gateway_env, extra);
         let (gateway, fields) = spawn("crm-gateway", &[], &gateway_env, "gateway listening").await;
         let processes = vec![core, ingest, segmentation, search, gateway];
         let mut app = Self::new(&fields["http"], processes);

@@ -52,7 +52,8 @@ pub struct CustomerSegmentView {
     pub customer_id: String,
     pub segment: Option<Segment>,
     /// The customer version segmentation has seen last: compare with the customer's
-    /// `version` to know whether it is up to date.
+    /// `version` to know whether it is up to date (0: none yet; the segment is then
+    /// customer-core's).
     pub version: i64,
     /// Absent until a recompute has computed the RFM bounds of the base.
     pub rfm: Option<RfmView>,
@@ -140,7 +141,7 @@ pub struct RecommendationParams {
     responses(
         (status = 200, description = "Segment and RFM", body = CustomerSegmentView),
         (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Unknown to segmentation (yet)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown or deleted customer", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn customer_segment(
@@ -151,12 +152,27 @@ pub async fn customer_segment(
     let request = v1::GetCustomerSegmentRequest {
         customer_id: id.to_string(),
     };
-    let found = state
+    let found = match state
         .segmentation
         .clone()
         .get_customer_segment(request)
-        .await?
-        .into_inner();
+        .await
+    {
+        Ok(found) => found.into_inner(),
+        // Segmentation has not seen the customer's first snapshot yet: what customer-core
+        // knows is the answer (its segment; no RFM, and version 0: nothing seen yet).
+        Err(status) if status.code() == tonic::Code::NotFound => {
+            let customer = known_customer(&state, id).await?;
+            return Ok(Json(CustomerSegmentView {
+                customer_id: customer.id.to_string(),
+                segment: Some(customer.segment),
+                version: 0,
+                rfm: None,
+                computed_at: None,
+            }));
+        }
+        Err(status) => return Err(status.into()),
+    };
     Ok(Json(CustomerSegmentView {
         customer_id: found.customer_id,
         segment: segment_from_proto(found.segment),
@@ -235,7 +251,7 @@ pub async fn recompute_job(
     responses(
         (status = 200, description = "Best first", body = RecommendationsView),
         (status = 400, description = "Malformed id or query", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Unknown to segmentation (yet)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown or deleted customer", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "limit out of range", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -249,12 +265,39 @@ pub async fn recommendations(
         customer_id: id.to_string(),
         limit: nonzero_limit(params.limit, "must be 1 to 10", "limit out of range")?,
     };
-    let found = state
-        .segmentation
-        .clone()
-        .get_recommendations(request)
-        .await?
-        .into_inner();
+    // Segmentation recommends best sellers to a customer it has not seen yet; whether
+    // the customer exists is customer-core's to say.
+    let mut segmentation = state.segmentation.clone();
+    let (_, found) = tokio::try_join!(known_customer(&state, id), async {
+        Ok(segmentation
+            .get_recommendations(request)
+            .await?
+            .into_inner())
+    },)?;
     let items = found.products.into_iter().map(Into::into).collect();
     Ok(Json(RecommendationsView { items }))
+}
+
+/// The customer as customer-core has it: 404 when unknown or deleted.
+async fn known_customer(
+    state: &AppState,
+    id: crm_domain::CustomerId,
+) -> Result<crm_domain::Customer> {
+    let request = v1::GetCustomerRequest { id: id.to_string() };
+    let customer = state
+        .customers
+        .clone()
+        .get_customer(request)
+        .await?
+        .into_inner();
+    let customer = crate::customers::decode(customer, "customer-core")?;
+    if customer.is_deleted() {
+        return Err(crate::error::Error::Service(
+            crm_proto::status::ServiceError::new(
+                crm_proto::status::ErrorKind::NotFound,
+                format!("customer {id} is deleted"),
+            ),
+        ));
+    }
+    Ok(customer)
 }

@@ -65,17 +65,49 @@ impl Snapshots {
         }
     }
 
+    /// The stored RFM bounds; on a fresh deployment, the first customer with orders has
+    /// them computed at once (from what is stored, this customer included) and everyone
+    /// scored, rather than nobody until the scheduled recompute.
+    async fn bounds_for(
+        &self,
+        profile: &Profile,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<Option<crm_domain::rfm::RfmBounds>, Error> {
+        if let Some(bounds) = self.store.bounds().await? {
+            return Ok(Some(bounds));
+        }
+        if profile.total_orders == 0 {
+            return Ok(None);
+        }
+        self.store.upsert_profile(profile).await?;
+        let bounds = self.store.compute_bounds(now).await?;
+        if let Some(bounds) = &bounds {
+            let scored = self.store.score_all(bounds, now).await?;
+            tracing::info!(scored, "first RFM bounds computed");
+        }
+        Ok(bounds)
+    }
+
     async fn apply(&self, customer: &Customer) -> Result<(), Error> {
         let now = Utc::now();
         let mut profile = Profile::of(customer);
         if !profile.deleted
-            && let Some(bounds) = self.store.bounds().await?
+            && let Some(bounds) = self.bounds_for(&profile, now).await?
         {
             profile.rfm = Some(profile.score(&bounds, now));
         }
-        // An older snapshot than the stored one (redelivery, reordering) decides nothing.
-        if !self.store.upsert_profile(&profile).await? || profile.deleted {
+        if profile.deleted {
+            self.store.upsert_profile(&profile).await?;
             return Ok(());
+        }
+        // An older snapshot than the stored one (reordering) decides nothing: the newer
+        // one decides. The same one again (a redelivery, after customer-core was away
+        // when it was first decided) decides again, or its decision would be lost.
+        if !self.store.upsert_profile(&profile).await? {
+            let stored = self.store.profile(profile.customer_id).await?;
+            if stored.is_none_or(|stored| stored.version != profile.version) {
+                return Ok(());
+            }
         }
         let decided = Decided::for_profile(&profile, &self.rules, now);
         if decided.segment == profile.segment {
@@ -167,5 +199,91 @@ impl Handler for Activity {
             Ok(()) => Outcome::Ack,
             Err(error) => retry(error),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use crm_domain::{CustomerDraft, CustomerId};
+
+    use super::*;
+    use crate::{Result, store::SqliteStore};
+
+    /// customer-core away for the first call, then storing what it gets.
+    #[derive(Default)]
+    struct AwayOnce(Mutex<(bool, Vec<Decided>)>);
+
+    #[async_trait]
+    impl SegmentWriter for AwayOnce {
+        async fn store(&self, decisions: Vec<Decided>) -> Result<u64> {
+            let mut state = self.0.lock().unwrap();
+            if !state.0 {
+                state.0 = true;
+                return Err(tonic::Status::unavailable("customer-core is away").into());
+            }
+            let n = decisions.len() as u64;
+            state.1.extend(decisions);
+            Ok(n)
+        }
+    }
+
+    /// A customer of many orders, at version 3.
+    fn big_spender() -> Customer {
+        let now = Utc::now();
+        let draft = CustomerDraft {
+            email: "big@example.com".into(),
+            ..CustomerDraft::default()
+        };
+        let mut customer = Customer::create(CustomerId::generate(), draft, now).unwrap();
+        customer.metrics.total_orders = 20;
+        customer.metrics.total_spent = 20_000.0;
+        customer.metrics.lifetime_value = 20_000.0;
+        customer.metrics.last_order_date = Some(now);
+        customer.version = 3;
+        customer
+    }
+
+    #[tokio::test]
+    async fn the_first_customer_with_orders_is_scored_without_waiting_for_a_recompute() {
+        let store = Arc::new(SqliteStore::in_memory().await.unwrap());
+        let writer = Arc::new(AwayOnce::default());
+        let snapshots = Snapshots::new(store.clone(), writer, SegmentConfig::default());
+        assert!(
+            store.bounds().await.unwrap().is_none(),
+            "a fresh deployment"
+        );
+        let customer = big_spender();
+        let _ = snapshots.apply(&customer).await;
+        assert!(store.bounds().await.unwrap().is_some());
+        let profile = store.profile(customer.id).await.unwrap().unwrap();
+        assert!(profile.rfm.is_some(), "{profile:?}");
+    }
+
+    #[tokio::test]
+    async fn a_decision_customer_core_missed_is_made_again_on_redelivery() {
+        let store = Arc::new(SqliteStore::in_memory().await.unwrap());
+        let writer = Arc::new(AwayOnce::default());
+        let snapshots = Snapshots::new(store.clone(), writer.clone(), SegmentConfig::default());
+        let customer = big_spender();
+
+        assert!(
+            snapshots.apply(&customer).await.is_err(),
+            "customer-core was away"
+        );
+        snapshots.apply(&customer).await.unwrap();
+        let stored = writer.0.lock().unwrap().1.clone();
+        assert_eq!(stored.len(), 1, "the redelivery stores the decision");
+        assert_ne!(stored[0].segment, customer.segment);
+        assert_eq!(stored[0].based_on_version, customer.version);
+
+        // An older snapshot than the one stored decides nothing.
+        let older = Customer {
+            version: 2,
+            ..customer.clone()
+        };
+        snapshots.apply(&older).await.unwrap();
+        assert_eq!(writer.0.lock().unwrap().1.len(), 1);
     }
 }

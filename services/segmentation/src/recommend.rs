@@ -40,11 +40,13 @@ pub async fn recommend(
             return Err(ValidationErrors::single("limit", message).into());
         }
     };
-    let profile = store
-        .profile(customer)
-        .await?
-        .filter(|p| !p.deleted)
-        .ok_or(Error::NotFound(customer))?;
+    // A customer whose first snapshot is still on its way has no profile yet: it gets
+    // the best sellers (the gateway asks customer-core whether it exists at all).
+    let profile = store.profile(customer).await?;
+    if profile.as_ref().is_some_and(|p| p.deleted) {
+        return Err(Error::NotFound(customer));
+    }
+    let categories: Vec<String> = profile.map(|p| p.categories).unwrap_or_default();
     let bought: HashSet<String> = store.purchased(customer).await?.into_iter().collect();
     let mut picked = rank(
         &store.bought_together(customer).await?,
@@ -55,7 +57,7 @@ pub async fn recommend(
     picked.truncate(limit as usize);
     // Enough best sellers to fill the list even when the customer bought many of them.
     let wanted = limit + bought.len().min(100) as u32;
-    let categories = profile.categories.iter().map(|c| Some(c.as_str()));
+    let categories = categories.iter().map(|c| Some(c.as_str()));
     for category in categories.chain([None]) {
         if picked.len() >= limit as usize {
             break;
