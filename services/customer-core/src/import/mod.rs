@@ -9,10 +9,15 @@ use chrono::{DateTime, Utc};
 use crm_domain::{CustomerDraft, CustomerPatch, Email, PreferencesPatch, ValidationErrors};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::io::{AsyncRead, BufReader};
 use uuid::Uuid;
 
 use crate::{Error, Result, service::CustomerService};
+
+mod bounded;
+
+pub use bounded::MAX_ROW_BYTES;
+use bounded::{Line, RowLimit, next_line};
 
 /// Errors kept per job; the count of failed rows goes on.
 pub const MAX_ERRORS: usize = 100;
@@ -306,6 +311,7 @@ impl CustomerService {
         input: impl AsyncRead + Unpin + Send,
         job: &mut ImportJob,
     ) -> Result<(), Stop> {
+        let (input, row_start) = RowLimit::new(input);
         let mut reader = csv_async::AsyncReaderBuilder::new()
             .trim(csv_async::Trim::All)
             .create_reader(input);
@@ -328,11 +334,19 @@ impl CustomerService {
             return Err(Stop::Input("line 1: the email column is required".into()));
         }
         let mut records = reader.records();
+        let mut last_line = 1;
         while let Some(record) = records.next().await {
+            row_start.mark();
             let (line, draft) = match record {
                 Ok(record) => {
                     let line = record.position().map_or(0, |p| p.line());
+                    last_line = line;
                     (line, csv_draft(&record, &columns))
+                }
+                // The input cannot be read on (too long a row, a broken upload).
+                Err(error) if matches!(error.kind(), csv_async::ErrorKind::Io(_)) => {
+                    let line = last_line + 1;
+                    return Err(Stop::Input(format!("line {line}: {error}")));
                 }
                 Err(error) => {
                     let line = error.position().map_or(0, |p| p.line());
@@ -357,12 +371,18 @@ impl CustomerService {
         input: impl AsyncRead + Unpin + Send,
         job: &mut ImportJob,
     ) -> Result<(), Stop> {
-        let mut lines = BufReader::new(input).lines();
+        let mut input = BufReader::new(input);
         let mut line = 0;
         loop {
-            let text = match lines.next_line().await {
-                Ok(Some(text)) => text,
-                Ok(None) => return Ok(()),
+            let text = match next_line(&mut input).await {
+                Ok(Line::Text(text)) => text,
+                Ok(Line::End) => return Ok(()),
+                Ok(Line::TooLong) => {
+                    line += 1;
+                    let message = format!("longer than {} KiB", MAX_ROW_BYTES / 1024);
+                    self.import_row(job, line, Err(message)).await?;
+                    continue;
+                }
                 Err(error) => return Err(Stop::Input(format!("line {}: {error}", line + 1))),
             };
             line += 1;
@@ -476,5 +496,46 @@ mod tests {
         let lines: Vec<u64> = job.errors.iter().map(|e| e.line).collect();
         assert_eq!(lines, [3, 4]);
         assert!(job.errors[0].message.contains("unknown field `segment`"));
+    }
+
+    #[tokio::test]
+    async fn an_overlong_ndjson_line_is_refused_alone() {
+        let service = service().await;
+        let long = format!(
+            "{{\"email\": \"x@example.com\", \"first_name\": \"{}\"}}",
+            "a".repeat(200_000)
+        );
+        let ndjson =
+            format!("{{\"email\": \"a@example.com\"}}\n{long}\n{{\"email\": \"b@example.com\"}}\n");
+        let job = service
+            .import(ImportFormat::Ndjson, ndjson.as_bytes())
+            .await
+            .unwrap();
+        assert_eq!(job.status, ImportStatus::Completed);
+        assert_eq!((job.created, job.failed), (2, 1));
+        assert_eq!(job.errors[0].line, 2);
+        assert!(
+            job.errors[0].message.contains("longer than 64 KiB"),
+            "{:?}",
+            job.errors
+        );
+    }
+
+    #[tokio::test]
+    async fn a_csv_quote_that_never_closes_stops_the_import_at_its_row() {
+        let service = service().await;
+        let csv = format!(
+            "email,first_name\na@example.com,Ada\nb@example.com,\"Bo{}\n",
+            "b,\n".repeat(100_000)
+        );
+        let job = service
+            .import(ImportFormat::Csv, csv.as_bytes())
+            .await
+            .unwrap();
+        assert_eq!(job.status, ImportStatus::Failed);
+        assert_eq!(job.created, 1, "the rows before are imported");
+        let reason = job.reason.unwrap();
+        assert!(reason.starts_with("line 3:"), "{reason}");
+        assert!(reason.contains("longer than 64 KiB"), "{reason}");
     }
 }
