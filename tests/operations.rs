@@ -228,6 +228,79 @@ async fn the_import_command_uploads_a_file_and_prints_the_outcome() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot open"));
 }
 
+/// Runs `crm import` with `args`: (succeeded, stdout, stderr).
+async fn crm_import(args: &[&str]) -> (bool, String, String) {
+    let output = tokio::process::Command::new(crm_e2e::binary("crm"))
+        .arg("import")
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn crm_import_sends_an_api_key_over_https_and_imports_a_file_once() {
+    let writer = format!(
+        "writer:{}:customers:write",
+        crm_gateway::auth::hash_key("writer-key")
+    );
+    let keys = [writer, crm_e2e::ADMIN_KEY_ENTRY.to_owned()].join(";");
+    let app = TestApp::standalone_with_env(&[("CRM_API_KEYS", keys)]).await;
+    let ca = crm_platform::testing::TestCa::new("import ca");
+    let (certificate, key) = ca.issue();
+    let plain: std::net::SocketAddr = app.base_url.trim_start_matches("http://").parse().unwrap();
+    let https = crm_e2e::faults::TlsTerminator::start(plain, &certificate, &key).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (file, ca_file) = (dir.path().join("people.csv"), dir.path().join("ca.pem"));
+    std::fs::write(&file, "email\nonce@example.com\n").unwrap();
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let (file, ca_file, url) = (
+        file.to_str().unwrap(),
+        ca_file.to_str().unwrap(),
+        https.url(),
+    );
+
+    let (ok, _, stderr) = crm_import(&[file, "--url", &url, "--ca-cert", ca_file]).await;
+    assert!(!ok && stderr.contains("401"), "without a key: {stderr}");
+    let unknown_ca = [
+        file,
+        "--url",
+        &url,
+        "--api-key",
+        "writer-key",
+        "--attempts",
+        "1",
+    ];
+    let (ok, _, stderr) = crm_import(&unknown_ca).await;
+    assert!(!ok, "a certificate of an unknown CA is refused: {stderr}");
+
+    let once = [
+        file,
+        "--url",
+        &url,
+        "--ca-cert",
+        ca_file,
+        "--api-key",
+        "writer-key",
+    ];
+    let keyed = [&once[..], &["--idempotency-key", "upload-1"]].concat();
+    let (ok, first, stderr) = crm_import(&keyed).await;
+    assert!(ok, "{first}{stderr}");
+    assert!(first.contains("1 created"), "{first}");
+    // The same upload sent again (a retry after a broken connection, say) is the same
+    // import: nothing is imported twice.
+    let (ok, again, stderr) = crm_import(&keyed).await;
+    assert!(ok, "{again}{stderr}");
+    assert_eq!(again, first, "the first import's answer again");
+    let listed: Value = app.list_customers("").await.json().await.unwrap();
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+}
+
 #[tokio::test]
 async fn events_accepted_just_before_the_standalone_process_is_killed_are_applied_after_restart() {
     let dir = tempfile::tempdir().unwrap();

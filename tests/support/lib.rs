@@ -15,6 +15,8 @@ use std::{
     time::Duration,
 };
 
+pub mod faults;
+
 use reqwest::{Client, Response};
 use serde_json::Value;
 use tokio::{
