@@ -18,14 +18,18 @@ use crate::{
     writer::{Decided, SegmentWriter},
 };
 
-/// A running job that has not reported progress for this long belongs to a process
-/// that died; the next start marks it failed.
-const STALE_AFTER_MINUTES: i64 = 10;
+/// A running job whose heartbeat is older than this belongs to a process that died; the
+/// next start (on any replica) marks it failed and runs.
+const STALE_AFTER: Duration = Duration::from_secs(10 * 60);
+/// How often a running job says it is alive, whatever its statements take.
+const HEARTBEAT: Duration = Duration::from_secs(30);
 
 pub struct Batch {
     store: Arc<dyn SegmentStore>,
     writer: Arc<dyn SegmentWriter>,
     rules: SegmentConfig,
+    stale_after: Duration,
+    heartbeat: Duration,
 }
 
 impl Batch {
@@ -38,7 +42,16 @@ impl Batch {
             store,
             writer,
             rules,
+            stale_after: STALE_AFTER,
+            heartbeat: HEARTBEAT,
         }
+    }
+
+    /// Other lease timings (tests).
+    pub fn with_lease(mut self, stale_after: Duration, heartbeat: Duration) -> Self {
+        self.stale_after = stale_after;
+        self.heartbeat = heartbeat;
+        self
     }
 
     /// Registers a job and runs it in the background; the job as registered, or
@@ -47,7 +60,10 @@ impl Batch {
         let now = crm_domain::stored_precision(Utc::now());
         let job = self
             .store
-            .start_job(now, chrono::Duration::minutes(STALE_AFTER_MINUTES))
+            .start_job(
+                now,
+                chrono::Duration::from_std(self.stale_after).expect("a short window"),
+            )
             .await?;
         let batch = self.clone();
         let started = job.clone();
@@ -58,7 +74,13 @@ impl Batch {
     /// Runs a registered job to its end, recording how it ended.
     pub async fn run(&self, mut job: RecomputeJob, now: DateTime<Utc>) -> RecomputeJob {
         tracing::info!(job_id = %job.id, "segment recompute started");
-        let outcome = self.recompute(&mut job, now).await;
+        // The heartbeat goes on while a statement runs for minutes (scoring millions),
+        // so another replica never takes a job over that is alive.
+        let id = job.id;
+        let outcome = tokio::select! {
+            outcome = self.recompute(&mut job, now) => outcome,
+            never = self.beat(id) => match never {},
+        };
         job.phase = "done".into();
         job.finished_at = Some(crm_domain::stored_precision(Utc::now()));
         match outcome {
@@ -105,6 +127,15 @@ impl Batch {
         // Every customer has been looked at (pages shrink when snapshots arrive meanwhile).
         job.processed = job.total;
         Ok(())
+    }
+
+    async fn beat(&self, job: uuid::Uuid) -> std::convert::Infallible {
+        loop {
+            tokio::time::sleep(self.heartbeat).await;
+            if let Err(error) = self.store.heartbeat(job, Utc::now()).await {
+                tracing::warn!(job_id = %job, %error, "cannot record the recompute's heartbeat");
+            }
+        }
     }
 
     async fn progress(&self, job: &mut RecomputeJob, phase: &str) -> Result<()> {
@@ -251,5 +282,66 @@ mod tests {
 
         assert_eq!(decision.customer_id, drifted.customer_id);
         assert_eq!(decision.segment, Segment::Churned);
+    }
+
+    /// A writer that holds the batch until told to go on, as a statement over millions
+    /// of customers would.
+    struct HeldWriter(tokio::sync::Semaphore);
+
+    #[async_trait::async_trait]
+    impl SegmentWriter for HeldWriter {
+        async fn store(&self, decisions: Vec<Decided>) -> Result<u64> {
+            let _go = self.0.acquire().await.expect("open");
+            Ok(decisions.len() as u64)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_long_batch_keeps_its_lease_and_a_second_start_is_refused() {
+        let store = Arc::new(SqliteStore::in_memory().await.unwrap());
+        let drifted = Profile {
+            customer_id: CustomerId::generate(),
+            version: 1,
+            deleted: false,
+            segment: Segment::Regular,
+            created_at: Utc::now() - Days::days(400),
+            total_orders: 1,
+            total_spent: 50.0,
+            lifetime_value: 50.0,
+            last_order_at: Some(Utc::now() - Days::days(200)),
+            categories: vec![],
+            rfm: None,
+        };
+        store.upsert_profile(&drifted).await.unwrap();
+        let writer = Arc::new(HeldWriter(tokio::sync::Semaphore::new(0)));
+        let replica = |writer: Arc<HeldWriter>| {
+            let batch = Batch::new(store.clone(), writer, SegmentConfig::default())
+                .with_lease(Duration::from_millis(300), Duration::from_millis(50));
+            Arc::new(batch)
+        };
+        let (one, two) = (replica(writer.clone()), replica(writer.clone()));
+        let first = one.start().await.unwrap();
+        // Well past the stale window, the first batch still holds the lease.
+        for _ in 0..4 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            match two.start().await {
+                Err(Error::AlreadyRunning(Some(id))) => assert_eq!(id, first.id),
+                other => panic!("a second batch ran beside the first: {other:?}"),
+            }
+        }
+        writer.0.add_permits(1_000);
+        let finished = async {
+            loop {
+                let job = store.job(first.id).await.unwrap().unwrap();
+                if job.status != JobStatus::Running {
+                    return job;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        let job = tokio::time::timeout(Duration::from_secs(10), finished)
+            .await
+            .unwrap();
+        assert_eq!(job.status, JobStatus::Completed, "{:?}", job.error);
     }
 }

@@ -218,6 +218,8 @@ pub trait SegmentStore: Send + Sync {
     ) -> Result<RecomputeJob>;
     /// Saves progress (and the heartbeat).
     async fn save_job(&self, job: &RecomputeJob, now: DateTime<Utc>) -> Result<()>;
+    /// Says a running job is alive at `now` (its lease against `start_job`'s stale window).
+    async fn heartbeat(&self, id: Uuid, now: DateTime<Utc>) -> Result<()>;
     async fn job(&self, id: Uuid) -> Result<Option<RecomputeJob>>;
 
     /// Records a completed order's items once per event id.

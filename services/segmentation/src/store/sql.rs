@@ -207,6 +207,9 @@ pub const FAIL_STALE_JOBS: &str = "update recompute_jobs set status = 'failed', 
      error = 'abandoned: its process stopped', phase = 'done', finished_at_us = heartbeat_us \
      where status = 'running' and heartbeat_us < $1";
 
+pub const JOB_HEARTBEAT: &str =
+    "update recompute_jobs set heartbeat_us = $2 where id = $1 and status = 'running'";
+
 pub const INSERT_JOB: &str = "insert into recompute_jobs (id, status, phase, total, processed, \
      changed, error, started_at_us, heartbeat_us, finished_at_us) values ($1, $2, $3, $4, $5, \
      $6, $7, $8, $9, $10)";
@@ -619,6 +622,20 @@ macro_rules! impl_segment_store {
             ) -> $crate::Result<()> {
                 use $crate::store::sql;
                 sql::bind_job!(sqlx::query(sql::UPDATE_JOB), job, now)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn heartbeat(
+                &self,
+                id: uuid::Uuid,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::Result<()> {
+                use $crate::store::sql;
+                sqlx::query(sql::JOB_HEARTBEAT)
+                    .bind(id)
+                    .bind(sql::micros(now))
                     .execute(&self.pool)
                     .await?;
                 Ok(())
