@@ -5,8 +5,7 @@
 //! document stay open.
 
 use std::{
-    collections::HashMap,
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -24,7 +23,7 @@ use jsonwebtoken::{
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::{error::Error, settings::Settings};
+use crate::{error::Error, rate_limit::RateLimit, settings::Settings};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scope {
@@ -305,56 +304,12 @@ impl Authenticator {
     }
 }
 
-/// Per-caller token buckets: `per_second` sustained, `burst` at once.
-pub struct RateLimiter {
-    per_second: f64,
-    burst: f64,
-    buckets: Mutex<HashMap<String, (f64, Instant)>>,
-}
-
-/// Callers remembered at most; the fullest buckets are forgotten first.
-const MAX_BUCKETS: usize = 10_000;
-
-impl RateLimiter {
-    pub fn new(per_second: f64, burst: u32) -> Self {
-        Self {
-            per_second: per_second.max(0.001),
-            burst: f64::from(burst.max(1)),
-            buckets: Mutex::default(),
-        }
-    }
-
-    /// Takes a token for `caller`, or says how long until one is there.
-    pub fn take(&self, caller: &str, now: Instant) -> Result<(), Duration> {
-        let mut buckets = self.buckets.lock().expect("rate buckets");
-        if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(caller) {
-            // A full bucket is the same as no bucket.
-            let (per_second, burst) = (self.per_second, self.burst);
-            buckets.retain(|_, (tokens, at)| {
-                *tokens + at.elapsed().as_secs_f64() * per_second < burst
-            });
-        }
-        let (tokens, at) = buckets
-            .entry(caller.to_owned())
-            .or_insert((self.burst, now));
-        *tokens =
-            (*tokens + now.duration_since(*at).as_secs_f64() * self.per_second).min(self.burst);
-        *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64((1.0 - *tokens) / self.per_second))
-        }
-    }
-}
-
 /// Who may call and how often: what every route's authorization checks with
 /// (`crate::policy`).
 pub struct Guard {
     /// `None`: no credentials configured (the standalone binary on loopback).
     pub authenticator: Option<Authenticator>,
-    pub limiter: RateLimiter,
+    pub limiter: Arc<dyn RateLimit>,
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -387,7 +342,8 @@ impl Guard {
             return Err(Error::Forbidden);
         }
         self.limiter
-            .take(&principal.name, Instant::now())
+            .take(&principal.name)
+            .await
             .map_err(Error::RateLimited)
     }
 }
@@ -496,25 +452,5 @@ mod tests {
                 .contains("root")
         );
         assert!(parse_keys("just-a-key").is_err());
-    }
-
-    #[test]
-    fn a_bucket_allows_its_burst_then_one_per_interval() {
-        let limiter = RateLimiter::new(2.0, 3);
-        let start = Instant::now();
-        for _ in 0..3 {
-            assert!(limiter.take("web", start).is_ok());
-        }
-        let wait = limiter.take("web", start).unwrap_err();
-        assert_eq!(wait, Duration::from_millis(500));
-        assert!(
-            limiter.take("other", start).is_ok(),
-            "each caller has its own bucket"
-        );
-        assert!(
-            limiter
-                .take("web", start + Duration::from_millis(500))
-                .is_ok()
-        );
     }
 }

@@ -12,6 +12,7 @@ pub mod imports;
 pub mod openapi;
 pub mod people;
 pub mod policy;
+pub mod rate_limit;
 pub mod search;
 pub mod segments;
 pub mod settings;
@@ -258,20 +259,36 @@ impl Application {
                 settings.http_addr
             );
         }
+        // With Redis, replicas share Idempotency-Key answers and each caller's rate.
+        let (per_second, burst) = (settings.rate_limit_per_second, settings.rate_limit_burst);
+        let (limiter, idempotency): (
+            Arc<dyn rate_limit::RateLimit>,
+            Arc<dyn idempotency::IdempotencyStore>,
+        ) = match &settings.redis_url {
+            Some(url) => {
+                let redis = || {
+                    crm_platform::redis::RedisClient::new(url, std::time::Duration::from_secs(1))
+                };
+                let prefix = &settings.redis_key_prefix;
+                (
+                    Arc::new(rate_limit::RedisLimiter::new(
+                        redis()?,
+                        prefix,
+                        per_second,
+                        burst,
+                    )),
+                    Arc::new(idempotency::RedisStore::new(redis()?, prefix)),
+                )
+            }
+            None => (
+                Arc::new(rate_limit::MemoryLimiter::new(per_second, burst)),
+                Arc::new(idempotency::MemoryStore::default()),
+            ),
+        };
         let guard = Arc::new(auth::Guard {
             authenticator,
-            limiter: auth::RateLimiter::new(
-                settings.rate_limit_per_second,
-                settings.rate_limit_burst,
-            ),
+            limiter,
         });
-        let idempotency: Arc<dyn idempotency::IdempotencyStore> = match &settings.redis_url {
-            Some(url) => Arc::new(idempotency::RedisStore::new(
-                crm_platform::redis::RedisClient::new(url, std::time::Duration::from_secs(1))?,
-                &settings.redis_key_prefix,
-            )),
-            None => Arc::new(idempotency::MemoryStore::default()),
-        };
         let listener = crm_platform::grpc::bind(settings.http_addr).await?;
         Ok(Self {
             listener,
