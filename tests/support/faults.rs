@@ -167,7 +167,15 @@ async fn accept(
         let upstream = {
             let upstreams = upstreams.lock().unwrap();
             next += 1;
-            upstreams[next % upstreams.len()]
+            match upstreams.len() {
+                0 => None,
+                n => Some(upstreams[next % n]),
+            }
+        };
+        // Nothing to pass to yet: as a Service without ready endpoints.
+        let Some(upstream) = upstream else {
+            drop(client);
+            continue;
         };
         connections.fetch_add(1, Ordering::SeqCst);
         let (state, mut cut) = (state.clone(), cuts.subscribe());

@@ -15,6 +15,7 @@ use std::{
     time::Duration,
 };
 
+pub mod cluster;
 pub mod faults;
 
 use reqwest::{Client, Response};
@@ -36,7 +37,7 @@ pub const ADMIN_KEY_ENTRY: &str =
 /// What the distributed services demand of each other's gRPC calls.
 pub const INTERNAL_TOKEN: &str = "e2e-internal-token";
 
-fn internal_token() -> [(&'static str, String); 1] {
+pub(crate) fn internal_token() -> [(&'static str, String); 1] {
     [("CRM_INTERNAL_TOKEN", INTERNAL_TOKEN.to_owned())]
 }
 
@@ -44,8 +45,16 @@ fn internal_token() -> [(&'static str, String); 1] {
 pub struct TestApp {
     pub base_url: String,
     client: Client,
-    processes: Vec<Process>,
+    processes: cluster::Processes,
     _data_dir: Option<tempfile::TempDir>,
+    /// The search indexers' index directories (distributed mode).
+    search_dirs: Vec<tempfile::TempDir>,
+    /// The distributed mode's database (not through any proxy).
+    pub database_url: Option<String>,
+    /// The proxies in front of PostgreSQL, Redis and RabbitMQ, when asked for.
+    pub proxies: Option<cluster::Proxies>,
+    /// The proxies in front of each service's replicas (distributed mode).
+    pub fronts: Option<cluster::Fronts>,
     /// The distributed mode's own RabbitMQ vhost.
     pub vhost: Option<crm_platform::testing::TestVhost>,
     /// Where customer-core's Prometheus metrics are (its `/readyz` is beside them).
@@ -58,8 +67,14 @@ pub struct TestApp {
 
 /// A started binary; killed when dropped.
 pub struct Process {
-    _child: Child,
+    pub name: String,
+    /// `None` once killed or terminated.
+    child: Option<Child>,
     logs: Arc<Mutex<Vec<String>>>,
+    /// What it was started with, to start it again.
+    env: Vec<(String, String)>,
+    /// The fields of its "listening" line: its addresses.
+    pub fields: HashMap<String, String>,
 }
 
 impl Process {
@@ -94,6 +109,17 @@ pub async fn spawn(
     env: &[(&str, String)],
     ready_message: &str,
 ) -> (Process, HashMap<String, String>) {
+    spawn_logging_to(name, args, env, ready_message, Arc::default()).await
+}
+
+/// `spawn`, its log lines added to `logs` (a restarted process keeps the lines of before).
+pub(crate) async fn spawn_logging_to(
+    name: &str,
+    args: &[&str],
+    env: &[(&str, String)],
+    ready_message: &str,
+    logs: Arc<Mutex<Vec<String>>>,
+) -> (Process, HashMap<String, String>) {
     let mut command = Command::new(binary(name));
     command
         .args(args)
@@ -110,7 +136,6 @@ pub async fn spawn(
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
     let mut lines = BufReader::new(child.stderr.take().expect("piped stderr")).lines();
-    let logs = Arc::new(Mutex::new(Vec::new()));
     let verbose = std::env::var_os("TEST_LOG").is_some();
 
     let wait_for_listening = async {
@@ -123,7 +148,7 @@ pub async fn spawn(
                 continue;
             };
             if event["message"] == ready_message {
-                let fields = event
+                let fields: HashMap<String, String> = event
                     .as_object()
                     .into_iter()
                     .flatten()
@@ -148,34 +173,26 @@ pub async fn spawn(
     // Keep draining the pipe so the process never blocks on a full buffer.
     let sink = logs.clone();
     let name = name.to_owned();
+    let label = name.clone();
     tokio::spawn(async move {
         while let Ok(Some(line)) = lines.next_line().await {
             if verbose {
-                eprintln!("[{name}] {line}");
+                eprintln!("[{label}] {line}");
             }
             sink.lock().unwrap().push(line);
         }
     });
-    (
-        Process {
-            _child: child,
-            logs,
-        },
-        fields,
-    )
-}
-
-/// `env` with the variables `extra` names for `binary` set or replaced.
-fn with_extra<'a>(
-    binary: &str,
-    mut env: Vec<(&'a str, String)>,
-    extra: &'a [(&str, &str, String)],
-) -> Vec<(&'a str, String)> {
-    for (_, name, value) in extra.iter().filter(|(b, _, _)| *b == binary) {
-        env.retain(|(n, _)| n != name);
-        env.push((name, value.clone()));
-    }
-    env
+    let process = Process {
+        name,
+        child: Some(child),
+        logs,
+        env: env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect(),
+        fields: fields.clone(),
+    };
+    (process, fields)
 }
 
 impl TestApp {
@@ -213,7 +230,11 @@ impl TestApp {
     /// The services with the given Redis URL (an unreachable one tests the fallback),
     /// on a fresh database, Redis key prefix and RabbitMQ vhost.
     pub async fn distributed_with_redis(redis_url: &str) -> Self {
-        Self::distributed_with(redis_url, &[], &internal_token()).await
+        cluster::start(cluster::Options {
+            redis_url: redis_url.to_owned(),
+            ..cluster::Options::default()
+        })
+        .await
     }
 
     /// The services with more environment for customer-core (deadlines).
@@ -222,128 +243,40 @@ impl TestApp {
             .iter()
             .map(|(k, v)| ("crm-customer-core", *k, v.clone()))
             .collect();
-        Self::distributed_with("redis://127.0.0.1:6379", &env, &internal_token()).await
+        Self::distributed_with_env(&env).await
     }
 
     /// The services, each binary named in `env` (`("crm-segmentation", "CRM_AMQP_URL",
     /// ...)`) with that variable set or replaced.
     pub async fn distributed_with_env(env: &[(&str, &str, String)]) -> Self {
-        Self::distributed_with("redis://127.0.0.1:6379", env, &internal_token()).await
+        cluster::start(cluster::Options {
+            extra: env
+                .iter()
+                .map(|(b, k, v)| ((*b).to_owned(), (*k).to_owned(), v.clone()))
+                .collect(),
+            ..cluster::Options::default()
+        })
+        .await
     }
 
     /// The services authenticating each other by mutual TLS (`CRM_TLS_*`), not the token.
     pub async fn distributed_with_mutual_tls(tls: &[(&str, String)]) -> Self {
-        Self::distributed_with("redis://127.0.0.1:6379", &[], tls).await
+        cluster::start(cluster::Options {
+            internal_auth: tls
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect(),
+            ..cluster::Options::default()
+        })
+        .await
     }
 
-    /// `internal_auth`: what every binary gets to call and be called by the others;
-    /// `extra`: variables of one binary each, set last.
-    async fn distributed_with(
-        redis_url: &str,
-        extra: &[(&str, &str, String)],
-        internal_auth: &[(&str, String)],
-    ) -> Self {
-        let database_url = crm_platform::testing::fresh_postgres_url().await;
-        let vhost = crm_platform::testing::TestVhost::create();
-        let mut shared = vec![
-            ("CRM_REDIS_URL", redis_url.to_owned()),
-            (
-                "CRM_REDIS_KEY_PREFIX",
-                format!("e2e:{}:", uuid::Uuid::new_v4().simple()),
-            ),
-            ("CRM_AMQP_URL", vhost.url.clone()),
-            ("CRM_GRPC_ADDR", "127.0.0.1:0".to_owned()),
-            ("CRM_HTTP_ADDR", "127.0.0.1:0".to_owned()),
-        ];
-        shared.extend(internal_auth.iter().cloned());
-        // customer-core's 360 view calls segmentation, which starts after it (it needs
-        // customer-core's address): segmentation gets a port picked now.
-        let segmentation_grpc = {
-            let free = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-            free.local_addr().expect("its address").to_string()
-        };
-        let mut core_env = shared.to_vec();
-        core_env.push(("CRM_DATABASE_URL", database_url.clone()));
-        core_env.push((
-            "CRM_SEGMENTATION_URL",
-            format!("http://{segmentation_grpc}"),
-        ));
-        let (core, core_fields) = spawn(
-            "crm-customer-core",
-            &[],
-            &with_extra("crm-customer-core", core_env, extra),
-            "customer-core listening",
-        )
-        .await;
-        let (ingest, ingest_fields) = spawn(
-            "crm-event-ingest",
-            &[],
-            &with_extra("crm-event-ingest", shared.clone(), extra),
-            "event-ingest listening",
-        )
-        .await;
-        let core_url = format!("http://{}", core_fields["grpc"]);
-        let mut segmentation_env = shared.to_vec();
-        segmentation_env.push(("CRM_CUSTOMER_CORE_URL", core_url.clone()));
-        segmentation_env.push(("CRM_DATABASE_URL", database_url.clone()));
-        segmentation_env.push(("CRM_GRPC_ADDR", segmentation_grpc));
-        let (segmentation, segmentation_fields) = spawn(
-            "crm-segmentation",
-            &[],
-            &with_extra("crm-segmentation", segmentation_env, extra),
-            "segmentation listening",
-        )
-        .await;
-        let search_dir = tempfile::tempdir().expect("temp dir");
-        let mut search_env = shared.to_vec();
-        search_env.push(("CRM_CUSTOMER_CORE_URL", core_url.clone()));
-        search_env.push((
-            "CRM_SEARCH_INDEX_DIR",
-            search_dir.path().to_str().expect("utf-8 path").to_owned(),
-        ));
-        let (search, search_fields) = spawn(
-            "crm-search-indexer",
-            &[],
-            &with_extra("crm-search-indexer", search_env, extra),
-            "search-indexer listening",
-        )
-        .await;
-        let mut gateway_env = vec![
-            ("CRM_HTTP_ADDR", "127.0.0.1:0".to_owned()),
-            ("CRM_API_KEYS", ADMIN_KEY_ENTRY.to_owned()),
-            ("CRM_REDIS_URL", redis_url.to_owned()),
-            (
-                "CRM_REDIS_KEY_PREFIX",
-                format!("e2e:{}:", uuid::Uuid::new_v4().simple()),
-            ),
-            ("CRM_CUSTOMER_CORE_URL", core_url),
-            (
-                "CRM_EVENT_INGEST_URL",
-                format!("http://{}", ingest_fields["grpc"]),
-            ),
-            (
-                "CRM_SEGMENTATION_URL",
-                format!("http://{}", segmentation_fields["grpc"]),
-            ),
-            (
-                "CRM_SEARCH_INDEXER_URL",
-                format!("http://{}", search_fields["grpc"]),
-            ),
-        ];
-        gateway_env.extend(internal_auth.iter().cloned());
-        let gateway_env = with_extra("crm-gateway", gateway_env, extra);
-        let (gateway, fields) = spawn("crm-gateway", &[], &gateway_env, "gateway listening").await;
-        let processes = vec![core, ingest, segmentation, search, gateway];
-        let mut app = Self::new(&fields["http"], processes);
-        app.vhost = Some(vhost);
-        app._data_dir = Some(search_dir);
-        app.metrics_url = format!("http://{}/metrics", core_fields["http"]);
-        app.search_health_url = format!("http://{}", search_fields["http"]);
-        app.customer_core_grpc = Some(format!("http://{}", core_fields["grpc"]));
-        app
+    /// The services started as `options` say (proxies, replicas).
+    pub async fn cluster(options: cluster::Options) -> Self {
+        cluster::start(options).await
     }
 
-    fn new(addr: &str, processes: Vec<Process>) -> Self {
+    pub(crate) fn new(addr: &str, processes: Vec<Process>) -> Self {
         Self {
             base_url: format!("http://{addr}"),
             client: Client::builder()
@@ -360,8 +293,12 @@ impl TestApp {
                 )
                 .build()
                 .expect("client"),
-            processes,
+            processes: std::sync::Mutex::new(processes),
             _data_dir: None,
+            search_dirs: Vec::new(),
+            database_url: None,
+            proxies: None,
+            fronts: None,
             vhost: None,
             metrics_url: format!("http://{addr}/metrics"),
             search_health_url: format!("http://{addr}"),
@@ -390,7 +327,8 @@ impl TestApp {
 
     /// Every log line the processes wrote so far.
     pub fn logs(&self) -> Vec<String> {
-        self.processes.iter().flat_map(Process::logs).collect()
+        let processes = self.processes.lock().unwrap();
+        processes.iter().flat_map(Process::logs).collect()
     }
 
     pub async fn create_customer(&self, body: &Value) -> Response {
