@@ -41,18 +41,66 @@ struct State {
 /// connection goes to the next one, as a Kubernetes Service spreads them).
 pub struct Proxy {
     addr: SocketAddr,
-    state: Arc<Mutex<State>>,
-    /// Bumped to close every open connection.
-    cuts: watch::Sender<u64>,
+    control: Control,
     connections: Arc<AtomicUsize>,
     upstreams: Arc<Mutex<Vec<SocketAddr>>>,
     accepting: JoinHandle<()>,
 }
 
+/// What makes a proxy's faults; cheap to clone, for a task that ends a fault later.
+#[derive(Clone)]
+pub struct Control {
+    state: Arc<Mutex<State>>,
+    /// Bumped to close every open connection.
+    cuts: watch::Sender<u64>,
+}
+
 impl Drop for Proxy {
     fn drop(&mut self) {
         self.accepting.abort();
+        self.control.cuts.send_modify(|cut| *cut += 1);
+    }
+}
+
+impl std::ops::Deref for Proxy {
+    type Target = Control;
+
+    fn deref(&self) -> &Control {
+        &self.control
+    }
+}
+
+impl Control {
+    /// Every open connection is closed and new ones are refused until `restore`.
+    pub fn cut(&self) {
+        self.state.lock().unwrap().mode = Mode::Refusing;
         self.cuts.send_modify(|cut| *cut += 1);
+    }
+
+    /// Open connections stay; new ones are refused until `restore`.
+    pub fn refuse(&self) {
+        self.state.lock().unwrap().mode = Mode::Refusing;
+    }
+
+    /// Each chunk waits `delay` before it is passed on.
+    pub fn delay(&self, delay: Duration) {
+        self.state.lock().unwrap().delay = delay;
+    }
+
+    /// Accepts and passes on again, without delay.
+    pub fn restore(&self) {
+        let mut state = self.state.lock().unwrap();
+        state.mode = Mode::Open;
+        state.delay = Duration::ZERO;
+    }
+
+    /// `restore` after `after`, from a task of its own.
+    pub fn restore_after(&self, after: Duration) -> JoinHandle<()> {
+        let control = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            control.restore();
+        })
     }
 }
 
@@ -89,8 +137,7 @@ impl Proxy {
         ));
         Self {
             addr,
-            state,
-            cuts,
+            control: Control { state, cuts },
             connections,
             upstreams,
             accepting,
@@ -112,29 +159,6 @@ impl Proxy {
             credentials.unwrap_or_default(),
             self.addr
         )
-    }
-
-    /// Every open connection is closed and new ones are refused until `restore`.
-    pub fn cut(&self) {
-        self.state.lock().unwrap().mode = Mode::Refusing;
-        self.cuts.send_modify(|cut| *cut += 1);
-    }
-
-    /// Open connections stay; new ones are refused until `restore`.
-    pub fn refuse(&self) {
-        self.state.lock().unwrap().mode = Mode::Refusing;
-    }
-
-    /// Each chunk waits `delay` before it is passed on.
-    pub fn delay(&self, delay: Duration) {
-        self.state.lock().unwrap().delay = delay;
-    }
-
-    /// Accepts and passes on again, without delay.
-    pub fn restore(&self) {
-        let mut state = self.state.lock().unwrap();
-        state.mode = Mode::Open;
-        state.delay = Duration::ZERO;
     }
 
     /// Connections passed on so far.

@@ -420,21 +420,50 @@ impl TestApp {
     }
 
     /// Polls `probe` until it returns `Some`, for effects that arrive through the bus.
-    pub async fn eventually<T, F, Fut>(&self, what: &str, mut probe: F) -> T
+    pub async fn eventually<T, F, Fut>(&self, what: &str, probe: F) -> T
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Option<T>>,
     {
-        for _ in 0..600 {
+        self.eventually_within(Duration::from_secs(30), what, probe)
+            .await
+    }
+
+    /// `eventually`, giving up after `limit` (long runs of a fault suite).
+    pub async fn eventually_within<T, F, Fut>(&self, limit: Duration, what: &str, mut probe: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Option<T>>,
+    {
+        let deadline = tokio::time::Instant::now() + limit;
+        while tokio::time::Instant::now() < deadline {
             if let Some(value) = probe().await {
                 return value;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        let logs = self.logs();
+        let tail = &logs[logs.len().saturating_sub(200)..];
         panic!(
-            "timed out waiting for {what}; logs:\n{}",
-            self.logs().join("\n")
+            "timed out waiting for {what}; the last log lines:\n{}",
+            tail.join("\n")
         );
+    }
+
+    /// `given_customer_id` for an owned e-mail (to create many at once).
+    pub async fn given_customer_id_async(&self, email: String) -> String {
+        self.given_customer_id(&email).await
+    }
+
+    /// The health and metrics address of instance `replica` of `binary`.
+    pub fn http_url(&self, binary: &str, replica: usize) -> String {
+        let processes = self.processes.lock().unwrap();
+        let process = processes
+            .iter()
+            .filter(|p| p.name == binary)
+            .nth(replica)
+            .unwrap_or_else(|| panic!("no {binary} number {replica}"));
+        format!("http://{}", process.fields["http"])
     }
 
     /// Creates a customer with this e-mail and returns its id.

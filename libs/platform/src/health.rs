@@ -90,29 +90,38 @@ impl Readiness {
         Self::new(probes)
     }
 
-    /// Runs every probe concurrently: `(all ok, per-probe report)`.
-    pub async fn report(&self) -> (bool, Map<String, Value>) {
+    /// Runs every probe concurrently: the verdict and the per-probe report.
+    pub async fn report(&self) -> (Health, Map<String, Value>) {
         let checks = self.0.iter().map(|probe| async move {
             let outcome = tokio::time::timeout(PROBE_TIMEOUT, probe.check())
                 .await
                 .unwrap_or_else(|_| Err("timed out".into()));
             (probe.name(), probe.required(), outcome)
         });
-        let mut ready = true;
+        let (mut ready, mut degraded) = (true, false);
         let mut report = Map::new();
         for (name, required, outcome) in futures::future::join_all(checks).await {
             let value = match outcome {
                 Ok(value) => value,
                 Err(reason) => {
                     ready &= !required;
+                    degraded = true;
                     tracing::warn!(dependency = name, %reason, "readiness check failed");
                     json!({ "error": reason, "required": required })
                 }
             };
             report.insert(name.to_owned(), value);
         }
-        (ready, report)
+        (Health { ready, degraded }, report)
     }
+}
+
+/// What `/readyz` says: unready (503) when a required dependency fails, degraded (still
+/// 200) when only one it can work without does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Health {
+    pub ready: bool,
+    pub degraded: bool,
 }
 
 /// The health routes, to merge into a binary's HTTP router.
@@ -129,12 +138,12 @@ pub fn router(readiness: Readiness) -> Router {
 }
 
 async fn readyz(State(readiness): State<Readiness>) -> (StatusCode, Json<Value>) {
-    let (ready, checks) = readiness.report().await;
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
+    let (health, checks) = readiness.report().await;
+    let (status, word) = match health {
+        Health { ready: false, .. } => (StatusCode::SERVICE_UNAVAILABLE, "not ready"),
+        Health { degraded: true, .. } => (StatusCode::OK, "degraded"),
+        _ => (StatusCode::OK, "ready"),
     };
-    let body = json!({ "status": if ready { "ready" } else { "not ready" }, "checks": checks });
+    let body = json!({ "status": word, "checks": checks });
     (status, Json(body))
 }

@@ -62,8 +62,9 @@ impl Application {
             async move { cache.ping().await }
         });
         let bus = Arc::new(RabbitBus::new(settings.amqp_url.clone()));
+        let broker_probe = crm_platform::bus::broker_probe(bus.clone());
         let (grpc, http) = (settings.grpc_addr, Some(settings.http_addr));
-        Self::with_service(service, bus, grpc, http, vec![cache_probe]).await
+        Self::with_service(service, bus, grpc, http, vec![cache_probe, broker_probe]).await
     }
 
     /// Binds the listeners (port 0 picks a free port) around a ready service.

@@ -21,6 +21,7 @@ use crate::grpc::IngestGrpc;
 pub struct Application {
     listeners: Listeners,
     ingestor: Ingestor,
+    readiness: Readiness,
 }
 
 impl Application {
@@ -31,12 +32,14 @@ impl Application {
             &settings.redis_url,
             &settings.redis_key_prefix,
         )?);
-        Self::with_ingestor(
-            Ingestor::new(bus, seen),
+        let mut app = Self::with_ingestor(
+            Ingestor::new(bus.clone(), seen),
             settings.grpc_addr,
             Some(settings.http_addr),
         )
-        .await
+        .await?;
+        app.readiness = Readiness::new(vec![crm_platform::bus::broker_probe(bus)]);
+        Ok(app)
     }
 
     pub async fn with_ingestor(
@@ -47,6 +50,7 @@ impl Application {
         Ok(Self {
             listeners: Listeners::bind(grpc_addr, http_addr).await?,
             ingestor,
+            readiness: Readiness::default(),
         })
     }
 
@@ -60,9 +64,8 @@ impl Application {
             .set_serving::<crm_proto::v1::ingest_service_server::IngestServiceServer<IngestGrpc>>()
             .await;
         let router = router.add_service(IngestGrpc::new(self.ingestor).into_server());
-        let readiness = Readiness::default();
         self.listeners
-            .serve("event-ingest", router, readiness, shutdown)
+            .serve("event-ingest", router, self.readiness, shutdown)
             .await?;
         Ok(())
     }

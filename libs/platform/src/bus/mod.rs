@@ -165,6 +165,20 @@ pub trait EventBus: Send + Sync {
     /// Messages waiting in a consumer's queue, not yet handed to a consumer (how far
     /// behind it is).
     async fn depth(&self, queue: &str) -> Result<u64, BusError>;
+
+    /// Whether the broker answers now (for `/readyz`).
+    async fn ping(&self) -> Result<(), BusError> {
+        Ok(())
+    }
+}
+
+/// The broker as a `/readyz` check. Not required: without it a service still answers
+/// (reads, writes kept in the outbox), so it reports itself degraded, not unready.
+pub fn broker_probe(bus: Arc<dyn EventBus>) -> Arc<dyn crate::health::Probe> {
+    crate::health::probe("broker", false, move || {
+        let bus = bus.clone();
+        async move { bus.ping().await.map_err(|e| e.to_string()) }
+    })
 }
 
 /// A service's consumers, started the way every service must: each queue is declared

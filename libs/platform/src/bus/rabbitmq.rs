@@ -288,6 +288,10 @@ impl EventBus for RabbitBus {
         Ok(found)
     }
 
+    async fn ping(&self) -> Result<(), BusError> {
+        self.publisher_channel().await.map(|_| ())
+    }
+
     async fn depth(&self, queue: &str) -> Result<u64, BusError> {
         self.publisher_channel().await?;
         // A passive declare of a missing queue closes its channel: use a channel of its own.

@@ -1,0 +1,350 @@
+//! The platform's promises under faults, on the distributed binaries: an accepted event
+//! or write is never lost nor applied twice, and a read after a write never shows the
+//! older record. Each scenario breaks the world (cuts a connection through a proxy of
+//! its own, kills a process) and asserts its pass criterion; none stops the shared
+//! servers, so they run in parallel with everything else.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::Duration,
+};
+
+use crm_e2e::{StatusCode, TestApp, assert_problem, cluster::Options, json};
+use serde_json::Value;
+
+fn proxied() -> Options {
+    Options {
+        proxied: true,
+        ..Options::default()
+    }
+}
+
+/// An order event with a fixed id, so a resend is recognised.
+fn order(customer: &str, n: usize, total: f64) -> Value {
+    let mut event = crm_e2e::completed_order(customer, &format!("o-{n}"), total);
+    event["id"] = json!(uuid::Uuid::new_v4().to_string());
+    event
+}
+
+/// Sends `events` as one batch until it is accepted, as a client that retries does
+/// (every event valid: once answered 202, all of them are accepted, some maybe by an
+/// earlier send whose answer was lost, which this one counts as duplicates).
+async fn send_until_accepted(app: &TestApp, events: &[Value]) {
+    let body = json!({ "events": events });
+    for _ in 0..600 {
+        let response = app.send_events(&body).await;
+        match response.status() {
+            StatusCode::ACCEPTED => {
+                let answer: Value = response.json().await.unwrap();
+                assert_eq!(answer["rejected"], json!([]), "{answer}");
+                return;
+            }
+            StatusCode::SERVICE_UNAVAILABLE => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            other => panic!("{other}: {}", response.text().await.unwrap_or_default()),
+        }
+    }
+    panic!("the events were never accepted");
+}
+
+/// The ids of a customer's applied orders, from its activity feed.
+async fn applied_orders(app: &TestApp, customer: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let query = format!("?type=order.completed&limit=100&cursor={cursor}");
+        let page: Value = app
+            .list_events(customer, &query)
+            .await
+            .json()
+            .await
+            .unwrap();
+        for event in page["items"].as_array().unwrap() {
+            ids.push(event["id"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = next.to_owned(),
+            None => return ids,
+        }
+    }
+}
+
+async fn readiness(app: &TestApp, binary: &str) -> Value {
+    let url = format!("{}/readyz", app.http_url(binary, 0));
+    reqwest::get(url).await.unwrap().json().await.unwrap()
+}
+
+/// Rows of customer-core's outbox not yet published.
+async fn outbox_backlog(app: &TestApp) -> i64 {
+    use sqlx::Connection;
+    let url = app.database_url.as_deref().expect("distributed");
+    let mut connection = sqlx::PgConnection::connect(url).await.unwrap();
+    sqlx::query_scalar("select count(*) from outbox")
+        .fetch_one(&mut connection)
+        .await
+        .unwrap()
+}
+
+/// Waits until every customer's metrics hold exactly the orders accepted for it, then
+/// checks the applied event ids against the accepted ones.
+async fn assert_applied_once(app: &TestApp, accepted: &BTreeMap<String, Vec<Value>>) {
+    for (customer, events) in accepted {
+        let count = events.len();
+        let spent: f64 = events
+            .iter()
+            .map(|e| e["data"]["total"].as_f64().unwrap())
+            .sum();
+        let metrics = app
+            .eventually_within(
+                Duration::from_secs(180),
+                "every accepted order applied",
+                || async {
+                    let read: Value = app.get_customer(customer).await.json().await.ok()?;
+                    (read["metrics"]["total_orders"] == count).then_some(read["metrics"].clone())
+                },
+            )
+            .await;
+        assert_eq!(
+            metrics["total_spent"].as_f64().unwrap(),
+            spent,
+            "{customer}"
+        );
+        let applied: BTreeSet<String> = applied_orders(app, customer).await.into_iter().collect();
+        let sent: BTreeSet<String> = events
+            .iter()
+            .map(|e| e["id"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(applied, sent, "applied ids of {customer}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broker_cut_loses_nothing_and_applies_nothing_twice() {
+    let app = TestApp::cluster(proxied()).await;
+    let proxies = app.proxies.as_ref().unwrap();
+    let customers: Vec<String> = futures::future::join_all(
+        (0..20).map(|n| app.given_customer_id_async(format!("buyer-{n}@example.com"))),
+    )
+    .await;
+    let mut accepted: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    let events: Vec<(String, Value)> = (0..10_000)
+        .map(|n| {
+            let customer = &customers[n % customers.len()];
+            (customer.clone(), order(customer, n, (n % 7 + 1) as f64))
+        })
+        .collect();
+    let batches: Vec<&[(String, Value)]> = events.chunks(250).collect();
+    let mut outage = None;
+    for (number, batch) in batches.iter().enumerate() {
+        if number == batches.len() / 3 {
+            proxies.broker.cut();
+            outage = Some(proxies.broker.restore_after(Duration::from_secs(10)));
+            app.eventually("readiness to report the broker away", || async {
+                let ingest = readiness(&app, "crm-event-ingest").await;
+                let core = readiness(&app, "crm-customer-core").await;
+                (ingest["status"] == "degraded" && core["status"] == "degraded").then_some(())
+            })
+            .await;
+        }
+        let sent: Vec<Value> = batch.iter().map(|(_, e)| e.clone()).collect();
+        send_until_accepted(&app, &sent).await;
+        for (customer, event) in batch.iter() {
+            accepted
+                .entry(customer.clone())
+                .or_default()
+                .push(event.clone());
+        }
+    }
+    outage.expect("the broker was cut").await.unwrap();
+
+    assert_applied_once(&app, &accepted).await;
+    app.eventually("the outbox to drain", || async {
+        (outbox_backlog(&app).await == 0).then_some(())
+    })
+    .await;
+    let ready = readiness(&app, "crm-event-ingest").await;
+    assert_eq!(ready["status"], "ready", "{ready}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn customer_core_killed_during_an_ingest_stream_loses_nothing() {
+    let app = TestApp::cluster(Options::default()).await;
+    let customers: Vec<String> = futures::future::join_all(
+        (0..5).map(|n| app.given_customer_id_async(format!("stream-{n}@example.com"))),
+    )
+    .await;
+    let mut accepted: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for round in 0..20 {
+        if round == 8 {
+            app.kill("crm-customer-core", 0).await;
+        }
+        if round == 12 {
+            app.restart("crm-customer-core", 0).await;
+        }
+        let batch: Vec<(String, Value)> = (0..100)
+            .map(|n| {
+                let customer = &customers[n % customers.len()];
+                (customer.clone(), order(customer, round * 100 + n, 2.5))
+            })
+            .collect();
+        let events: Vec<Value> = batch.iter().map(|(_, e)| e.clone()).collect();
+        send_until_accepted(&app, &events).await;
+        for (customer, event) in batch {
+            accepted.entry(customer).or_default().push(event);
+        }
+    }
+    assert_applied_once(&app, &accepted).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_writers_with_one_if_match_one_wins_one_is_told() {
+    let app = TestApp::cluster(Options::default()).await;
+    let id = app.given_customer_id("contested@example.com").await;
+    let write = |name: &'static str| {
+        let app = &app;
+        let id = id.clone();
+        async move {
+            app.patch_customer(&id, &json!({ "first_name": name }), Some("\"1\""))
+                .await
+                .status()
+        }
+    };
+    let (one, two) = tokio::join!(write("One"), write("Two"));
+    let mut statuses = [one, two];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::OK, StatusCode::PRECONDITION_FAILED]);
+    let read: Value = app.get_customer(&id).await.json().await.unwrap();
+    assert_eq!(read["version"], 2, "one change, not two");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_cut_for_five_seconds_refuses_writes_then_serves_them_without_a_restart() {
+    let app = TestApp::cluster(proxied()).await;
+    let id = app.given_customer_id("steady@example.com").await;
+    let postgres = &app.proxies.as_ref().unwrap().postgres;
+    postgres.cut();
+    let started = std::time::Instant::now();
+    let refused = app
+        .patch_customer(&id, &json!({ "first_name": "Cut" }), None)
+        .await;
+    let problem = assert_problem(refused, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert_eq!(problem["type"], "/problems/service-unavailable");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "answered within the timeout"
+    );
+    tokio::time::sleep(Duration::from_secs(5).saturating_sub(started.elapsed())).await;
+    postgres.restore();
+
+    let written = app
+        .eventually("writes to be served again", || async {
+            let response = app
+                .patch_customer(&id, &json!({ "first_name": "Back" }), None)
+                .await;
+            (response.status() == StatusCode::OK).then_some(())
+        })
+        .await;
+    let () = written;
+    let read: Value = app.get_customer(&id).await.json().await.unwrap();
+    assert_eq!(read["first_name"], "Back");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redis_cut_costs_reads_nothing_and_no_read_after_it_is_older_than_a_write() {
+    let app = TestApp::cluster(proxied()).await;
+    let redis = &app.proxies.as_ref().unwrap().redis;
+    let ids: Vec<String> = futures::future::join_all(
+        (0..5).map(|n| app.given_customer_id_async(format!("cached-{n}@example.com"))),
+    )
+    .await;
+    // Warm: every customer's version 1 sits in Redis.
+    for id in &ids {
+        assert_eq!(app.get_customer(id).await.status(), StatusCode::OK);
+        assert_eq!(app.get_customer(id).await.status(), StatusCode::OK);
+    }
+    redis.cut();
+    let mut last_written = BTreeMap::new();
+    for round in 0..3 {
+        for id in &ids {
+            let read = app.get_customer(id).await;
+            assert_eq!(
+                read.status(),
+                StatusCode::OK,
+                "reads answer while Redis is away"
+            );
+            let written = app
+                .patch_customer(id, &json!({ "first_name": format!("Round{round}") }), None)
+                .await;
+            assert_eq!(written.status(), StatusCode::OK);
+            let written: Value = written.json().await.unwrap();
+            last_written.insert(id.clone(), written["version"].as_i64().unwrap());
+        }
+    }
+    redis.restore();
+    // Right after the outage and for a while on, every read is at least the last write
+    // (Redis still holds every customer's version 1).
+    for _ in 0..10 {
+        for (id, version) in &last_written {
+            let read = app.get_customer(id).await;
+            assert_eq!(read.status(), StatusCode::OK);
+            let read: Value = read.json().await.unwrap();
+            assert!(
+                read["version"].as_i64().unwrap() >= *version,
+                "read version {} after writing {version}",
+                read["version"]
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_poison_message_is_retried_a_few_times_then_dead_lettered_and_the_rest_flows() {
+    use crm_platform::bus::{EVENTS_EXCHANGE, EventBus, Message, RabbitBus};
+    let app = TestApp::cluster(Options::default()).await;
+    let id = app.given_customer_id("poisoned@example.com").await;
+    let vhost = app.vhost.as_ref().unwrap();
+    let bus = RabbitBus::new(crm_platform::settings::Secret::new(&vhost.url));
+    // An order id far past what an index row may hold (random, so it does not
+    // compress): every attempt fails in the database, as a message no retry can help.
+    let huge: String = (0..400)
+        .map(|_| uuid::Uuid::new_v4().simple().to_string())
+        .collect();
+    let mut poison = crm_e2e::completed_order(&id, &huge, 1.0);
+    let poison_id = uuid::Uuid::new_v4().to_string();
+    poison["id"] = json!(poison_id);
+    poison["timestamp"] = json!("2026-12-01T10:00:00Z");
+    poison["source"] = json!("test");
+    let message = Message::new(
+        poison_id.clone(),
+        "order.completed",
+        serde_json::to_vec(&poison).unwrap(),
+    );
+    bus.publish(EVENTS_EXCHANGE, &[message]).await.unwrap();
+    send_until_accepted(&app, &[order(&id, 1, 5.0)]).await;
+
+    let dead = app
+        .eventually_within(
+            Duration::from_secs(120),
+            "the poison in the dead-letter queue",
+            || async {
+                let dead = bus.dead_letters("customer-core.events", 10).await.ok()?;
+                dead.into_iter().find(|d| d.message.id == poison_id)
+            },
+        )
+        .await;
+    assert!(!dead.reason.is_empty(), "the reason is kept");
+    assert_eq!(
+        dead.message.headers[crm_platform::bus::ATTEMPT_HEADER],
+        "5",
+        "tried five times, then set aside"
+    );
+    let read: Value = app
+        .eventually("the next event applied", || async {
+            let read: Value = app.get_customer(&id).await.json().await.ok()?;
+            (read["metrics"]["total_orders"] == 1).then_some(read)
+        })
+        .await;
+    assert_eq!(read["metrics"]["total_spent"], 5.0);
+}
