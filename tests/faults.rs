@@ -348,3 +348,62 @@ async fn a_poison_message_is_retried_a_few_times_then_dead_lettered_and_the_rest
         .await;
     assert_eq!(read["metrics"]["total_spent"], 5.0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn five_hundred_reads_of_one_uncached_customer_cost_one_database_read() {
+    let options = Options {
+        extra: vec![(
+            "crm-gateway".into(),
+            "CRM_RATE_LIMIT_BURST".into(),
+            "2000".into(),
+        )],
+        ..Options::default()
+    };
+    let app = TestApp::cluster(options).await;
+    let core_metric = |name: &'static str, labels: &'static str| {
+        let app = &app;
+        async move { app.metric("crm-customer-core", 0, name, labels).await }
+    };
+    // Reads use the cache once the replica trusts it: shown by a warm-up read served
+    // from it.
+    let warm = app.given_customer_id("warm@example.com").await;
+    app.eventually("reads served from the cache", || async {
+        app.get_customer(&warm).await;
+        let hits = core_metric("crm_customer_cache_lookups_total", "outcome=\"hit\"").await;
+        (hits > 0.0).then_some(())
+    })
+    .await;
+    let id = app.given_customer_id("popular@example.com").await;
+    let misses_before = core_metric("crm_customer_cache_lookups_total", "outcome=\"miss\"").await;
+    let reads_before = core_metric("crm_customer_database_reads_total", "").await;
+
+    // The customers table is held, so that every read misses the cache while the first
+    // one waits for the database.
+    let database = app.database_url.as_deref().unwrap();
+    let mut holder = crm_platform::testing::lock_table(database, "customers").await;
+    let reads = tokio::spawn({
+        let (client, url) = (
+            reqwest::Client::new(),
+            format!("{}/api/customers/{id}", app.base_url),
+        );
+        async move {
+            let reads = (0..500).map(|_| client.get(&url).bearer_auth(crm_e2e::ADMIN_KEY).send());
+            futures::future::join_all(reads).await
+        }
+    });
+    app.eventually_within(
+        Duration::from_secs(60),
+        "every read to miss the cache",
+        || async {
+            let misses = core_metric("crm_customer_cache_lookups_total", "outcome=\"miss\"").await;
+            (misses - misses_before >= 500.0).then_some(())
+        },
+    )
+    .await;
+    sqlx::query("rollback").execute(&mut holder).await.unwrap();
+    for read in reads.await.unwrap() {
+        assert_eq!(read.unwrap().status(), StatusCode::OK);
+    }
+    let reads = core_metric("crm_customer_database_reads_total", "").await - reads_before;
+    assert_eq!(reads, 1.0, "database reads");
+}

@@ -455,6 +455,28 @@ impl TestApp {
         self.given_customer_id(&email).await
     }
 
+    /// The sum of every sample of the Prometheus metric `name` whose labels include
+    /// `labels` (`source="database"`), as instance `replica` of `binary` reports it.
+    pub async fn metric(&self, binary: &str, replica: usize, name: &str, labels: &str) -> f64 {
+        let url = format!("{}/metrics", self.http_url(binary, replica));
+        let text = self
+            .client
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .filter(|line| {
+                line.strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with(['{', ' ']) && rest.contains(labels))
+            })
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
     /// The health and metrics address of instance `replica` of `binary`.
     pub fn http_url(&self, binary: &str, replica: usize) -> String {
         let processes = self.processes.lock().unwrap();

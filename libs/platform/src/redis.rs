@@ -3,9 +3,12 @@
 
 use std::time::Duration;
 
-use deadpool_redis::{Config, Connection, Pool, Runtime};
+use deadpool_redis::{Config, Connection, Pool, PoolConfig, Runtime};
 
 use crate::{Error, Result, cache::OutageLog, settings::Secret};
+
+/// Connections to Redis at most, per client.
+const MAX_CONNECTIONS: usize = 64;
 
 pub struct RedisClient {
     pool: Pool,
@@ -16,7 +19,12 @@ pub struct RedisClient {
 impl RedisClient {
     /// Connects lazily: a Redis that is down at start only means failed calls.
     pub fn new(url: &Secret, timeout: Duration) -> Result<Self> {
-        let pool = Config::from_url(url.expose())
+        let mut config = Config::from_url(url.expose());
+        // The default (two per core) makes a burst of requests queue for a connection
+        // past the deadline: a cache miss, an invalidation not confirmed. Redis takes
+        // many connections easily.
+        config.pool = Some(PoolConfig::new(MAX_CONNECTIONS));
+        let pool = config
             .create_pool(Some(Runtime::Tokio1))
             .map_err(|e| Error::Connect {
                 what: "redis",

@@ -15,6 +15,7 @@ pub mod people;
 pub mod repo;
 pub mod service;
 pub mod settings;
+mod shared_reads;
 
 use std::{net::SocketAddr, sync::Arc};
 

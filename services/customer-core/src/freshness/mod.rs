@@ -132,26 +132,30 @@ impl Freshness {
         let Some(pool) = self.ledger.clone() else {
             return;
         };
-        let mut failing = false;
+        let mut clean = true;
         loop {
-            let started = Instant::now();
             let round = self.round(&pool).await;
+            let was_clean = std::mem::replace(
+                &mut clean,
+                matches!(round, Ok(Round { lease: Some(_), .. })),
+            );
             match &round {
-                Ok(Round { clean: true, .. }) => {
-                    *self.trusted_until.lock().expect("lease") = Some(started + LEASE);
+                Ok(Round {
+                    lease: Some(until), ..
+                }) => {
+                    *self.trusted_until.lock().expect("lease") = Some(*until);
                 }
                 Ok(_) => self.distrust(),
                 Err(error) => {
-                    if !failing {
+                    if was_clean {
                         tracing::warn!(%error, "cannot check cache invalidations; reads skip the cache");
                     }
                     self.distrust();
                 }
             }
-            if failing && matches!(round, Ok(Round { clean: true, .. })) {
+            if clean && !was_clean {
                 tracing::info!("cache invalidations delivered; reads use the cache again");
             }
-            failing = !matches!(round, Ok(Round { clean: true, .. }));
             if matches!(round, Ok(Round { full: true, .. })) {
                 continue;
             }
@@ -164,39 +168,48 @@ impl Freshness {
 
     /// Delivers one batch of recorded invalidations, then looks for overdue ones.
     async fn round(&self, pool: &PgPool) -> Result<Round> {
-        let mut transaction = pool.begin().await?;
         let taken: Vec<(Uuid, i64)> = sqlx::query_as(include_str!("take_pending.sql"))
             .bind(BATCH)
-            .fetch_all(&mut *transaction)
+            .fetch_all(pool)
             .await?;
-        let delivered = futures::stream::iter(taken.iter().copied())
+        let delivered: Vec<(Uuid, i64)> = futures::stream::iter(taken.iter().copied())
             .map(|(id, version)| async move {
                 let key = cache_key(CustomerId::from(id));
-                self.cache.invalidate(&key, version).await
+                self.cache
+                    .invalidate(&key, version)
+                    .await
+                    .then_some((id, version))
             })
             .buffer_unordered(64)
-            .all(std::future::ready)
+            .filter_map(std::future::ready)
+            .collect()
             .await;
-        if delivered {
-            transaction.commit().await?;
-        } else {
-            // They stay recorded, and soon overdue: reads skip the cache until they go.
-            transaction.rollback().await?;
+        if !delivered.is_empty() {
+            let (ids, versions): (Vec<Uuid>, Vec<i64>) = delivered.iter().copied().unzip();
+            sqlx::query(include_str!("forget_delivered.sql"))
+                .bind(ids)
+                .bind(versions)
+                .execute(pool)
+                .await?;
         }
+        // A lease counts from before the look that grants it.
+        let looked = Instant::now();
         let overdue: bool = sqlx::query_scalar(include_str!("any_overdue.sql"))
             .bind(GRACE.as_secs_f64())
             .fetch_one(pool)
             .await?;
+        let all_delivered = delivered.len() == taken.len();
         Ok(Round {
-            clean: delivered && !overdue,
-            full: delivered && taken.len() as i64 == BATCH,
+            lease: (all_delivered && !overdue).then_some(looked + LEASE),
+            full: all_delivered && taken.len() as i64 == BATCH,
         })
     }
 }
 
 struct Round {
-    /// Everything taken was delivered and nothing is overdue: the cache may be read.
-    clean: bool,
+    /// Everything taken was delivered and nothing is overdue: the cache may be read
+    /// until then.
+    lease: Option<Instant>,
     /// A whole batch was delivered: more may be waiting.
     full: bool,
 }

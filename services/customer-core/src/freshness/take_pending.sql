@@ -1,10 +1,3 @@
--- The oldest invalidations, taken for telling the cache; another replica skips them.
--- Deleted when the caller commits, which it does only once the cache confirmed them.
-delete from cache_invalidations
-where ctid in (
-    select ctid from cache_invalidations
-    order by recorded_at
-    limit $1
-    for update skip locked
-)
-returning customer_id, version
+-- The oldest recorded invalidations, to tell the cache of. Replicas may take the same
+-- ones; telling the cache twice does no harm.
+select customer_id, version from cache_invalidations order by recorded_at limit $1
