@@ -407,3 +407,135 @@ async fn five_hundred_reads_of_one_uncached_customer_cost_one_database_read() {
     let reads = core_metric("crm_customer_database_reads_total", "").await - reads_before;
     assert_eq!(reads, 1.0, "database reads");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_relay_killed_after_the_broker_confirmed_publishes_again_and_nothing_changes_twice() {
+    use crm_platform::bus::EVENTS_EXCHANGE;
+    let app = TestApp::cluster(proxied()).await;
+    let id = app.given_customer_id("relayed@example.com").await;
+    let search = |version: i64| {
+        let app = &app;
+        async move {
+            let body = json!({ "query": "relayed@example.com" });
+            let found: Value = app
+                .post_json("/api/customers/search", &body)
+                .await
+                .json()
+                .await
+                .ok()?;
+            (found["hits"][0]["customer"]["version"] == version).then_some(found)
+        }
+    };
+    app.eventually("the customer in the index", || search(1))
+        .await;
+    let stale = || {
+        app.metric(
+            "crm-search-indexer",
+            0,
+            "crm_search_events_applied_total",
+            "stale",
+        )
+    };
+    let stale_before = stale().await;
+    let mut published = app.subscribe(EVENTS_EXCHANGE, "customer.updated").await;
+
+    // Each exchange with the database takes 0.6 s: the relay's delete of the row it
+    // published is still on its way when the message reaches the broker.
+    let postgres = &app.proxies.as_ref().unwrap().postgres;
+    postgres.delay(Duration::from_millis(300));
+    let patch = json!({ "first_name": "Once" });
+    let write = app.patch_customer(&id, &patch, None);
+    let kill_once_published = async {
+        let (_, first) = published.next(1).await.remove(0);
+        app.kill("crm-customer-core", 0).await;
+        first
+    };
+    // The write itself may or may not have been answered before the kill.
+    let (_, first) = tokio::join!(write, kill_once_published);
+    postgres.restore();
+    app.restart("crm-customer-core", 0).await;
+
+    // The row was not marked: it goes out again, and the second copy changes nothing.
+    let (_, again) = published.next(1).await.remove(0);
+    assert_eq!(again["id"], first["id"], "the same message again");
+    app.eventually("the indexer to absorb the duplicate", || async {
+        (stale().await > stale_before).then_some(())
+    })
+    .await;
+    let read: Value = app.get_customer(&id).await.json().await.unwrap();
+    assert_eq!(read["version"], 2);
+    assert_eq!(read["first_name"], "Once");
+    app.eventually("the index at version 2", || search(2)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_under_load_finishes_what_is_in_flight_and_applies_nothing_by_halves() {
+    let app = TestApp::cluster(Options::default()).await;
+    let ids: Vec<String> = futures::future::join_all(
+        (0..5).map(|n| app.given_customer_id_async(format!("draining-{n}@example.com"))),
+    )
+    .await;
+    // Held at the database: writes and event applies queue there, in flight.
+    let database = app.database_url.as_deref().unwrap();
+    let mut holder = crm_platform::testing::lock_table(database, "customers").await;
+    let events: Vec<Value> = (0..50)
+        .map(|n| order(&ids[n % ids.len()], n, 3.0))
+        .collect();
+    send_until_accepted(&app, &events).await;
+    let writes = futures::future::join_all(ids.iter().map(|id| {
+        let app = &app;
+        async move {
+            let patch = json!({ "last_name": "Drained" });
+            app.patch_customer(id, &patch, None).await.status()
+        }
+    }));
+    let terminate_while_held = async {
+        app.eventually("the writes and applies to wait at the database", || async {
+            (lock_waits(database).await >= 5).then_some(())
+        })
+        .await;
+        let terminating = app.terminate("crm-customer-core", 0);
+        let release = async {
+            app.eventually("customer-core to stop taking work", || async {
+                let logs = app.logs();
+                logs.iter()
+                    .any(|l| l.contains("shutdown requested"))
+                    .then_some(())
+            })
+            .await;
+            sqlx::query("rollback").execute(&mut holder).await.unwrap();
+        };
+        tokio::join!(terminating, release).0
+    };
+    let (statuses, exit) = tokio::join!(writes, terminate_while_held);
+    assert!(exit.success(), "a clean exit after draining: {exit}");
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::OK),
+        "every write in flight finished: {statuses:?}"
+    );
+
+    app.restart("crm-customer-core", 0).await;
+    let mut accepted: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for event in events {
+        let customer = event["customer_id"].as_str().unwrap().to_owned();
+        accepted.entry(customer).or_default().push(event);
+    }
+    assert_applied_once(&app, &accepted).await;
+    for id in &ids {
+        let read: Value = app.get_customer(id).await.json().await.unwrap();
+        assert_eq!(read["last_name"], "Drained");
+    }
+}
+
+/// Statements of the database waiting for a lock.
+async fn lock_waits(database: &str) -> i64 {
+    use sqlx::Connection;
+    let mut connection = sqlx::PgConnection::connect(database).await.unwrap();
+    sqlx::query_scalar(
+        "select count(*) from pg_stat_activity where datname = current_database() \
+         and wait_event_type = 'Lock'",
+    )
+    .fetch_one(&mut connection)
+    .await
+    .unwrap()
+}
