@@ -26,16 +26,32 @@ use crate::{
 };
 
 pub const QUEUE: &str = "search-indexer.customers";
+/// A replica's own queue outlives the replica by this long (a restart, a node drain);
+/// then the broker drops it, and a replica coming back after that rebuilds its index.
+pub const REPLICA_QUEUE_KEPT: Duration = Duration::from_secs(24 * 3600);
 
-pub fn config() -> ConsumerConfig {
+/// The queue an indexer consumes. Replicas sharing one index (Elasticsearch) share one
+/// queue and split the events; a replica with an index of its own (tantivy, on its own
+/// disk) needs every event, so it has a queue of its own, named by `replica`.
+pub fn config_for(replica: Option<&str>) -> ConsumerConfig {
+    let (queue, expires) = match replica {
+        Some(replica) => (format!("{QUEUE}.{replica}"), Some(REPLICA_QUEUE_KEPT)),
+        None => (QUEUE.to_owned(), None),
+    };
     ConsumerConfig {
         // Retries happen inside the handler (holding the queue position), so a
         // delivery is only ever retried by the bus after a restart.
         max_attempts: 5,
         first_backoff: Duration::from_millis(200),
         max_backoff: Duration::from_secs(30),
-        ..ConsumerConfig::new(QUEUE, EVENTS_EXCHANGE, &CustomerEventType::snapshot_keys())
+        expires,
+        ..ConsumerConfig::new(queue, EVENTS_EXCHANGE, &CustomerEventType::snapshot_keys())
     }
+}
+
+/// The shared queue's configuration.
+pub fn config() -> ConsumerConfig {
+    config_for(None)
 }
 
 /// How far the index is behind customer-core.
@@ -46,12 +62,26 @@ pub struct LagReport {
 }
 
 /// When the last applied event happened; with the queue's depth, the lag.
-#[derive(Default)]
 pub struct Lag {
     last_event_micros: AtomicI64,
+    queue: String,
+}
+
+impl Default for Lag {
+    fn default() -> Self {
+        Self::of(QUEUE)
+    }
 }
 
 impl Lag {
+    /// The lag of the indexer consuming `queue`.
+    pub fn of(queue: &str) -> Self {
+        Self {
+            last_event_micros: AtomicI64::new(0),
+            queue: queue.to_owned(),
+        }
+    }
+
     fn applied(&self, at: DateTime<Utc>) {
         self.last_event_micros
             .fetch_max(at.timestamp_micros(), Ordering::Relaxed);
@@ -64,7 +94,7 @@ impl Lag {
         bus: &dyn EventBus,
         now: DateTime<Utc>,
     ) -> Result<LagReport, String> {
-        let events_behind = bus.depth(QUEUE).await.map_err(|e| e.to_string())?;
+        let events_behind = bus.depth(&self.queue).await.map_err(|e| e.to_string())?;
         let last = self.last_event_micros.load(Ordering::Relaxed);
         let seconds_behind = if events_behind == 0 || last == 0 {
             0
@@ -89,12 +119,17 @@ pub struct Snapshots {
 }
 
 impl Snapshots {
-    pub fn new(indices: Arc<Indices>, lag: Arc<Lag>, shutdown: Shutdown) -> Self {
+    pub fn new(
+        indices: Arc<Indices>,
+        lag: Arc<Lag>,
+        shutdown: Shutdown,
+        config: ConsumerConfig,
+    ) -> Self {
         Self {
             indices,
             lag,
             shutdown,
-            config: config(),
+            config,
         }
     }
 }
@@ -235,6 +270,7 @@ mod tests {
             Arc::new(Indices::new(engine.clone())),
             lag.clone(),
             Shutdown::new(),
+            config(),
         );
         // Two failures, then it goes through: acknowledged, never dead-lettered.
         assert!(matches!(
@@ -287,6 +323,7 @@ mod tests {
             Arc::new(Indices::new(engine)),
             Arc::default(),
             shutdown.clone(),
+            config(),
         );
         let stopping = async {
             tokio::time::sleep(Duration::from_millis(300)).await;
@@ -309,6 +346,7 @@ mod tests {
             Arc::new(Indices::new(engine)),
             Arc::default(),
             Shutdown::new(),
+            config(),
         );
         let outcome = handler.handle(&delivery(&ada(at), at)).await;
         assert!(matches!(outcome, Outcome::DeadLetter(_)), "{outcome:?}");

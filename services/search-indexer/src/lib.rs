@@ -42,6 +42,27 @@ pub struct Parts {
     pub bus: Arc<dyn EventBus>,
     pub catalog: Arc<dyn IndexCatalog>,
     pub customers: Arc<dyn CustomerSource>,
+    /// This replica's name when it keeps an index of its own (tantivy): it then has a
+    /// queue of its own and sees every event (`consumer::config_for`).
+    pub replica: Option<String>,
+}
+
+/// The name of the replica whose tantivy index lives in `dir`: made once, kept in the
+/// directory, so that a restarted replica finds its queue again.
+fn replica_of(dir: &std::path::Path) -> Result<String> {
+    let file = dir.join("replica-id");
+    if let Ok(id) = std::fs::read_to_string(&file) {
+        return Ok(id.trim().to_owned());
+    }
+    std::fs::create_dir_all(dir)
+        .and_then(|()| {
+            let id = uuid::Uuid::new_v4().simple().to_string();
+            std::fs::write(&file, &id).map(|()| id)
+        })
+        .map_err(|e| {
+            let reason = format!("cannot keep the replica id in {dir:?}: {e}");
+            Error::Platform(crm_platform::Error::Refused(reason))
+        })
 }
 
 pub struct Application {
@@ -51,12 +72,18 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: &Settings) -> Result<Self> {
-        let catalog: Arc<dyn IndexCatalog> = match settings.search_backend {
-            Backend::Tantivy => Arc::new(TantivyCatalog::on_disk(&settings.search_index_dir)),
-            Backend::Elasticsearch => Arc::new(index::elasticsearch::ElasticCatalog::new(
-                settings.elasticsearch_url.expose(),
-                &settings.elasticsearch_index,
-            )?),
+        let (catalog, replica): (Arc<dyn IndexCatalog>, _) = match settings.search_backend {
+            Backend::Tantivy => (
+                Arc::new(TantivyCatalog::on_disk(&settings.search_index_dir)),
+                Some(replica_of(&settings.search_index_dir)?),
+            ),
+            Backend::Elasticsearch => (
+                Arc::new(index::elasticsearch::ElasticCatalog::new(
+                    settings.elasticsearch_url.expose(),
+                    &settings.elasticsearch_index,
+                )?),
+                None,
+            ),
         };
         let parts = Parts {
             bus: Arc::new(RabbitBus::new(settings.amqp_url.clone())),
@@ -64,6 +91,7 @@ impl Application {
             customers: Arc::new(CustomerCore::new(crm_platform::grpc::channel(
                 &settings.customer_core_url,
             )?)),
+            replica,
         };
         Self::with_parts(parts, settings.grpc_addr, Some(settings.http_addr)).await
     }
@@ -88,19 +116,28 @@ impl Application {
             bus,
             catalog,
             customers,
+            replica,
         } = self.parts;
-        let (live, created) = catalog.open_live().await?;
+        let (live, mut created) = catalog.open_live().await?;
         let indices = Arc::new(Indices::new(live));
         let reindexer = Arc::new(Reindexer::new(catalog, indices.clone(), customers));
-        let lag = Arc::new(Lag::default());
+        let config = consumer::config_for(replica.as_deref());
+        // A replica whose own queue is gone (away longer than the broker kept it) missed
+        // events: it rebuilds its index as a new one would.
+        if replica.is_some() && !created && !bus.exists(&config.queue).await.unwrap_or(true) {
+            tracing::warn!(queue = %config.queue, "this replica's queue is gone; rebuilding its index");
+            created = true;
+        }
+        let lag = Arc::new(Lag::of(&config.queue));
         let snapshots: Arc<dyn Handler> = Arc::new(consumer::Snapshots::new(
             indices.clone(),
             lag.clone(),
             shutdown.clone(),
+            config.clone(),
         ));
         let consuming = crm_platform::bus::start_consumers(
             bus.clone(),
-            vec![(consumer::config(), snapshots)],
+            vec![(config, snapshots)],
             shutdown.clone(),
         )
         .await;

@@ -112,6 +112,8 @@ impl Standalone {
             customers: Arc::new(crm_search_indexer::reindex::CustomerCore::new(
                 crm_platform::grpc::channel(&format!("http://{}", core.grpc_addr()))?,
             )),
+            // One process: one index, one queue.
+            replica: None,
         };
         let search =
             crm_search_indexer::Application::with_parts(search_parts, loopback, None).await?;

@@ -101,6 +101,9 @@ pub struct ConsumerConfig {
     /// The delay before the first retry; doubled for each later one.
     pub first_backoff: Duration,
     pub max_backoff: Duration,
+    /// A queue of one consumer's own (a replica's): the broker drops it, and its retry
+    /// and dead-letter queues, once nobody has used it for this long.
+    pub expires: Option<Duration>,
 }
 
 impl ConsumerConfig {
@@ -114,6 +117,7 @@ impl ConsumerConfig {
             max_attempts: 5,
             first_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(60),
+            expires: None,
         }
     }
 
@@ -134,6 +138,8 @@ pub enum BusError {
     },
     #[error("the broker refused the message")]
     Refused,
+    #[error("no queue {0}")]
+    NoSuchQueue(String),
 }
 
 #[async_trait]
@@ -169,6 +175,12 @@ pub trait EventBus: Send + Sync {
     /// Whether the broker answers now (for `/readyz`).
     async fn ping(&self) -> Result<(), BusError> {
         Ok(())
+    }
+
+    /// Whether a consumer's queue exists (before it is declared).
+    async fn exists(&self, queue: &str) -> Result<bool, BusError> {
+        let _ = queue;
+        Ok(true)
     }
 }
 

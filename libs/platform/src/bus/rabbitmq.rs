@@ -306,9 +306,20 @@ impl EventBus for RabbitBus {
         let declared = channel
             .queue_declare(queue.into(), passive, FieldTable::default())
             .await
-            .map_err(unavailable)?;
+            .map_err(|error| match error.to_string().contains("NOT_FOUND") {
+                true => BusError::NoSuchQueue(queue.to_owned()),
+                false => unavailable(error),
+            })?;
         let _ = channel.close(200, "done".into()).await;
         Ok(declared.message_count().into())
+    }
+
+    async fn exists(&self, queue: &str) -> Result<bool, BusError> {
+        match self.depth(queue).await {
+            Ok(_) => Ok(true),
+            Err(BusError::NoSuchQueue(_)) => Ok(false),
+            Err(error) => Err(error),
+        }
     }
 }
 
@@ -510,6 +521,10 @@ async fn declare_topology(channel: &Channel, config: &ConsumerConfig) -> lapin::
             "x-queue-type".into(),
             AMQPValue::LongString("quorum".into()),
         );
+        if let Some(expires) = config.expires {
+            let millis = i64::try_from(expires.as_millis()).unwrap_or(i64::MAX);
+            args.insert("x-expires".into(), AMQPValue::LongLongInt(millis));
+        }
         args
     };
     declare_exchange(channel, &config.exchange).await?;
@@ -591,6 +606,31 @@ mod tests {
             "rabbitmq",
         )
         .await;
+    }
+
+    #[tokio::test]
+    async fn a_replicas_own_queue_is_dropped_by_the_broker_once_unused() {
+        let vhost = TestVhost::create();
+        let bus = RabbitBus::new(Secret::new(&vhost.url));
+        let config = ConsumerConfig {
+            expires: Some(Duration::from_millis(1500)),
+            ..ConsumerConfig::new("replica.own", EVENTS_EXCHANGE, &["#"])
+        };
+        assert!(
+            !bus.exists("replica.own").await.unwrap(),
+            "not declared yet"
+        );
+        bus.declare(&config).await.unwrap();
+        assert!(bus.exists("replica.own").await.unwrap());
+        let mut gone = false;
+        for _ in 0..100 {
+            if !bus.exists("replica.own").await.unwrap() {
+                gone = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(gone, "the broker dropped the unused queue");
     }
 
     #[tokio::test]
