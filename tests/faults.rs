@@ -539,3 +539,128 @@ async fn lock_waits(database: &str) -> i64 {
     .await
     .unwrap()
 }
+
+/// Sends until the platform answers (a request cut off with a killed replica is sent
+/// again, as a client does); its status and body.
+async fn answered(request: impl Fn() -> reqwest::RequestBuilder) -> (StatusCode, Value) {
+    for _ in 0..300 {
+        match request().send().await {
+            Ok(response) if response.status() != StatusCode::SERVICE_UNAVAILABLE => {
+                let status = response.status();
+                return (status, response.json().await.unwrap_or(Value::Null));
+            }
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    panic!("the platform never answered");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_replicas_of_everything_lose_one_each_half_way_and_keep_every_promise() {
+    use crm_e2e::cluster::BINARIES;
+    let app = TestApp::cluster(Options {
+        replicas: 2,
+        ..Options::default()
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", app.base_url);
+    let ids: Vec<String> = futures::future::join_all(
+        (0..10).map(|n| app.given_customer_id_async(format!("replicated-{n}@example.com"))),
+    )
+    .await;
+    let mut accepted: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    let mut recomputes = 0;
+    for round in 0..20 {
+        if round == 10 {
+            for binary in BINARIES {
+                app.kill_for_good(binary, 0).await;
+            }
+        }
+        // Orders, a change of every customer, and a recompute now and then.
+        let events: Vec<Value> = (0..100)
+            .map(|n| order(&ids[n % ids.len()], round * 100 + n, 1.5))
+            .collect();
+        let body = json!({ "events": events });
+        let (status, answer) = answered(|| {
+            client
+                .post(url("/api/events"))
+                .bearer_auth(crm_e2e::ADMIN_KEY)
+                .json(&body)
+        })
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+        for event in events {
+            let customer = event["customer_id"].as_str().unwrap().to_owned();
+            accepted.entry(customer).or_default().push(event);
+        }
+        for id in &ids {
+            let patch = json!({ "first_name": format!("Round{round}") });
+            let (status, answer) = answered(|| {
+                client
+                    .patch(url(&format!("/api/customers/{id}")))
+                    .bearer_auth(crm_e2e::ADMIN_KEY)
+                    .header("content-type", "application/merge-patch+json")
+                    .body(patch.to_string())
+            })
+            .await;
+            assert_eq!(status, StatusCode::OK, "{answer}");
+        }
+        if round % 4 == 0 {
+            let (status, _) = answered(|| {
+                client
+                    .post(url("/api/segments/recompute"))
+                    .bearer_auth(crm_e2e::ADMIN_KEY)
+            })
+            .await;
+            assert!(
+                [StatusCode::ACCEPTED, StatusCode::CONFLICT].contains(&status),
+                "{status}"
+            );
+            recomputes += usize::from(status == StatusCode::ACCEPTED);
+        }
+    }
+    assert!(recomputes > 0);
+
+    assert_applied_once(&app, &accepted).await;
+    // One recompute at a time: no two jobs ran over the same moment.
+    let jobs = recompute_jobs(app.database_url.as_deref().unwrap()).await;
+    for pair in jobs.windows(2) {
+        assert!(pair[0].1 <= pair[1].0, "recomputes overlapped: {jobs:?}");
+    }
+    // Search finds the last version of every customer, from either indexer.
+    for id in &ids {
+        let current: Value = app.get_customer(id).await.json().await.unwrap();
+        let email = current["email"].as_str().unwrap().to_owned();
+        app.eventually_within(
+            Duration::from_secs(60),
+            "search to find the last version",
+            || async {
+                let body = json!({ "query": email });
+                let found: Value = app
+                    .post_json("/api/customers/search", &body)
+                    .await
+                    .json()
+                    .await
+                    .ok()?;
+                let hit = &found["hits"][0]["customer"];
+                (hit["id"] == current["id"] && hit["version"] == current["version"]).then_some(())
+            },
+        )
+        .await;
+    }
+}
+
+/// Every recompute job's (start, end) in microseconds, oldest first (end: now for one
+/// still running).
+async fn recompute_jobs(database: &str) -> Vec<(i64, i64)> {
+    use sqlx::Connection;
+    let mut connection = sqlx::PgConnection::connect(database).await.unwrap();
+    sqlx::query_as(
+        "select started_at_us, coalesce(finished_at_us, 9223372036854775807) \
+         from segmentation.recompute_jobs order by started_at_us",
+    )
+    .fetch_all(&mut connection)
+    .await
+    .unwrap()
+}

@@ -251,6 +251,33 @@ impl TestApp {
         child.wait().await.expect("wait");
     }
 
+    /// SIGKILLs instance `replica` of `binary` and takes it out of its service, as
+    /// Kubernetes does with a pod that is gone; the other replicas serve on.
+    pub async fn kill_for_good(&self, binary: &str, replica: usize) {
+        self.kill(binary, replica).await;
+        let served = if binary == "crm-gateway" {
+            "http"
+        } else {
+            "grpc"
+        };
+        let alive: Vec<SocketAddr> = self.with_processes(|processes| {
+            processes
+                .iter()
+                .filter(|p| p.name == binary && p.child.is_some())
+                .map(|p| p.fields[served].parse().expect("an address"))
+                .collect()
+        });
+        let fronts = self.fronts.as_ref().expect("distributed");
+        let front = match binary {
+            "crm-customer-core" => &fronts.customer_core,
+            "crm-event-ingest" => &fronts.event_ingest,
+            "crm-segmentation" => &fronts.segmentation,
+            "crm-search-indexer" => &fronts.search_indexer,
+            _ => &fronts.gateway,
+        };
+        front.set_upstreams(alive);
+    }
+
     /// SIGTERMs instance `replica` of `binary` (a rolling update, a scale-down) and
     /// waits until it has drained and exited; its exit status.
     pub async fn terminate(&self, binary: &str, replica: usize) -> std::process::ExitStatus {

@@ -13,7 +13,7 @@ use tracing::instrument;
 use crate::{
     Error, Result,
     repo::{Erasure, Merged},
-    service::{CustomerService, WRITE_ATTEMPTS},
+    service::{CustomerService, retry_lost_races},
 };
 
 pub const RECENT_ORDERS: u32 = 10;
@@ -180,26 +180,15 @@ impl CustomerService {
         secondary: CustomerId,
         dry_run: bool,
     ) -> Result<Merged> {
-        for _ in 0..WRITE_ATTEMPTS {
-            match self
-                .repo
-                .merge(primary, secondary, dry_run, Utc::now())
-                .await
-            {
-                Ok(merged) => {
-                    if !dry_run {
-                        self.after_commit([&merged.primary, &merged.secondary])
-                            .await;
-                        tracing::info!("customers merged");
-                    }
-                    return Ok(merged);
-                }
-                // A write to either customer came between: merge their newer state.
-                Err(Error::VersionConflict) => continue,
-                Err(other) => return Err(other),
-            }
+        // A write to either customer came between: merge their newer state.
+        let merged =
+            retry_lost_races(|| self.repo.merge(primary, secondary, dry_run, Utc::now())).await?;
+        if !dry_run {
+            self.after_commit([&merged.primary, &merged.secondary])
+                .await;
+            tracing::info!("customers merged");
         }
-        Err(Error::VersionConflict)
+        Ok(merged)
     }
 
     /// Erases the person (right to be forgotten) and records who asked; erasing again

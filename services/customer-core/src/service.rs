@@ -26,8 +26,32 @@ pub const DEFAULT_PAGE_SIZE: u32 = 20;
 pub const MAX_PAGE_SIZE: u32 = 100;
 /// The longest range of purchase analytics per request.
 pub const MAX_SALES_DAYS: i64 = 366;
-/// Unconditional writes retry this often when another writer keeps winning.
-pub(crate) const WRITE_ATTEMPTS: usize = 5;
+/// How long a write that keeps losing its version race tries again: the events of a busy
+/// customer may win many times in a row (each holds the row for milliseconds), and an
+/// answered write must not fail for that.
+const RACE_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Runs `attempt` again, after a short random pause, while it loses its version race
+/// (`VersionConflict`), for up to `RACE_BUDGET`.
+pub(crate) async fn retry_lost_races<T, F, Fut>(mut attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let started = std::time::Instant::now();
+    let mut round = 0u32;
+    loop {
+        match attempt().await {
+            Err(Error::VersionConflict) if started.elapsed() < RACE_BUDGET => {
+                round += 1;
+                let jitter = u64::from(Uuid::new_v4().as_bytes()[0] % 8);
+                let pause = (1u64 << round.min(5)) + jitter;
+                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+            }
+            outcome => return outcome,
+        }
+    }
+}
 /// How many merges an event follows to the customer who holds its record now.
 const MAX_MERGE_HOPS: usize = 8;
 
@@ -228,7 +252,9 @@ impl CustomerService {
         expected_version: Option<i64>,
         change: impl Fn(&Customer) -> Result<(Customer, Change)>,
     ) -> Result<Customer> {
-        for _ in 0..WRITE_ATTEMPTS {
+        // Another writer won: without a precondition try again on its result; with one,
+        // the next round reports the version that won.
+        let written = retry_lost_races(|| async {
             let current = self.repo.get(id).await?.ok_or(Error::NotFound(id))?;
             if let Some(expected) = expected_version.filter(|v| *v != current.version) {
                 return Err(Error::StaleVersion {
@@ -238,20 +264,19 @@ impl CustomerService {
             }
             let (next, announcement) = change(&current)?;
             if next.version == current.version {
-                return Ok(current);
+                return Ok(None);
             }
-            match self.repo.update(&next, &announcement).await {
-                Ok(()) => {
-                    self.after_commit([&next]).await;
-                    return Ok(next);
-                }
-                // Another writer won: without a precondition try again on its result;
-                // with one, the next round reports the version that won.
-                Err(Error::VersionConflict) => continue,
-                Err(other) => return Err(other),
+            self.repo.update(&next, &announcement).await?;
+            Ok(Some(next))
+        })
+        .await?;
+        match written {
+            Some(next) => {
+                self.after_commit([&next]).await;
+                Ok(next)
             }
+            None => self.repo.get(id).await?.ok_or(Error::NotFound(id)),
         }
-        Err(Error::VersionConflict)
     }
 
     /// Puts the customer in `segment` (the segmentation service decides); a change is a
