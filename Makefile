@@ -35,6 +35,12 @@ test: ## Run every test: unit, adapters against the real servers, end to end, de
 fuzz-api: $(VENV)/.installed ## Fuzz the REST API of the built crm from its OpenAPI document (schemathesis)
 	scripts/fuzz-api $(VENV)/bin/schemathesis
 
+.PHONY: soak
+soak: ## Mixed load with random faults on two replicas of everything, then a consistency check (SOAK_SECONDS=600, SOAK_SEED)
+	scripts/check-services
+	$(CARGO) build --workspace --bins
+	$(CARGO) test -p crm-e2e --test soak -- --ignored --nocapture
+
 .PHONY: bench
 bench: ## Benchmarks against the local servers (release; BENCH_EVENTS=20000, BENCH_CUSTOMERS=1000000)
 	scripts/check-services

@@ -9,64 +9,18 @@ use std::{
     time::Duration,
 };
 
-use crm_e2e::{StatusCode, TestApp, assert_problem, cluster::Options, json};
+use crm_e2e::{
+    StatusCode, TestApp, assert_problem,
+    cluster::Options,
+    json,
+    load::{answered, applied_orders, order, send_until_accepted},
+};
 use serde_json::Value;
 
 fn proxied() -> Options {
     Options {
         proxied: true,
         ..Options::default()
-    }
-}
-
-/// An order event with a fixed id, so a resend is recognised.
-fn order(customer: &str, n: usize, total: f64) -> Value {
-    let mut event = crm_e2e::completed_order(customer, &format!("o-{n}"), total);
-    event["id"] = json!(uuid::Uuid::new_v4().to_string());
-    event
-}
-
-/// Sends `events` as one batch until it is accepted, as a client that retries does
-/// (every event valid: once answered 202, all of them are accepted, some maybe by an
-/// earlier send whose answer was lost, which this one counts as duplicates).
-async fn send_until_accepted(app: &TestApp, events: &[Value]) {
-    let body = json!({ "events": events });
-    for _ in 0..600 {
-        let response = app.send_events(&body).await;
-        match response.status() {
-            StatusCode::ACCEPTED => {
-                let answer: Value = response.json().await.unwrap();
-                assert_eq!(answer["rejected"], json!([]), "{answer}");
-                return;
-            }
-            StatusCode::SERVICE_UNAVAILABLE => {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            other => panic!("{other}: {}", response.text().await.unwrap_or_default()),
-        }
-    }
-    panic!("the events were never accepted");
-}
-
-/// The ids of a customer's applied orders, from its activity feed.
-async fn applied_orders(app: &TestApp, customer: &str) -> Vec<String> {
-    let mut ids = Vec::new();
-    let mut cursor = String::new();
-    loop {
-        let query = format!("?type=order.completed&limit=100&cursor={cursor}");
-        let page: Value = app
-            .list_events(customer, &query)
-            .await
-            .json()
-            .await
-            .unwrap();
-        for event in page["items"].as_array().unwrap() {
-            ids.push(event["id"].as_str().unwrap().to_owned());
-        }
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = next.to_owned(),
-            None => return ids,
-        }
     }
 }
 
@@ -538,21 +492,6 @@ async fn lock_waits(database: &str) -> i64 {
     .fetch_one(&mut connection)
     .await
     .unwrap()
-}
-
-/// Sends until the platform answers (a request cut off with a killed replica is sent
-/// again, as a client does); its status and body.
-async fn answered(request: impl Fn() -> reqwest::RequestBuilder) -> (StatusCode, Value) {
-    for _ in 0..300 {
-        match request().send().await {
-            Ok(response) if response.status() != StatusCode::SERVICE_UNAVAILABLE => {
-                let status = response.status();
-                return (status, response.json().await.unwrap_or(Value::Null));
-            }
-            _ => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
-    panic!("the platform never answered");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -17,6 +17,7 @@ use std::{
 
 pub mod cluster;
 pub mod faults;
+pub mod load;
 
 use reqwest::{Client, Response};
 use serde_json::Value;
