@@ -58,10 +58,7 @@ async fn soak() {
     let proxies = app.proxies.as_ref().unwrap();
     let client = reqwest::Client::new();
     let url = |path: &str| format!("{}{path}", app.base_url);
-    let ids: Vec<String> = futures::future::join_all(
-        (0..50).map(|n| app.given_customer_id_async(format!("soak-{n}@example.com"))),
-    )
-    .await;
+    let ids: Vec<String> = app.given_customers("soak", 50).await;
     let mut tally = Tally::default();
     let started = Instant::now();
     let mut next_fault = Instant::now() + Duration::from_secs(5);
@@ -195,7 +192,9 @@ async fn soak() {
                     .json()
                     .await
                     .ok()?;
-                (found["hits"][0]["customer"]["version"] == current["version"]).then_some(())
+                let hits = found["hits"].as_array()?;
+                let hit = hits.iter().find(|h| h["customer"]["id"] == current["id"])?;
+                (hit["customer"]["version"] == current["version"]).then_some(())
             },
         )
         .await;

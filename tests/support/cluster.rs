@@ -52,6 +52,19 @@ pub struct Fronts {
     pub gateway: Proxy,
 }
 
+impl Fronts {
+    /// The proxy in front of `binary`'s replicas.
+    pub fn of(&self, binary: &str) -> &Proxy {
+        match binary {
+            "crm-customer-core" => &self.customer_core,
+            "crm-event-ingest" => &self.event_ingest,
+            "crm-segmentation" => &self.segmentation,
+            "crm-search-indexer" => &self.search_indexer,
+            _ => &self.gateway,
+        }
+    }
+}
+
 /// The binaries in the order they start.
 pub const BINARIES: [&str; 5] = [
     "crm-customer-core",
@@ -195,14 +208,7 @@ pub async fn start(options: Options) -> TestApp {
             addrs.push(fields[served].parse::<SocketAddr>().expect("an address"));
             processes.push(process);
         }
-        let front = match binary {
-            "crm-customer-core" => &fronts.customer_core,
-            "crm-event-ingest" => &fronts.event_ingest,
-            "crm-segmentation" => &fronts.segmentation,
-            "crm-search-indexer" => &fronts.search_indexer,
-            _ => &fronts.gateway,
-        };
-        front.set_upstreams(addrs);
+        fronts.of(binary).set_upstreams(addrs);
     }
     let http_of = |binary: &str| {
         let process = processes
@@ -268,14 +274,7 @@ impl TestApp {
                 .collect()
         });
         let fronts = self.fronts.as_ref().expect("distributed");
-        let front = match binary {
-            "crm-customer-core" => &fronts.customer_core,
-            "crm-event-ingest" => &fronts.event_ingest,
-            "crm-segmentation" => &fronts.segmentation,
-            "crm-search-indexer" => &fronts.search_indexer,
-            _ => &fronts.gateway,
-        };
-        front.set_upstreams(alive);
+        fronts.of(binary).set_upstreams(alive);
     }
 
     /// SIGTERMs instance `replica` of `binary` (a rolling update, a scale-down) and

@@ -451,9 +451,12 @@ impl TestApp {
         );
     }
 
-    /// `given_customer_id` for an owned e-mail (to create many at once).
-    pub async fn given_customer_id_async(&self, email: String) -> String {
-        self.given_customer_id(&email).await
+    /// `count` customers made at once, e-mails `<prefix>-<n>@example.com`; their ids.
+    pub async fn given_customers(&self, prefix: &str, count: usize) -> Vec<String> {
+        let emails: Vec<String> = (0..count)
+            .map(|n| format!("{prefix}-{n}@example.com"))
+            .collect();
+        futures::future::join_all(emails.iter().map(|email| self.given_customer_id(email))).await
     }
 
     /// The sum of every sample of the Prometheus metric `name` whose labels include

@@ -244,10 +244,9 @@ mod tests {
         assert!(rfm.is_some(), "RFM is scored for everyone");
     }
 
-    #[tokio::test]
-    async fn the_schedule_starts_a_batch_every_interval() {
-        let store = Arc::new(SqliteStore::in_memory().await.unwrap());
-        let drifted = Profile {
+    /// A regular customer whose last order was 200 days ago: the rules churn them.
+    fn drifted() -> Profile {
+        Profile {
             customer_id: CustomerId::generate(),
             version: 1,
             deleted: false,
@@ -259,7 +258,13 @@ mod tests {
             last_order_at: Some(Utc::now() - Days::days(200)),
             categories: vec![],
             rfm: None,
-        };
+        }
+    }
+
+    #[tokio::test]
+    async fn the_schedule_starts_a_batch_every_interval() {
+        let store = Arc::new(SqliteStore::in_memory().await.unwrap());
+        let drifted = drifted();
         store.upsert_profile(&drifted).await.unwrap();
         let writer = Arc::new(RecordingWriter::default());
         let batch = Arc::new(Batch::new(store, writer.clone(), SegmentConfig::default()));
@@ -299,19 +304,7 @@ mod tests {
     #[tokio::test]
     async fn a_long_batch_keeps_its_lease_and_a_second_start_is_refused() {
         let store = Arc::new(SqliteStore::in_memory().await.unwrap());
-        let drifted = Profile {
-            customer_id: CustomerId::generate(),
-            version: 1,
-            deleted: false,
-            segment: Segment::Regular,
-            created_at: Utc::now() - Days::days(400),
-            total_orders: 1,
-            total_spent: 50.0,
-            lifetime_value: 50.0,
-            last_order_at: Some(Utc::now() - Days::days(200)),
-            categories: vec![],
-            rfm: None,
-        };
+        let drifted = drifted();
         store.upsert_profile(&drifted).await.unwrap();
         let writer = Arc::new(HeldWriter(tokio::sync::Semaphore::new(0)));
         let replica = |writer: Arc<HeldWriter>| {
