@@ -12,10 +12,10 @@ pub mod import;
 pub mod insights;
 pub mod outbox;
 pub mod people;
+mod reads;
 pub mod repo;
 pub mod service;
 pub mod settings;
-mod shared_reads;
 
 use std::{net::SocketAddr, sync::Arc};
 

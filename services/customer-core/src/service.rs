@@ -18,8 +18,8 @@ use uuid::Uuid;
 use crate::{
     Error, Result,
     freshness::Freshness,
+    reads::SharedReads,
     repo::{Change, CustomerRepository, DailySales, FeedPosition, Recorded, SegmentChange},
-    shared_reads::SharedReads,
 };
 
 pub const DEFAULT_PAGE_SIZE: u32 = 20;
@@ -153,63 +153,6 @@ impl CustomerService {
         self.outbox.notify_one();
         tracing::info!(customer_id = %customer.id, "customer created");
         Ok(customer)
-    }
-
-    /// Cache first, then the database; the cache is filled only from a committed read
-    /// and only if no newer write has invalidated it meanwhile. Misses of one customer
-    /// at once share one database read.
-    #[instrument(skip_all, fields(customer_id = %id))]
-    pub async fn get(&self, id: CustomerId) -> Result<Customer> {
-        if let Some(customer) = self.cached(id).await {
-            return Ok(customer);
-        }
-        let service = self.clone();
-        let shared = self.reads.read(id, move || async move {
-            // A read that just finished may have filled the cache after this one missed.
-            if let Some(customer) = service.cached(id).await {
-                return Ok(Some(customer));
-            }
-            metrics::counter!("crm_customer_database_reads_total").increment(1);
-            let customer = service.repo.get(id).await.map_err(|_| ())?;
-            if let Some(customer) = &customer
-                && let Ok(bytes) = serde_json::to_vec(customer)
-            {
-                service
-                    .cache
-                    .put(&cache_key(id), customer.version, &bytes)
-                    .await;
-            }
-            Ok(customer)
-        });
-        let found = match shared.await {
-            Ok(found) => found,
-            // The shared read failed: this caller's own says why.
-            Err(()) => self.repo.get(id).await?,
-        };
-        found.ok_or(Error::NotFound(id))
-    }
-
-    /// The cached customer, when the cache may be read and holds it.
-    async fn cached(&self, id: CustomerId) -> Option<Customer> {
-        if !self.freshness.trusted() {
-            return None;
-        }
-        let lookup =
-            |outcome| metrics::counter!("crm_customer_cache_lookups_total", "outcome" => outcome);
-        let Some(bytes) = self.cache.get(&cache_key(id)).await else {
-            lookup("miss").increment(1);
-            return None;
-        };
-        match serde_json::from_slice::<Customer>(&bytes) {
-            Ok(customer) => {
-                lookup("hit").increment(1);
-                Some(customer)
-            }
-            Err(error) => {
-                tracing::warn!(%error, "ignoring unreadable cache entry");
-                None
-            }
-        }
     }
 
     #[instrument(skip_all, fields(customer_id = %id))]
