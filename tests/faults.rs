@@ -13,7 +13,10 @@ use crm_e2e::{
     StatusCode, TestApp, assert_problem,
     cluster::Options,
     json,
-    load::{answered, applied_orders, order, send_until_accepted},
+    load::{
+        answered, applied_orders, order, searched_version, send_until_accepted,
+        until_search_has_the_last_versions,
+    },
 };
 use serde_json::Value;
 
@@ -359,16 +362,10 @@ async fn a_relay_killed_after_the_broker_confirmed_publishes_again_and_nothing_c
     let app = TestApp::cluster(proxied()).await;
     let id = app.given_customer_id("relayed@example.com").await;
     let search = |version: i64| {
-        let app = &app;
+        let (app, id) = (&app, &id);
         async move {
-            let body = json!({ "query": "relayed@example.com" });
-            let found: Value = app
-                .post_json("/api/customers/search", &body)
-                .await
-                .json()
-                .await
-                .ok()?;
-            (found["hits"][0]["customer"]["version"] == version).then_some(found)
+            let found = searched_version(app, "relayed@example.com", id).await;
+            (found == Some(version)).then_some(())
         }
     };
     app.eventually("the customer in the index", || search(1))
@@ -553,27 +550,7 @@ async fn two_replicas_of_everything_lose_one_each_half_way_and_keep_every_promis
         assert!(pair[0].1 <= pair[1].0, "recomputes overlapped: {jobs:?}");
     }
     // Search finds the last version of every customer, from either indexer.
-    for id in &ids {
-        let current: Value = app.get_customer(id).await.json().await.unwrap();
-        let email = current["email"].as_str().unwrap().to_owned();
-        app.eventually_within(
-            Duration::from_secs(60),
-            "search to find the last version",
-            || async {
-                let body = json!({ "query": email });
-                let found: Value = app
-                    .post_json("/api/customers/search", &body)
-                    .await
-                    .json()
-                    .await
-                    .ok()?;
-                let hits = found["hits"].as_array()?;
-                let hit = hits.iter().find(|h| h["customer"]["id"] == current["id"])?;
-                (hit["customer"]["version"] == current["version"]).then_some(())
-            },
-        )
-        .await;
-    }
+    until_search_has_the_last_versions(&app, &ids, Duration::from_secs(60)).await;
 }
 
 /// Every recompute job's (start, end) in microseconds, oldest first (end: now for one

@@ -15,7 +15,9 @@ use crm_e2e::{
     StatusCode, TestApp,
     cluster::{BINARIES, Options},
     json,
-    load::{answered, applied_orders, order, send_until_accepted},
+    load::{
+        answered, applied_orders, order, send_until_accepted, until_search_has_the_last_versions,
+    },
 };
 use serde_json::Value;
 
@@ -179,25 +181,6 @@ async fn soak() {
     assert_eq!((lost, twice), (0, 0), "lost and double-applied events");
     assert_eq!(applied, accepted);
     // The index against PostgreSQL: every customer at its last version.
-    for id in &ids {
-        let current: Value = app.get_customer(id).await.json().await.unwrap();
-        let body = json!({ "query": current["email"] });
-        app.eventually_within(
-            Duration::from_secs(120),
-            "search at the last version",
-            || async {
-                let found: Value = app
-                    .post_json("/api/customers/search", &body)
-                    .await
-                    .json()
-                    .await
-                    .ok()?;
-                let hits = found["hits"].as_array()?;
-                let hit = hits.iter().find(|h| h["customer"]["id"] == current["id"])?;
-                (hit["customer"]["version"] == current["version"]).then_some(())
-            },
-        )
-        .await;
-    }
+    until_search_has_the_last_versions(&app, &ids, Duration::from_secs(120)).await;
     println!("search: every customer at its last version");
 }

@@ -61,3 +61,31 @@ pub async fn answered(request: impl Fn() -> reqwest::RequestBuilder) -> (StatusC
     }
     panic!("the platform never answered");
 }
+
+/// The version of the customer `id` as a search for its e-mail finds it (`None`: not
+/// among the hits).
+pub async fn searched_version(app: &TestApp, email: &str, id: &str) -> Option<i64> {
+    let body = json!({ "query": email });
+    let found: Value = app
+        .post_json("/api/customers/search", &body)
+        .await
+        .json()
+        .await
+        .ok()?;
+    let hits = found["hits"].as_array()?;
+    let hit = hits.iter().find(|h| h["customer"]["id"] == id)?;
+    hit["customer"]["version"].as_i64()
+}
+
+/// Waits until search finds every customer of `ids` at the version PostgreSQL has.
+pub async fn until_search_has_the_last_versions(app: &TestApp, ids: &[String], limit: Duration) {
+    for id in ids {
+        let current: Value = app.get_customer(id).await.json().await.unwrap();
+        let email = current["email"].as_str().unwrap_or_default().to_owned();
+        let version = current["version"].as_i64();
+        app.eventually_within(limit, "search at the last version", || async {
+            (searched_version(app, &email, id).await == version).then_some(())
+        })
+        .await;
+    }
+}
