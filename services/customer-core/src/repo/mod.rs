@@ -1,6 +1,7 @@
 //! The customer store port and its two adapters (PostgreSQL for services, SQLite for the
 //! standalone binary). Both run the same SQL, so one contract suite covers them.
 
+mod customers;
 mod people;
 mod postgres;
 mod sql;

@@ -3,7 +3,7 @@
 use crm_platform::database::{PostgresLimits, postgres_options, postgres_pool};
 use sqlx::{Connection, PgConnection, PgPool};
 
-use super::{people::impl_person_store, sql::impl_customer_repository};
+use super::{customers::impl_customer_repository, people::impl_person_store};
 use crate::Result;
 
 #[derive(Clone)]

@@ -7,7 +7,7 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqlitePoolOptions},
 };
 
-use super::{people::impl_person_store, sql::impl_customer_repository};
+use super::{customers::impl_customer_repository, people::impl_person_store};
 use crate::Result;
 
 #[derive(Clone)]

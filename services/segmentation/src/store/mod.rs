@@ -6,6 +6,7 @@
 #[cfg(test)]
 mod contract;
 mod postgres;
+mod segment_store;
 mod sql;
 mod sqlite;
 

@@ -5,7 +5,7 @@ use std::{str::FromStr, time::Duration};
 use crm_platform::database::{PostgresLimits, postgres_options, postgres_pool};
 use sqlx::{Connection, PgConnection, PgPool, postgres::PgConnectOptions};
 
-use super::sql::impl_segment_store;
+use super::segment_store::impl_segment_store;
 use crate::Result;
 
 /// The schema segmentation's tables live in.

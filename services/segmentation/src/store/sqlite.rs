@@ -7,7 +7,7 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqlitePoolOptions},
 };
 
-use super::sql::impl_segment_store;
+use super::segment_store::impl_segment_store;
 use crate::Result;
 
 #[derive(Clone)]

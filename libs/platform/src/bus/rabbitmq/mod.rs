@@ -12,7 +12,6 @@
 //! with backoff and redeclare their topology.
 
 use std::{
-    collections::BTreeMap,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -23,13 +22,12 @@ use std::{
 use async_trait::async_trait;
 use futures::{StreamExt, TryStreamExt};
 use lapin::{
-    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
+    Channel, Connection, ConnectionProperties,
     options::{
-        BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions,
-        BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
-        QueueBindOptions, QueueDeclareOptions,
+        BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicQosOptions,
+        ConfirmSelectOptions, QueueDeclareOptions,
     },
-    types::{AMQPValue, FieldTable, ShortString},
+    types::{FieldTable, ShortString},
 };
 use tokio::sync::Mutex;
 
@@ -38,6 +36,12 @@ use super::{
     FAILURE_REASON_HEADER, Handler, Message, NOTIFICATIONS_EXCHANGE, Outcome,
 };
 use crate::{Shutdown, settings::Secret};
+
+mod messages;
+mod topology;
+
+use messages::{ROUTING_KEY_HEADER, publish_confirmed, to_message};
+use topology::{dead_letter_queue, declare_exchange, declare_topology, retry_queue};
 
 /// For the connection and its channel setup: a broker that accepts the socket and then
 /// stays silent must not hold the caller.
@@ -376,195 +380,6 @@ async fn process(
         .ack(BasicAckOptions::default())
         .await
         .map_err(unavailable)?;
-    Ok(())
-}
-
-/// Publishes `(routing key, message)` pairs and waits for every confirm. `mandatory`
-/// makes an unroutable message come back (an error) instead of vanishing.
-async fn publish_confirmed(
-    channel: &Channel,
-    exchange: &str,
-    messages: &[(String, Message)],
-    mandatory: bool,
-) -> Result<(), BusError> {
-    let mut confirms = Vec::with_capacity(messages.len());
-    for (routing_key, message) in messages {
-        let confirm = channel
-            .basic_publish(
-                exchange.into(),
-                routing_key.as_str().into(),
-                BasicPublishOptions {
-                    mandatory,
-                    ..BasicPublishOptions::default()
-                },
-                &message.payload,
-                properties(message),
-            )
-            .await
-            .map_err(unavailable)?;
-        confirms.push((routing_key, confirm));
-    }
-    for (routing_key, confirm) in confirms {
-        match confirm.await.map_err(unavailable)? {
-            Confirmation::Ack(None) | Confirmation::NotRequested => {}
-            Confirmation::Ack(Some(_)) => {
-                return Err(BusError::Unroutable {
-                    exchange: exchange.to_owned(),
-                    routing_key: routing_key.clone(),
-                });
-            }
-            Confirmation::Nack(_) => return Err(BusError::Refused),
-        }
-    }
-    Ok(())
-}
-
-fn properties(message: &Message) -> BasicProperties {
-    let mut headers = FieldTable::default();
-    for (key, value) in &message.headers {
-        headers.insert(
-            key.as_str().into(),
-            AMQPValue::LongString(value.as_str().into()),
-        );
-    }
-    BasicProperties::default()
-        .with_message_id(message.id.as_str().into())
-        .with_content_type("application/json".into())
-        // Persistent: survives a broker restart.
-        .with_delivery_mode(2)
-        .with_headers(headers)
-}
-
-fn to_message(
-    routing_key: &ShortString,
-    properties: &BasicProperties,
-    payload: Vec<u8>,
-) -> Message {
-    let headers: BTreeMap<String, String> = properties
-        .headers()
-        .as_ref()
-        .map(|table| {
-            table
-                .inner()
-                .iter()
-                .filter_map(|(key, value)| {
-                    let text = match value {
-                        AMQPValue::LongString(s) => {
-                            String::from_utf8_lossy(s.as_bytes()).into_owned()
-                        }
-                        AMQPValue::ShortString(s) => s.to_string(),
-                        _ => return None,
-                    };
-                    Some((key.to_string(), text))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let routing_key = headers
-        .get(ROUTING_KEY_HEADER)
-        .cloned()
-        .unwrap_or_else(|| routing_key.to_string());
-    Message {
-        id: properties
-            .message_id()
-            .as_ref()
-            .map(|id| id.to_string())
-            .unwrap_or_default(),
-        routing_key,
-        payload,
-        headers: headers
-            .into_iter()
-            .filter(|(k, _)| k != ROUTING_KEY_HEADER)
-            .collect(),
-    }
-}
-
-/// A retried or dead-lettered message is re-published to a queue by name; its original
-/// routing key travels here.
-const ROUTING_KEY_HEADER: &str = "x-crm-routing-key";
-
-fn retry_queue(config: &ConsumerConfig, attempt: u32) -> String {
-    format!(
-        "{}.retry.{}ms",
-        config.queue,
-        config.backoff(attempt).as_millis()
-    )
-}
-
-fn dead_letter_queue(queue: &str) -> String {
-    format!("{queue}.dlq")
-}
-
-async fn declare_exchange(channel: &Channel, exchange: &str) -> lapin::Result<()> {
-    let options = ExchangeDeclareOptions {
-        durable: true,
-        ..ExchangeDeclareOptions::default()
-    };
-    channel
-        .exchange_declare(
-            exchange.into(),
-            ExchangeKind::Topic,
-            options,
-            FieldTable::default(),
-        )
-        .await
-}
-
-async fn declare_topology(channel: &Channel, config: &ConsumerConfig) -> lapin::Result<()> {
-    let durable = QueueDeclareOptions {
-        durable: true,
-        ..QueueDeclareOptions::default()
-    };
-    let quorum = || {
-        let mut args = FieldTable::default();
-        args.insert(
-            "x-queue-type".into(),
-            AMQPValue::LongString("quorum".into()),
-        );
-        if let Some(expires) = config.expires {
-            let millis = i64::try_from(expires.as_millis()).unwrap_or(i64::MAX);
-            args.insert("x-expires".into(), AMQPValue::LongLongInt(millis));
-        }
-        args
-    };
-    declare_exchange(channel, &config.exchange).await?;
-    channel
-        .queue_declare(config.queue.as_str().into(), durable, quorum())
-        .await?;
-    for pattern in &config.bindings {
-        channel
-            .queue_bind(
-                config.queue.as_str().into(),
-                config.exchange.as_str().into(),
-                pattern.as_str().into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-    }
-    for attempt in 1..config.max_attempts {
-        let mut args = quorum();
-        let ttl = i64::try_from(config.backoff(attempt).as_millis()).unwrap_or(i64::MAX);
-        args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(ttl));
-        args.insert(
-            "x-dead-letter-exchange".into(),
-            AMQPValue::LongString("".into()),
-        );
-        args.insert(
-            "x-dead-letter-routing-key".into(),
-            AMQPValue::LongString(config.queue.as_str().into()),
-        );
-        channel
-            .queue_declare(retry_queue(config, attempt).as_str().into(), durable, args)
-            .await?;
-    }
-    channel
-        .queue_declare(
-            dead_letter_queue(&config.queue).as_str().into(),
-            durable,
-            quorum(),
-        )
-        .await?;
     Ok(())
 }
 
