@@ -265,15 +265,17 @@ pub async fn recommendations(
         customer_id: id.to_string(),
         limit: nonzero_limit(params.limit, "must be 1 to 10", "limit out of range")?,
     };
-    // Segmentation recommends best sellers to a customer it has not seen yet; whether
-    // the customer exists is customer-core's to say.
-    let mut segmentation = state.segmentation.clone();
-    let (_, found) = tokio::try_join!(known_customer(&state, id), async {
-        Ok(segmentation
-            .get_recommendations(request)
-            .await?
-            .into_inner())
-    },)?;
+    let found = state
+        .segmentation
+        .clone()
+        .get_recommendations(request)
+        .await?
+        .into_inner();
+    // Best sellers for a customer segmentation has not seen yet, only if customer-core
+    // knows the customer (else 404).
+    if !found.customer_seen {
+        known_customer(&state, id).await?;
+    }
     let items = found.products.into_iter().map(Into::into).collect();
     Ok(Json(RecommendationsView { items }))
 }

@@ -119,6 +119,7 @@ impl SegmentationService for SegmentationGrpc {
         let id: CustomerId = parse_id("customer_id", &request.customer_id)?;
         let picked = recommend(self.store.as_ref(), id, request.limit, Utc::now()).await?;
         let products = picked
+            .products
             .into_iter()
             .map(|r| v1::Product {
                 product_id: r.product_id,
@@ -126,6 +127,9 @@ impl SegmentationService for SegmentationGrpc {
                 reason: r.reason,
             })
             .collect();
-        Ok(Response::new(v1::Recommendations { products }))
+        Ok(Response::new(v1::Recommendations {
+            products,
+            customer_seen: picked.customer_seen,
+        }))
     }
 }

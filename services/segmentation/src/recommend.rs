@@ -26,12 +26,19 @@ pub struct Recommendation {
     pub reason: String,
 }
 
+/// What `recommend` found, and whether the customer's profile was there to learn from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recommended {
+    pub products: Vec<Recommendation>,
+    pub customer_seen: bool,
+}
+
 pub async fn recommend(
     store: &dyn SegmentStore,
     customer: CustomerId,
     limit: u32,
     now: DateTime<Utc>,
-) -> Result<Vec<Recommendation>> {
+) -> Result<Recommended> {
     let limit = match limit {
         0 => MAX_RECOMMENDATIONS,
         1..=MAX_RECOMMENDATIONS => limit,
@@ -41,11 +48,12 @@ pub async fn recommend(
         }
     };
     // A customer whose first snapshot is still on its way has no profile yet: it gets
-    // the best sellers (the gateway asks customer-core whether it exists at all).
+    // the best sellers, and the caller learns it was not seen.
     let profile = store.profile(customer).await?;
     if profile.as_ref().is_some_and(|p| p.deleted) {
         return Err(Error::NotFound(customer));
     }
+    let customer_seen = profile.is_some();
     let categories: Vec<String> = profile.map(|p| p.categories).unwrap_or_default();
     let bought: HashSet<String> = store.purchased(customer).await?.into_iter().collect();
     let mut picked = rank(
@@ -82,7 +90,10 @@ pub async fn recommend(
             });
         }
     }
-    Ok(picked)
+    Ok(Recommended {
+        products: picked,
+        customer_seen,
+    })
 }
 
 /// Scores candidates from both co-occurrence lists, best first; each explained by the

@@ -84,18 +84,29 @@ impl Freshness {
     /// waits until no replica can serve their old entries. Call after the commit, before
     /// answering.
     pub async fn invalidate(&self, changed: &[(CustomerId, i64)]) {
-        let failed: Vec<(CustomerId, i64)> = futures::stream::iter(changed.iter().copied())
-            .map(|(id, version)| async move {
-                let confirmed = self.cache.invalidate(&cache_key(id), version).await;
-                (!confirmed).then_some((id, version))
-            })
-            .buffer_unordered(32)
-            .filter_map(std::future::ready)
-            .collect()
-            .await;
+        let (_, failed) = self.tell_cache(changed.to_vec()).await;
         if !failed.is_empty() {
             self.fence(&failed).await;
         }
+    }
+
+    /// Invalidates each `(customer, version)` in the cache: (confirmed, not confirmed).
+    async fn tell_cache(
+        &self,
+        changed: Vec<(CustomerId, i64)>,
+    ) -> (Vec<(CustomerId, i64)>, Vec<(CustomerId, i64)>) {
+        let told: Vec<((CustomerId, i64), bool)> = futures::stream::iter(changed)
+            .map(|(id, version)| async move {
+                let confirmed = self.cache.invalidate(&cache_key(id), version).await;
+                ((id, version), confirmed)
+            })
+            .buffer_unordered(64)
+            .collect()
+            .await;
+        let (confirmed, failed): (Vec<_>, Vec<_>) = told.into_iter().partition(|(_, ok)| *ok);
+        let pairs =
+            |told: Vec<((CustomerId, i64), bool)>| told.into_iter().map(|(p, _)| p).collect();
+        (pairs(confirmed), pairs(failed))
     }
 
     async fn fence(&self, failed: &[(CustomerId, i64)]) {
@@ -172,20 +183,14 @@ impl Freshness {
             .bind(BATCH)
             .fetch_all(pool)
             .await?;
-        let delivered: Vec<(Uuid, i64)> = futures::stream::iter(taken.iter().copied())
-            .map(|(id, version)| async move {
-                let key = cache_key(CustomerId::from(id));
-                self.cache
-                    .invalidate(&key, version)
-                    .await
-                    .then_some((id, version))
-            })
-            .buffer_unordered(64)
-            .filter_map(std::future::ready)
-            .collect()
-            .await;
+        let recorded = taken
+            .iter()
+            .map(|(id, version)| (CustomerId::from(*id), *version))
+            .collect();
+        let (delivered, _) = self.tell_cache(recorded).await;
         if !delivered.is_empty() {
-            let (ids, versions): (Vec<Uuid>, Vec<i64>) = delivered.iter().copied().unzip();
+            let (ids, versions): (Vec<Uuid>, Vec<i64>) =
+                delivered.iter().map(|(id, v)| (id.as_uuid(), *v)).unzip();
             sqlx::query(include_str!("forget_delivered.sql"))
                 .bind(ids)
                 .bind(versions)
