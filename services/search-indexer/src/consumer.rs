@@ -267,7 +267,7 @@ mod tests {
         });
         let lag = Arc::new(Lag::default());
         let handler = Snapshots::new(
-            Arc::new(Indices::new(engine.clone())),
+            Arc::new(Indices::new(engine.clone(), None)),
             lag.clone(),
             Shutdown::new(),
             config(),
@@ -320,7 +320,7 @@ mod tests {
         });
         let shutdown = Shutdown::new();
         let handler = Snapshots::new(
-            Arc::new(Indices::new(engine)),
+            Arc::new(Indices::new(engine, None)),
             Arc::default(),
             shutdown.clone(),
             config(),
@@ -343,7 +343,7 @@ mod tests {
             failure: IndexError::Rejected,
         });
         let handler = Snapshots::new(
-            Arc::new(Indices::new(engine)),
+            Arc::new(Indices::new(engine, None)),
             Arc::default(),
             Shutdown::new(),
             config(),

@@ -14,6 +14,8 @@ pub enum Error {
     JobNotFound(Uuid),
     #[error("a reindex is already running (job {0})")]
     AlreadyRunning(Uuid),
+    #[error("another indexer took reindex job {0} over")]
+    TakenOver(Uuid),
     #[error(transparent)]
     Index(#[from] IndexError),
     #[error("customer-core: {0}")]
@@ -27,7 +29,7 @@ impl Error {
         match self {
             Error::Invalid(_) => ErrorKind::Invalid,
             Error::JobNotFound(_) => ErrorKind::NotFound,
-            Error::AlreadyRunning(_) => ErrorKind::Conflict,
+            Error::AlreadyRunning(_) | Error::TakenOver(_) => ErrorKind::Conflict,
             Error::Index(IndexError::Engine(_)) | Error::CustomerCore(_) => ErrorKind::Unavailable,
             Error::Index(IndexError::Corrupt(_) | IndexError::Rejected(_)) | Error::Platform(_) => {
                 ErrorKind::Internal

@@ -150,7 +150,7 @@ impl SearchService for SearchGrpc {
         let raw = request.into_inner().id;
         let id = Uuid::parse_str(raw.trim())
             .map_err(|_| Error::from(ValidationErrors::single("id", "must be a UUID")))?;
-        Ok(Response::new(job_to_proto(self.reindexer.job(id)?)))
+        Ok(Response::new(job_to_proto(self.reindexer.job(id).await?)))
     }
 }
 

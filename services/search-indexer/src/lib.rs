@@ -30,7 +30,7 @@ use crate::{
     grpc::SearchGrpc,
     index::{IndexCatalog, TantivyCatalog},
     indices::Indices,
-    reindex::{CustomerCore, CustomerSource, Reindexer},
+    reindex::{CustomerCore, CustomerSource, MemoryJobBoard, Reindexer},
     settings::Backend,
 };
 
@@ -119,8 +119,13 @@ impl Application {
             replica,
         } = self.parts;
         let (live, mut created) = catalog.open_live().await?;
-        let indices = Arc::new(Indices::new(live));
-        let reindexer = Arc::new(Reindexer::new(catalog, indices.clone(), customers));
+        let shared_jobs = catalog.shared_jobs();
+        let indices = Arc::new(Indices::new(
+            live,
+            shared_jobs.clone().map(|jobs| (jobs, catalog.clone())),
+        ));
+        let jobs = shared_jobs.unwrap_or_else(|| Arc::new(MemoryJobBoard::default()));
+        let reindexer = Arc::new(Reindexer::new(catalog, indices.clone(), customers, jobs));
         let config = consumer::config_for(replica.as_deref());
         // A replica whose own queue is gone (away longer than the broker kept it) missed
         // events: it rebuilds its index as a new one would.
@@ -148,8 +153,12 @@ impl Application {
             shutdown.clone(),
         ));
         if created {
-            // A new index (first start, or a lost disk): fill it from customer-core.
-            reindexer.start().await?;
+            // A new index (first start, or a lost disk): fill it from customer-core,
+            // unless another replica sharing the engine already does.
+            match reindexer.start().await {
+                Ok(_) | Err(Error::AlreadyRunning(_)) => {}
+                Err(error) => return Err(error),
+            }
         }
         let (router, health) = crm_platform::grpc::server_with_health()?;
         health

@@ -22,8 +22,9 @@ use serde_json::{Value, json};
 
 use super::{
     Applied, Generation, IndexCatalog, IndexError, MERGED, Result, SearchHit, SearchIndex,
-    SearchQuery, SearchResults, engine, phone_suffixes,
+    SearchQuery, SearchResults, elastic_jobs::ElasticJobBoard, engine, phone_suffixes,
 };
+use crate::reindex::JobBoard;
 
 const ATTEMPTS: u32 = 5;
 /// The wait after the first failed attempt.
@@ -133,7 +134,7 @@ pub fn query_body(query: &SearchQuery) -> Value {
     })
 }
 
-fn client(url: &str) -> Result<Elasticsearch> {
+pub(super) fn client(url: &str) -> Result<Elasticsearch> {
     let url = url.parse().map_err(engine)?;
     let transport = TransportBuilder::new(SingleNodeConnectionPool::new(url))
         .timeout(REQUEST_TIMEOUT)
@@ -158,7 +159,7 @@ fn backoff(attempt: u32, retry_after: Option<u64>) -> Duration {
 
 /// Sends a request (built anew for each attempt), retrying lost connections, 429 and
 /// 5xx; answers the final status and JSON body.
-async fn send<F, Fut>(what: &str, request: F) -> Result<(StatusCode, Value)>
+pub(super) async fn send<F, Fut>(what: &str, request: F) -> Result<(StatusCode, Value)>
 where
     F: Fn() -> Fut,
     Fut: Future<Output = std::result::Result<Response, elasticsearch::Error>>,
@@ -207,7 +208,7 @@ fn reason(body: &Value) -> String {
 }
 
 /// Fails unless `status` is a success.
-fn expect_success(what: &str, (status, body): (StatusCode, Value)) -> Result<Value> {
+pub(super) fn expect_success(what: &str, (status, body): (StatusCode, Value)) -> Result<Value> {
     let message = format!("{what}: {status}: {}", reason(&body));
     match status {
         _ if status.is_success() => Ok(body),
@@ -439,8 +440,16 @@ impl IndexCatalog for ElasticCatalog {
             return Ok((self.index(&self.alias), false));
         }
         let next = all.last().map_or(1, |n| self.number(n) + 1);
-        self.create(&format!("{}-{next}", self.alias), true).await?;
-        Ok((self.index(&self.alias), true))
+        match self.create(&format!("{}-{next}", self.alias), true).await {
+            Ok(()) => Ok((self.index(&self.alias), true)),
+            // Another replica starting at the same moment made it (and fills it).
+            Err(IndexError::Rejected(reason))
+                if reason.contains("resource_already_exists_exception") =>
+            {
+                Ok((self.index(&self.alias), false))
+            }
+            Err(error) => Err(error),
+        }
     }
 
     async fn create_generation(&self) -> Result<Generation> {
@@ -452,6 +461,17 @@ impl IndexCatalog for ElasticCatalog {
             index: self.index(&name),
             name,
         })
+    }
+
+    fn shared_jobs(&self) -> Option<Arc<dyn JobBoard>> {
+        Some(Arc::new(ElasticJobBoard::new(
+            self.client.clone(),
+            &self.alias,
+        )))
+    }
+
+    fn generation(&self, name: &str) -> Option<Arc<dyn SearchIndex>> {
+        Some(self.index(name))
     }
 
     async fn promote(&self, generation: &Generation) -> Result<Arc<dyn SearchIndex>> {

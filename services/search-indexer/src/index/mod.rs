@@ -3,7 +3,8 @@
 //! Elasticsearch follows (see the README's status).
 
 #[cfg(test)]
-mod contract;
+pub(crate) mod contract;
+mod elastic_jobs;
 pub mod elasticsearch;
 #[cfg(test)]
 mod recorded;
@@ -14,6 +15,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use crm_domain::{Customer, CustomerStatus, Segment};
+
+use crate::reindex::JobBoard;
 
 pub use self::tantivy::{TantivyCatalog, TantivyIndex};
 
@@ -129,6 +132,17 @@ pub trait IndexCatalog: Send + Sync {
     /// Points searches at `generation` at once (the alias swap) and drops the older
     /// generations; returns what searches read from now on.
     async fn promote(&self, generation: &Generation) -> Result<Arc<dyn SearchIndex>>;
+
+    /// Where the replicas that write this one engine (Elasticsearch) keep their reindex
+    /// jobs; `None` when each replica's index is its own (tantivy).
+    fn shared_jobs(&self) -> Option<Arc<dyn JobBoard>> {
+        None
+    }
+
+    /// A generation another replica builds, for replicas that share the engine.
+    fn generation(&self, _name: &str) -> Option<Arc<dyn SearchIndex>> {
+        None
+    }
 }
 
 /// Fuzziness AUTO, as Elasticsearch counts it: exact up to 2 characters, one edit for
