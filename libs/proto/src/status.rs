@@ -52,6 +52,22 @@ impl ErrorKind {
         }
     }
 
+    /// The problem type an HTTP answer names (`/problems/` + this).
+    pub fn problem_type(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed-request",
+            Self::Invalid => "validation-failed",
+            Self::NotFound => "not-found",
+            Self::Conflict => "conflict",
+            Self::PreconditionFailed => "precondition-failed",
+            Self::Unauthenticated => "unauthenticated",
+            Self::Forbidden => "forbidden",
+            Self::Unimplemented => "not-implemented",
+            Self::Unavailable => "service-unavailable",
+            Self::Internal => "internal-error",
+        }
+    }
+
     /// INVALID_ARGUMENT with field violations is a validation failure (422); without
     /// them the request itself was malformed (400).
     fn from_status(status: &Status, has_fields: bool) -> Self {
@@ -108,6 +124,28 @@ impl ServiceError {
             fields: errors.0,
         }
     }
+}
+
+/// A service's error enum as the table sees it. With this, `into_status` is the one way
+/// a service's errors become a `tonic::Status` (each crate's `From` calls it).
+pub trait Failure: std::fmt::Display + Sized {
+    /// What callers read in place of an internal or unavailable error's details.
+    const UNAVAILABLE: &'static str;
+    /// Its row in the table.
+    fn kind(&self) -> ErrorKind;
+    /// The fields a validation failure names; any other error back.
+    fn into_invalid_fields(self) -> Result<ValidationErrors, Self>;
+}
+
+/// The one place where a service's errors leave it: the fields of a validation failure,
+/// its own words when the caller can act on them, internals only in the log.
+pub fn into_status<E: Failure>(error: E) -> Status {
+    let kind = error.kind();
+    let service_error = match error.into_invalid_fields() {
+        Ok(fields) => ServiceError::invalid(fields),
+        Err(other) => ServiceError::outward(kind, &other, E::UNAVAILABLE),
+    };
+    service_error.into()
 }
 
 impl From<ServiceError> for Status {

@@ -1,5 +1,5 @@
 use crm_domain::{CustomerId, ValidationErrors};
-use crm_proto::status::{ErrorKind, ServiceError};
+use crm_proto::status::{ErrorKind, Failure, into_status};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -38,7 +38,16 @@ pub enum Error {
     Bus(#[from] crm_platform::bus::BusError),
 }
 
-impl Error {
+impl Failure for Error {
+    const UNAVAILABLE: &'static str = "the customer store is unavailable, try again later";
+
+    fn into_invalid_fields(self) -> std::result::Result<ValidationErrors, Self> {
+        match self {
+            Error::Invalid(errors) => Ok(errors),
+            other => Err(other),
+        }
+    }
+
     fn kind(&self) -> ErrorKind {
         match self {
             Error::NotFound(_) | Error::ImportNotFound(_) => ErrorKind::NotFound,
@@ -69,18 +78,8 @@ impl From<crm_domain::merge::MergeRefusal> for Error {
     }
 }
 
-/// The one place where errors leave the service: internals are logged, never echoed.
 impl From<Error> for tonic::Status {
     fn from(error: Error) -> Self {
-        let kind = error.kind();
-        let service_error = match error {
-            Error::Invalid(errors) => ServiceError::invalid(errors),
-            other => ServiceError::outward(
-                kind,
-                &other,
-                "the customer store is unavailable, try again later",
-            ),
-        };
-        service_error.into()
+        into_status(error)
     }
 }

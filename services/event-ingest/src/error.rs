@@ -1,6 +1,6 @@
 use crm_domain::ValidationErrors;
 use crm_platform::bus::BusError;
-use crm_proto::status::{ErrorKind, ServiceError};
+use crm_proto::status::{ErrorKind, Failure, into_status};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -15,22 +15,28 @@ pub enum Error {
     Platform(#[from] crm_platform::Error),
 }
 
+impl Failure for Error {
+    const UNAVAILABLE: &'static str =
+        "ingest is unavailable; nothing was accepted, send again later";
+
+    fn into_invalid_fields(self) -> Result<ValidationErrors, Self> {
+        match self {
+            Error::Invalid(errors) => Ok(errors),
+            other => Err(other),
+        }
+    }
+
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Invalid(_) => ErrorKind::Invalid,
+            Error::Bus(_) => ErrorKind::Unavailable,
+            Error::Platform(_) => ErrorKind::Internal,
+        }
+    }
+}
+
 impl From<Error> for tonic::Status {
     fn from(error: Error) -> Self {
-        let service_error = match error {
-            Error::Invalid(errors) => ServiceError::invalid(errors),
-            Error::Bus(error) => {
-                tracing::error!(%error, "events not accepted");
-                ServiceError::new(
-                    ErrorKind::Unavailable,
-                    "the event bus is unavailable; nothing was accepted, send again later",
-                )
-            }
-            Error::Platform(error) => {
-                tracing::error!(%error, "ingest failed");
-                ServiceError::new(ErrorKind::Internal, "ingest failed")
-            }
-        };
-        service_error.into()
+        into_status(error)
     }
 }

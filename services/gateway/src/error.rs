@@ -89,39 +89,32 @@ pub struct Problem {
 
 impl Error {
     fn status_and_type(&self) -> (StatusCode, &'static str) {
-        let kind_status = |kind: ErrorKind| {
-            StatusCode::from_u16(kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
-        };
-        match self {
-            Error::Malformed(_) => (StatusCode::BAD_REQUEST, "malformed-request"),
-            Error::Invalid(..) => (StatusCode::UNPROCESSABLE_ENTITY, "validation-failed"),
-            Error::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large"),
-            Error::UnsupportedMediaType(_) => {
-                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type")
+        let kind = match self {
+            Error::Malformed(_) => ErrorKind::Malformed,
+            Error::Invalid(..) => ErrorKind::Invalid,
+            Error::RouteNotFound => ErrorKind::NotFound,
+            Error::Unauthenticated => ErrorKind::Unauthenticated,
+            Error::Forbidden => ErrorKind::Forbidden,
+            Error::Service(e) => e.kind,
+            // Only HTTP has these.
+            Error::PayloadTooLarge(_) => {
+                return (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large");
             }
-            Error::RouteNotFound => (StatusCode::NOT_FOUND, "not-found"),
-            Error::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed"),
-            Error::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
-            Error::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
-            Error::MisdirectedHost => (StatusCode::MISDIRECTED_REQUEST, "misdirected-request"),
-            Error::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate-limited"),
-            Error::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
-            Error::Service(e) => (
-                kind_status(e.kind),
-                match e.kind {
-                    ErrorKind::Malformed => "malformed-request",
-                    ErrorKind::Invalid => "validation-failed",
-                    ErrorKind::NotFound => "not-found",
-                    ErrorKind::Conflict => "conflict",
-                    ErrorKind::PreconditionFailed => "precondition-failed",
-                    ErrorKind::Unauthenticated => "unauthenticated",
-                    ErrorKind::Forbidden => "forbidden",
-                    ErrorKind::Unimplemented => "not-implemented",
-                    ErrorKind::Unavailable => "service-unavailable",
-                    ErrorKind::Internal => "internal-error",
-                },
-            ),
-        }
+            Error::UnsupportedMediaType(_) => {
+                return (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type");
+            }
+            Error::MethodNotAllowed => {
+                return (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed");
+            }
+            Error::MisdirectedHost => {
+                return (StatusCode::MISDIRECTED_REQUEST, "misdirected-request");
+            }
+            Error::RateLimited(_) => return (StatusCode::TOO_MANY_REQUESTS, "rate-limited"),
+            Error::Overloaded => return (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
+        };
+        let status =
+            StatusCode::from_u16(kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, kind.problem_type())
     }
 
     pub fn into_problem(self) -> (StatusCode, Problem) {

@@ -1,5 +1,5 @@
 use crm_domain::ValidationErrors;
-use crm_proto::status::{ErrorKind, ServiceError};
+use crm_proto::status::{ErrorKind, Failure, into_status};
 use uuid::Uuid;
 
 use crate::index::IndexError;
@@ -24,7 +24,16 @@ pub enum Error {
     Platform(#[from] crm_platform::Error),
 }
 
-impl Error {
+impl Failure for Error {
+    const UNAVAILABLE: &'static str = "search is unavailable, try again later";
+
+    fn into_invalid_fields(self) -> std::result::Result<ValidationErrors, Self> {
+        match self {
+            Error::Invalid(errors) => Ok(errors),
+            other => Err(other),
+        }
+    }
+
     fn kind(&self) -> ErrorKind {
         match self {
             Error::Invalid(_) => ErrorKind::Invalid,
@@ -38,14 +47,8 @@ impl Error {
     }
 }
 
-/// The one place where errors leave the service: internals are logged, never echoed.
 impl From<Error> for tonic::Status {
     fn from(error: Error) -> Self {
-        let kind = error.kind();
-        let service_error = match error {
-            Error::Invalid(errors) => ServiceError::invalid(errors),
-            other => ServiceError::outward(kind, &other, "search is unavailable, try again later"),
-        };
-        service_error.into()
+        into_status(error)
     }
 }
