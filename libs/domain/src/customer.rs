@@ -1,4 +1,4 @@
-//! The customer record of the seed, with the rules for creating, changing and deleting it.
+//! The customer record, with the rules for creating, changing and deleting it.
 
 use std::{fmt, str::FromStr};
 
@@ -176,7 +176,7 @@ impl Preferences {
 }
 
 /// Order metrics, maintained from order events. Dates are absent until the first order
-/// (the seed used a zero date, which made never-ordered customers look ancient).
+/// (a zero date would make never-ordered customers look ancient).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct CustomerMetrics {
     pub total_orders: i64,
@@ -221,8 +221,7 @@ pub struct Customer {
 }
 
 impl CustomerMetrics {
-    /// The metrics after a completed order of `total` at `at` (the seed's
-    /// `UpdateMetrics`); lifetime value is what the customer has spent so far.
+    /// The metrics after a completed order of `total` at `at`; lifetime value is what the customer has spent so far.
     pub fn with_completed_order(&self, total: f64, at: DateTime<Utc>) -> Self {
         let total_orders = self.total_orders + 1;
         let total_spent = self.total_spent + total;

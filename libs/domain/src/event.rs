@@ -1,4 +1,4 @@
-//! The seed's customer events: the envelope and its types.
+//! Customer events: the envelope and its types.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -45,7 +45,7 @@ impl CustomerEventType {
     }
 }
 
-/// The seed's `CustomerEvent` envelope; `id` makes every event idempotent.
+/// The `CustomerEvent` envelope; `id` makes every event idempotent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct CustomerEvent {
     pub id: Uuid,
@@ -96,7 +96,7 @@ impl CustomerEvent {
     }
 
     /// `customer.segment_changed` for `customer` (already in its new segment): the old
-    /// and the new segment (the seed overwrote the old one before publishing), why, and
+    /// and the new segment (consumers see both), why, and
     /// the snapshot.
     pub fn segment_changed(
         customer: &crate::Customer,

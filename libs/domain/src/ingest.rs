@@ -1,4 +1,4 @@
-//! Validation of incoming events: the envelope of the seed's `CustomerEvent` and, per
+//! Validation of incoming events: the `CustomerEvent` envelope and, per
 //! type, its `data`. Every bad field is reported (`data.items[0].quantity`), so a
 //! rejected event says exactly what to fix.
 //!

@@ -1,4 +1,4 @@
-//! Milestones of the seed's `checkMilestone`: the first order, the tenth, and lifetime
+//! Order milestones: the first order, the tenth, and lifetime
 //! value crossing 1,000, 5,000 and 10,000. Each is reached once, at the order that
 //! crosses it.
 

@@ -1,4 +1,4 @@
-//! The seed's rule segmenter, with its slips fixed: a customer who never ordered is
+//! The rule segmenter: a customer who never ordered is
 //! judged from `created_at` (new, then at risk, then churned) instead of from a zero
 //! date, and VIP depends on lifetime value alone, so time never demotes a VIP.
 
@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{CustomerMetrics, Segment};
 
-/// The seed's `SegmentConfig`, configurable per deployment.
+/// The segment rules' thresholds, configurable per deployment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SegmentConfig {

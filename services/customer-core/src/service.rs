@@ -1,4 +1,4 @@
-//! The customer use cases: the seed's `CustomerService`, with cache-aside reads and
+//! The customer use cases: `CustomerService`, with cache-aside reads and
 //! optimistic-concurrency writes. gRPC handlers and (later) bus consumers both call it.
 
 use std::sync::Arc;

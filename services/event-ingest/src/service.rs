@@ -101,7 +101,7 @@ impl Ingestor {
     }
 }
 
-/// The bus message of an event: routing key = type, body = the seed's JSON envelope.
+/// The bus message of an event: routing key = type, body = the event's JSON envelope.
 pub fn to_message(event: &CustomerEvent) -> Message {
     let payload = serde_json::to_vec(event).expect("an event serializes");
     Message::new(event.id.to_string(), event.event_type.as_str(), payload)

@@ -170,7 +170,7 @@ pub async fn duplicates(
     Ok(Json(DuplicatesView { items }))
 }
 
-/// The seed's `MergeRequest`.
+/// What to merge into what.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MergeRequest {

@@ -21,7 +21,7 @@ use crate::{
     extract::{JsonBody, parse_uuid},
 };
 
-/// The seed's `SearchRequest`. Every field is optional: `{}` lists every customer.
+/// A search: free text and filters. Every field is optional: `{}` lists every customer.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchRequest {

@@ -1,4 +1,4 @@
-//! `SearchService` over gRPC: the seed's `SearchRequest`, checked, and the reindex jobs.
+//! `SearchService` over gRPC: a `SearchRequest`, checked, and the reindex jobs.
 
 use std::sync::Arc;
 

@@ -1,4 +1,4 @@
-//! crm-segmentation: rule segments (the seed's segmenter), RFM scores and
+//! crm-segmentation: lifecycle segments (the rules of `crm_domain::segmentation`), RFM scores and
 //! recommendations. It keeps its own projection of customer-core's snapshots, recomputes
 //! a customer's segment and RFM on every change, recomputes everyone in a set-based
 //! batch on a schedule, and stores changed segments through customer-core.

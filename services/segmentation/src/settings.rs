@@ -24,7 +24,7 @@ pub struct Settings {
     pub recompute_statement_timeout_ms: u64,
     /// Seconds between scheduled recomputes (`CRM_RECOMPUTE_INTERVAL_SECS`); 0 = never.
     pub recompute_interval_secs: u64,
-    /// The seed's `SegmentConfig`: `CRM_VIP_THRESHOLD`, `CRM_CHURN_DAYS`, ...
+    /// The segment rules' thresholds (`SegmentConfig`): `CRM_VIP_THRESHOLD`, `CRM_CHURN_DAYS`, ...
     pub vip_threshold: f64,
     pub churn_days: i64,
     pub at_risk_days: i64,

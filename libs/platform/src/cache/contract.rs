@@ -27,7 +27,7 @@ pub async fn run(cache: &dyn VersionedCache, name: &str) {
         "{name}: newer wins"
     );
 
-    // The seed's race: a reader read version 2, a writer commits 3 and invalidates, then
+    // The cache-aside race: a reader read version 2, a writer commits 3 and invalidates, then
     // the slow reader puts 2 back. The put must be refused.
     assert!(cache.invalidate(&key("a"), 3).await, "{name}: confirmed");
     assert_eq!(cache.get(&key("a")).await, None, "{name}: invalidated");

@@ -1,7 +1,7 @@
 //! The cache port: cache-aside with versions, so a slow reader can never put back data
 //! older than a write that already committed.
 //!
-//! The seed sets the cache after reading and deletes it after writing; a read that
+//! Cache-aside sets the cache after reading and deletes it after writing; a read that
 //! started before a write can then put the old value back for five minutes. Here every
 //! entry carries the version it was read at, and invalidation leaves a marker with the
 //! committed version, so `put` refuses anything older.
@@ -19,7 +19,7 @@ pub use memory::MemoryCache;
 pub use outage::OutageLog;
 pub use redis::{RedisCache, RedisCacheSettings};
 
-/// Time to live of every entry and marker, as in the seed.
+/// Time to live of every entry and marker.
 pub const TTL: std::time::Duration = std::time::Duration::from_secs(5 * 60);
 
 /// A versioned key-value cache. It never fails: an unreachable cache is a miss, and the

@@ -1,4 +1,4 @@
-//! Bulk import of customers: CSV (a header row with the seed's field names, `tags` and
+//! Bulk import of customers: CSV (a header row with the customer's field names, `tags` and
 //! `categories` separated by `|`) or NDJSON (one customer JSON per line), read as a
 //! stream and upserted by e-mail row by row, so a file of any size never sits in memory.
 //! Progress and the first 100 errors (by line) are saved while it runs.
@@ -24,7 +24,7 @@ pub const MAX_ERRORS: usize = 100;
 /// Rows between two progress saves.
 const PROGRESS_EVERY: u64 = 500;
 
-/// The CSV columns, as the seed names the fields.
+/// The CSV columns, named as the customer's fields.
 pub const CSV_COLUMNS: [&str; 10] = [
     "email",
     "phone",

@@ -1,7 +1,7 @@
-//! The Elasticsearch adapter, through the official client: the seed's mapping (plus
+//! The Elasticsearch adapter, through the official client: the customers mapping (plus
 //! `full_name`, the phone's endings and the stored snapshot), an alias over versioned
 //! indices `<alias>-<n>`, bulk writes with external versions (a late, older snapshot
-//! gets a 409 and changes nothing), and the seed's query. 429 and 5xx answers and lost
+//! gets a 409 and changes nothing), and the search query. 429 and 5xx answers and lost
 //! connections are retried with backoff before the caller sees an error.
 
 use std::{sync::Arc, time::Duration};
@@ -32,7 +32,7 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The seed's mapping, plus `full_name`, the phone as its digit endings (so the last
+/// The customers mapping, plus `full_name`, the phone as its digit endings (so the last
 /// digits find it) and the snapshot itself, stored but not indexed.
 pub fn index_body(alias: Option<&str>) -> Value {
     let mut body = json!({
@@ -95,7 +95,7 @@ pub fn document(customer: &Customer) -> Value {
     })
 }
 
-/// The seed's query: multi_match best_fields with fuzziness AUTO, term filters,
+/// The search query: multi_match best_fields with fuzziness AUTO, term filters,
 /// relevance then the most recent activity.
 pub fn query_body(query: &SearchQuery) -> Value {
     let must = if query.text.is_empty() {

@@ -1,5 +1,5 @@
 //! The search port: the customers index, kept in step with customer-core's snapshots and
-//! queried as the seed's `SearchRequest` says. tantivy is the embedded adapter;
+//! queried as the API's `SearchRequest` says. tantivy is the embedded adapter;
 //! Elasticsearch follows (see the README's status).
 
 #[cfg(test)]
@@ -46,7 +46,7 @@ const MERGED: &str = "merged";
 pub const DEFAULT_LIMIT: u32 = 20;
 pub const MAX_LIMIT: u32 = 100;
 
-/// The seed's `SearchRequest`.
+/// A search, as the API's `SearchRequest` asks for it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SearchQuery {
     /// Free text over e-mail, phone, names; typo tolerant. Empty: every customer.
