@@ -11,9 +11,5 @@ pub mod v1 {
     tonic::include_proto!("crm.v1");
 }
 
-/// Segment changes one `SetSegments` call carries at most (customer-core refuses more,
-/// segmentation sends them in pages of this size).
-pub const MAX_SEGMENT_CHANGES: usize = 1_000;
-
 /// Encoded descriptors of every CRM service, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("crm_descriptor");

@@ -10,7 +10,7 @@ use crm_domain::{
     ValidationErrors,
 };
 use crm_platform::cache::VersionedCache;
-use crm_proto::MAX_SEGMENT_CHANGES;
+use crm_domain::segmentation::MAX_SEGMENT_CHANGES;
 use tokio::sync::Notify;
 use tracing::instrument;
 use uuid::Uuid;

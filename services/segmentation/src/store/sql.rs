@@ -1,5 +1,7 @@
-//! The SQL both adapters share (`$n` placeholders work on PostgreSQL and SQLite alike),
-//! the row types, and the batch's generated statements.
+//! The SQL both adapters share (`$n` placeholders work on PostgreSQL and SQLite alike):
+//! one file per statement in `queries/`, named by what it does, a few composed here from
+//! the fragments there (`profile_columns`, `job_columns`, `wanted_segment`); the batch's
+//! statements generated from the RFM bounds; the row types.
 
 use chrono::{DateTime, Utc};
 use crm_domain::{
@@ -19,62 +21,25 @@ pub fn from_micros(us: i64) -> Result<DateTime<Utc>> {
     DateTime::from_timestamp_micros(us).ok_or_else(|| Error::Corrupt(format!("time {us}")))
 }
 
-macro_rules! profile_columns {
-    () => {
-        "customer_id, version, deleted, segment, created_at_us, total_orders, total_spent, \
-         lifetime_value, last_order_at_us, categories, rfm_recency, rfm_frequency, \
-         rfm_monetary, rfm_segment, rfm_computed_us"
-    };
-}
-
-/// Only a newer snapshot replaces the stored one; RFM scores are replaced when given.
-pub const UPSERT_PROFILE: &str = "insert into profiles (customer_id, version, deleted, segment, \
-     created_at_us, total_orders, total_spent, lifetime_value, last_order_at_us, categories, \
-     rfm_recency, rfm_frequency, rfm_monetary, rfm_segment, rfm_computed_us) \
-     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
-     on conflict (customer_id) do update set \
-     version = excluded.version, deleted = excluded.deleted, segment = excluded.segment, \
-     created_at_us = excluded.created_at_us, total_orders = excluded.total_orders, \
-     total_spent = excluded.total_spent, lifetime_value = excluded.lifetime_value, \
-     last_order_at_us = excluded.last_order_at_us, categories = excluded.categories, \
-     rfm_recency = coalesce(excluded.rfm_recency, profiles.rfm_recency), \
-     rfm_frequency = coalesce(excluded.rfm_frequency, profiles.rfm_frequency), \
-     rfm_monetary = coalesce(excluded.rfm_monetary, profiles.rfm_monetary), \
-     rfm_segment = coalesce(excluded.rfm_segment, profiles.rfm_segment), \
-     rfm_computed_us = coalesce(excluded.rfm_computed_us, profiles.rfm_computed_us) \
-     where profiles.version < excluded.version";
+pub const UPSERT_PROFILE: &str = include_str!("queries/upsert_profile.sql");
 
 pub const SELECT_PROFILE: &str = concat!(
     "select ",
-    profile_columns!(),
+    include_str!("queries/profile_columns.sql"),
     " from profiles where customer_id = $1"
 );
 
-pub const COUNT_BY_SEGMENT: &str =
-    "select segment, count(*) from profiles where not deleted group by segment";
-pub const COUNT_BY_RFM_SEGMENT: &str = "select rfm_segment, count(*) from profiles \
-     where not deleted and rfm_segment is not null group by rfm_segment";
-pub const COUNT_LIVE: &str = "select count(*) from profiles where not deleted";
+pub const COUNT_BY_SEGMENT: &str = include_str!("queries/count_by_segment.sql");
+pub const COUNT_BY_RFM_SEGMENT: &str = include_str!("queries/count_by_rfm_segment.sql");
+pub const COUNT_LIVE: &str = include_str!("queries/count_live.sql");
 
-pub const SELECT_BOUNDS: &str = "select bounds from rfm_bounds where id = 1";
-pub const SAVE_BOUNDS: &str = "insert into rfm_bounds (id, bounds) values (1, $1) \
-     on conflict (id) do update set bounds = excluded.bounds";
+pub const SELECT_BOUNDS: &str = include_str!("queries/select_bounds.sql");
+pub const SAVE_BOUNDS: &str = include_str!("queries/save_bounds.sql");
 
-/// `$1` = now in µs. Days as the domain counts them: whole days, never negative.
-macro_rules! days_since {
-    ($column:literal) => {
-        concat!(
-            "(case when $1 < ",
-            $column,
-            " then 0 else ($1 - ",
-            $column,
-            ") / 86400000000 end)"
-        )
-    };
-}
-
-/// The value RFM ranks for each dimension, and which rows it ranks.
-pub const RECENCY: &str = days_since!("last_order_at_us");
+/// The value RFM ranks for each dimension, and which rows it ranks. Recency in days as
+/// the domain counts them: whole days, never negative (`$1` = now in µs).
+pub const RECENCY: &str =
+    "(case when $1 < last_order_at_us then 0 else ($1 - last_order_at_us) / 86400000000 end)";
 pub const FREQUENCY: &str = "total_orders";
 pub const MONETARY: &str = "total_spent";
 
@@ -150,23 +115,7 @@ fn rfm_names(recency: &str, frequency: &str, monetary: &str) -> String {
     format!("(case {recency} * 100 + {frequency} * 10 + {monetary}{branches} end)")
 }
 
-/// The segment rules of `SegmentConfig::decide` as one SQL expression. `$1` = now in µs,
-/// `$2` VIP threshold, `$3` churn days, `$4` at-risk days, `$5` new-customer days.
-macro_rules! wanted_segment {
-    () => {
-        concat!(
-            "case when lifetime_value >= $2 then 'vip' when ",
-            days_since!("coalesce(last_order_at_us, created_at_us)"),
-            " > $3 then 'churned' when ",
-            days_since!("coalesce(last_order_at_us, created_at_us)"),
-            " > $4 then 'at_risk' when ",
-            days_since!("created_at_us"),
-            " <= $5 then 'new' else 'regular' end"
-        )
-    };
-}
-
-/// Binds `$1`..`$5` of the statements built on `wanted_segment!`.
+/// Binds `$1`..`$5` of the statements built on `queries/wanted_segment.sql`.
 macro_rules! bind_rules {
     ($query:expr, $rules:expr, $now:expr) => {{
         let rules: &crm_domain::segmentation::SegmentConfig = $rules;
@@ -183,55 +132,42 @@ pub(crate) use bind_rules;
 /// Live customers whose stored segment differs from the rules'.
 pub const PENDING_CHANGES: &str = concat!(
     "select ",
-    profile_columns!(),
+    include_str!("queries/profile_columns.sql"),
     " from profiles where not deleted and segment <> ",
-    wanted_segment!()
+    include_str!("queries/wanted_segment.sql")
 );
 
 pub const COUNT_PENDING: &str = concat!(
     "select count(*) from profiles where not deleted and segment <> ",
-    wanted_segment!()
+    include_str!("queries/wanted_segment.sql")
 );
 
 /// The same rule work as one hand-written UPDATE: the benchmark's baseline (it stores
 /// segments without events, RFM or customer-core, so it is not a way to run the batch).
 pub const UPDATE_ALL_SEGMENTS: &str = concat!(
     "update profiles set segment = ",
-    wanted_segment!(),
+    include_str!("queries/wanted_segment.sql"),
     " where not deleted and segment <> ",
-    wanted_segment!()
+    include_str!("queries/wanted_segment.sql")
 );
 
-/// Marks a running job that stopped beating as failed. `$1` = beat before this.
-pub const FAIL_STALE_JOBS: &str = "update recompute_jobs set status = 'failed', \
-     error = 'abandoned: its process stopped', phase = 'done', finished_at_us = heartbeat_us \
-     where status = 'running' and heartbeat_us < $1";
+pub const FAIL_STALE_JOBS: &str = include_str!("queries/fail_stale_jobs.sql");
 
-pub const JOB_HEARTBEAT: &str =
-    "update recompute_jobs set heartbeat_us = $2 where id = $1 and status = 'running'";
+pub const JOB_HEARTBEAT: &str = include_str!("queries/job_heartbeat.sql");
 
-pub const INSERT_JOB: &str = "insert into recompute_jobs (id, status, phase, total, processed, \
-     changed, error, started_at_us, heartbeat_us, finished_at_us) values ($1, $2, $3, $4, $5, \
-     $6, $7, $8, $9, $10)";
+pub const INSERT_JOB: &str = include_str!("queries/insert_job.sql");
 
-pub const UPDATE_JOB: &str = "update recompute_jobs set status = $2, phase = $3, total = $4, \
-     processed = $5, changed = $6, error = $7, heartbeat_us = $8, finished_at_us = $9 \
-     where id = $1";
+pub const UPDATE_JOB: &str = include_str!("queries/update_job.sql");
 
-macro_rules! job_columns {
-    () => {
-        "id, status, phase, total, processed, changed, error, started_at_us, finished_at_us"
-    };
-}
 
 pub const SELECT_JOB: &str = concat!(
     "select ",
-    job_columns!(),
+    include_str!("queries/job_columns.sql"),
     " from recompute_jobs where id = $1"
 );
 pub const SELECT_RUNNING_JOB: &str = concat!(
     "select ",
-    job_columns!(),
+    include_str!("queries/job_columns.sql"),
     " from recompute_jobs where status = 'running'"
 );
 
@@ -252,45 +188,19 @@ macro_rules! begin_first_time {
 }
 pub(crate) use begin_first_time;
 
-pub const INSERT_APPLIED: &str =
-    "insert into applied_events (id) values ($1) on conflict do nothing";
-pub const INSERT_PURCHASE: &str = "insert into purchases (customer_id, order_id, product_id, \
-     quantity, at_us) values ($1, $2, $3, $4, $5) on conflict (customer_id, order_id, product_id) \
-     do update set quantity = purchases.quantity + excluded.quantity";
-pub const UPSERT_PRODUCT: &str = "insert into products (product_id, category) values ($1, $2) \
-     on conflict (product_id) do update set category = excluded.category";
+pub const INSERT_APPLIED: &str = include_str!("queries/insert_applied.sql");
+pub const INSERT_PURCHASE: &str = include_str!("queries/insert_purchase.sql");
+pub const UPSERT_PRODUCT: &str = include_str!("queries/upsert_product.sql");
 
-/// `$1` = the customer, `$2` = how many anchors.
-pub const BOUGHT_TOGETHER: &str = "select mine.product_id, mine.at_us, other.product_id, \
-     count(*) from (select product_id, max(at_us) as at_us from purchases where customer_id = $1 \
-     group by product_id order by max(at_us) desc, product_id limit $2) mine \
-     join purchases hit on hit.product_id = mine.product_id \
-     join purchases other on other.customer_id = hit.customer_id \
-     and other.order_id = hit.order_id and other.product_id <> hit.product_id \
-     group by mine.product_id, mine.at_us, other.product_id";
+pub const BOUGHT_TOGETHER: &str = include_str!("queries/bought_together.sql");
 
-pub const VIEWED_TOGETHER: &str = "select mine.product_id, mine.last_at_us, other.product_id, \
-     count(*) from (select product_id, last_at_us from product_views where customer_id = $1 \
-     order by last_at_us desc, product_id limit $2) mine \
-     join product_views hit on hit.product_id = mine.product_id and hit.customer_id <> $1 \
-     join product_views other on other.customer_id = hit.customer_id \
-     and other.product_id <> hit.product_id \
-     group by mine.product_id, mine.last_at_us, other.product_id";
+pub const VIEWED_TOGETHER: &str = include_str!("queries/viewed_together.sql");
 
-pub const PURCHASED: &str = "select distinct product_id from purchases where customer_id = $1";
+pub const PURCHASED: &str = include_str!("queries/purchased.sql");
 
-/// A view counts once; the latest time stays (`case`, since PostgreSQL says `greatest`
-/// and SQLite `max`).
-pub const UPSERT_VIEW: &str = "insert into product_views (customer_id, product_id, views, \
-     last_at_us) values ($1, $2, 1, $3) on conflict (customer_id, product_id) do update \
-     set views = product_views.views + 1, \
-     last_at_us = case when excluded.last_at_us > product_views.last_at_us \
-     then excluded.last_at_us else product_views.last_at_us end";
+pub const UPSERT_VIEW: &str = include_str!("queries/upsert_view.sql");
 
-pub const BEST_SELLERS: &str = "select p.product_id, cast(sum(p.quantity) as bigint) as sold \
-     from purchases p left join products pr on pr.product_id = p.product_id \
-     where ($1 is null or pr.category = $1) group by p.product_id \
-     order by sold desc, p.product_id limit $2";
+pub const BEST_SELLERS: &str = include_str!("queries/best_sellers.sql");
 
 #[derive(sqlx::FromRow)]
 pub struct ProfileRow {
@@ -423,3 +333,4 @@ pub fn co_occurrences(rows: Vec<(String, i64, String, i64)>) -> Result<Vec<super
         })
         .collect()
 }
+

@@ -1,0 +1,1 @@
+select segment, count(*) from profiles where not deleted group by segment

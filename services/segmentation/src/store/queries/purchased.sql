@@ -1,0 +1,1 @@
+select distinct product_id from purchases where customer_id = $1

@@ -1,0 +1,1 @@
+select bounds from rfm_bounds where id = 1
