@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{Days, NaiveDate, Utc};
+use crm_domain::segmentation::MAX_SEGMENT_CHANGES;
 use crm_domain::{
     Customer, CustomerDraft, CustomerEvent, CustomerEventType, CustomerId, CustomerPatch, Segment,
     ValidationErrors,
 };
 use crm_platform::cache::VersionedCache;
-use crm_domain::segmentation::MAX_SEGMENT_CHANGES;
 use tokio::sync::Notify;
 use tracing::instrument;
 use uuid::Uuid;

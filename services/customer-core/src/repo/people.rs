@@ -80,63 +80,35 @@ pub struct PersonRecord {
     pub erasure: Option<Erasure>,
 }
 
-pub const SELECT_ORDERS: &str = "select order_id, status, total, currency, items, placed_at, \
-     completed_at from orders where customer_id = $1 \
-     order by coalesce(completed_at, placed_at) desc, order_id desc limit $2";
+pub const SELECT_ORDERS: &str = include_str!("queries/select_recent_orders.sql");
 
-pub const SELECT_TICKETS: &str = "select ticket_id, subject, status, created_at, updated_at \
-     from support_tickets where customer_id = $1 order by updated_at desc, ticket_id desc \
-     limit $2";
+pub const SELECT_TICKETS: &str = include_str!("queries/select_recent_tickets.sql");
 
-pub const SELECT_CANDIDATES: &str = concat!(
-    "select ",
-    super::sql::columns!(),
-    " from customers where status <> 'deleted' and id <> $1 and (email_key = $2 \
-     or phone = $3 or first_name_key = $4 or last_name_key = $5) order by id limit $6"
-);
+pub const SELECT_CANDIDATES: &str = include_str!("queries/select_duplicate_candidates.sql");
 
-pub const SELECT_MERGED_FROM: &str = concat!(
-    "select ",
-    super::sql::columns!(),
-    " from customers where merged_into = $1 order by id"
-);
+pub const SELECT_MERGED_FROM: &str = include_str!("queries/select_merged_into.sql");
 
 /// The secondary's copies of orders and tickets the primary has too are the same order
 /// or ticket (their ids are the shop's); the primary's stay.
-pub const DROP_SHARED_ORDERS: &str = "delete from orders where customer_id = $2 and order_id in \
-     (select order_id from orders where customer_id = $1)";
-pub const MOVE_ORDERS: &str = "update orders set customer_id = $1 where customer_id = $2";
-pub const DROP_SHARED_TICKETS: &str = "delete from support_tickets where customer_id = $2 \
-     and ticket_id in (select ticket_id from support_tickets where customer_id = $1)";
-pub const MOVE_TICKETS: &str = "update support_tickets set customer_id = $1 where customer_id = $2";
-pub const ADD_PRODUCT_VIEWS: &str = "insert into product_views (customer_id, product_id, \
-     category, views, last_viewed_at) select $1, product_id, category, views, last_viewed_at \
-     from product_views where customer_id = $2 on conflict (customer_id, product_id) do update \
-     set views = product_views.views + excluded.views, \
-     category = coalesce(product_views.category, excluded.category), \
-     last_viewed_at = case when excluded.last_viewed_at > product_views.last_viewed_at \
-     then excluded.last_viewed_at else product_views.last_viewed_at end";
-pub const DROP_PRODUCT_VIEWS: &str = "delete from product_views where customer_id = $1";
-pub const MOVE_EVENTS: &str = "update customer_events set customer_id = $1 where customer_id = $2";
-pub const SELECT_COMPLETED: &str =
-    "select total, completed_at from orders where customer_id = $1 and status = 'completed'";
+pub const DROP_SHARED_ORDERS: &str = include_str!("queries/drop_shared_orders.sql");
+pub const MOVE_ORDERS: &str = include_str!("queries/move_orders.sql");
+pub const DROP_SHARED_TICKETS: &str = include_str!("queries/drop_shared_tickets.sql");
+pub const MOVE_TICKETS: &str = include_str!("queries/move_tickets.sql");
+pub const ADD_PRODUCT_VIEWS: &str = include_str!("queries/add_product_views.sql");
+pub const DROP_PRODUCT_VIEWS: &str = include_str!("queries/drop_product_views.sql");
+pub const MOVE_EVENTS: &str = include_str!("queries/move_events.sql");
+pub const SELECT_COMPLETED: &str = include_str!("queries/select_completed_orders.sql");
 
-pub const SELECT_EVENT_DATA: &str = "select id, type, data from customer_events \
-     where customer_id = $1";
-pub const SET_EVENT_DATA: &str = "update customer_events set data = $2 where id = $1";
-pub const EMPTY_TICKET_SUBJECTS: &str =
-    "update support_tickets set subject = '' where customer_id = $1";
+pub const SELECT_EVENT_DATA: &str = include_str!("queries/select_event_data.sql");
+pub const SET_EVENT_DATA: &str = include_str!("queries/set_event_data.sql");
+pub const EMPTY_TICKET_SUBJECTS: &str = include_str!("queries/empty_ticket_subjects.sql");
 /// Unsent messages about the person (their snapshots, notifications to them).
-pub const DROP_PENDING_MESSAGES: &str = "delete from outbox where payload ->> 'customer_id' = $1";
-pub const INSERT_ERASURE: &str = "insert into erasures (customer_id, erased_by, request_id, \
-     erased_at) values ($1, $2, $3, $4)";
-pub const SELECT_ERASURE: &str =
-    "select erased_by, request_id, erased_at from erasures where customer_id = $1";
+pub const DROP_PENDING_MESSAGES: &str = include_str!("queries/drop_pending_messages.sql");
+pub const INSERT_ERASURE: &str = include_str!("queries/insert_erasure.sql");
+pub const SELECT_ERASURE: &str = include_str!("queries/select_erasure.sql");
 
-pub const SELECT_ALL_EVENTS: &str = "select id, customer_id, type, data, source, occurred_at \
-     from customer_events where customer_id = $1 order by sort_key, id";
-pub const SELECT_PRODUCT_VIEWS: &str = "select product_id, category, views, last_viewed_at \
-     from product_views where customer_id = $1 order by product_id";
+pub const SELECT_ALL_EVENTS: &str = include_str!("queries/select_all_events.sql");
+pub const SELECT_PRODUCT_VIEWS: &str = include_str!("queries/select_product_views.sql");
 
 #[derive(sqlx::FromRow)]
 pub struct OrderRow {

@@ -39,8 +39,7 @@ impl PostgresRepository {
     /// Writes that must not interleave (events, merges, erasures) lock the customer row.
     const SELECT_FOR_WRITE: &str = super::sql::SELECT_BY_ID_FOR_UPDATE;
     /// Rows another relay holds are skipped, not waited for: replicas share the work.
-    const CLAIM_OUTBOX: &str = "select seq, exchange, id, routing_key, payload from outbox order by seq \
-         limit $1 for update skip locked";
+    const CLAIM_OUTBOX: &str = include_str!("queries/postgres/claim_outbox.sql");
 }
 
 impl_customer_repository!(PostgresRepository);

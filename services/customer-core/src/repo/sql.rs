@@ -1,5 +1,6 @@
-//! The SQL both adapters share (`$n` placeholders work on PostgreSQL and SQLite alike)
-//! and the row type they read into.
+//! The SQL both adapters share (`$n` placeholders work on PostgreSQL and SQLite alike):
+//! one file per statement in `queries/`, named by what it does (`queries/postgres` and
+//! `queries/sqlite` hold the few that differ); the row types they read into.
 
 use chrono::{DateTime, Utc};
 use crm_domain::{
@@ -10,60 +11,27 @@ use uuid::Uuid;
 
 use crate::{Error, Result};
 
-macro_rules! columns {
-    () => {
-        "id, email, phone, first_name, last_name, status, segment, tags, addresses, \
-         preferences, total_orders, total_spent, average_order, first_order_date, \
-         last_order_date, lifetime_value, nps, version, created_at, updated_at, \
-         last_activity_at, merged_into, erased_at"
-    };
-}
-pub(crate) use columns;
-
-pub const INSERT: &str = "insert into customers (id, email, phone, first_name, last_name, \
-     status, segment, tags, addresses, preferences, total_orders, total_spent, average_order, \
-     first_order_date, last_order_date, lifetime_value, nps, version, created_at, updated_at, \
-     last_activity_at, merged_into, erased_at, email_key, first_name_key, last_name_key) \
-     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-     $19, $20, $21, $22, $23, $24, $25, $26)";
+pub const INSERT: &str = include_str!("queries/insert_customer.sql");
 
 /// Same binds as INSERT, plus `$27`: the version the row must still have.
-pub const UPDATE: &str = "update customers set email = $2, phone = $3, first_name = $4, \
-     last_name = $5, status = $6, segment = $7, tags = $8, addresses = $9, preferences = $10, \
-     total_orders = $11, total_spent = $12, average_order = $13, first_order_date = $14, \
-     last_order_date = $15, lifetime_value = $16, nps = $17, version = $18, created_at = $19, \
-     updated_at = $20, last_activity_at = $21, merged_into = $22, erased_at = $23, \
-     email_key = $24, first_name_key = $25, last_name_key = $26 where id = $1 and version = $27";
+pub const UPDATE: &str = include_str!("queries/update_customer.sql");
 
-pub const SELECT_BY_ID: &str = concat!("select ", columns!(), " from customers where id = $1");
+pub const SELECT_BY_ID: &str = include_str!("queries/select_customer.sql");
 /// The same, locking the row until commit: what writes that must not interleave read
 /// (see each adapter's `SELECT_FOR_WRITE`).
-pub const SELECT_BY_ID_FOR_UPDATE: &str = concat!(
-    "select ",
-    columns!(),
-    " from customers where id = $1 for update"
-);
+pub const SELECT_BY_ID_FOR_UPDATE: &str = include_str!("queries/select_customer_for_update.sql");
 
-pub const SELECT_PAGE: &str = concat!(
-    "select ",
-    columns!(),
-    " from customers where ($3 or status <> 'deleted') and ($1 is null or id > $1) \
-     order by id limit $2"
-);
+pub const SELECT_PAGE: &str = include_str!("queries/select_customers_page.sql");
 
-pub const SELECT_SOME: &str = concat!("select ", columns!(), " from customers where id in (");
+pub const SELECT_SOME: &str = include_str!("queries/select_customers_in.sql");
 
 /// `UPDATE ... FROM (VALUES (id, segment, version, updated_at), ...)`: the columns of a
 /// VALUES list are `column1`, `column2`, ... on PostgreSQL and SQLite alike.
-pub const UPDATE_SEGMENTS_FROM: &str = "update customers set segment = v.column2, \
-     version = v.column3, updated_at = v.column4 from (";
-pub const UPDATE_SEGMENTS_WHERE: &str = ") as v where customers.id = v.column1 \
-     and customers.version = v.column3 - 1 returning customers.id";
+pub const UPDATE_SEGMENTS_FROM: &str = include_str!("queries/update_segments_from.sql");
+pub const UPDATE_SEGMENTS_WHERE: &str = include_str!("queries/update_segments_where.sql");
 
-pub const INSERT_EVENTS: &str = "insert into customer_events (id, customer_id, type, data, \
-     source, occurred_at, sort_key, recorded_at) ";
-pub const INSERT_OUTBOX_ROWS: &str =
-    "insert into outbox (id, exchange, routing_key, payload, created_at) ";
+pub const INSERT_EVENTS: &str = include_str!("queries/insert_events.sql");
+pub const INSERT_OUTBOX_ROWS: &str = include_str!("queries/insert_outbox_rows.sql");
 
 /// The decisions that change something: the customer is known, live, still at the
 /// version decided from, and in another segment. Each with its next state and event;
@@ -96,23 +64,13 @@ pub fn segment_changes(
     decided
 }
 
-pub const EXISTS: &str = "select 1 from customers where id = $1";
+pub const EXISTS: &str = include_str!("queries/customer_exists.sql");
 
-pub const SELECT_LIVE_BY_EMAIL: &str = concat!(
-    "select ",
-    columns!(),
-    " from customers where email = $1 and status <> 'deleted'"
-);
+pub const SELECT_LIVE_BY_EMAIL: &str = include_str!("queries/select_live_customer_by_email.sql");
 
-pub const UPSERT_IMPORT: &str = "insert into import_jobs (id, status, created, updated, \
-     unchanged, failed, errors, reason, started_at, finished_at) values ($1, $2, $3, $4, $5, \
-     $6, $7, $8, $9, $10) on conflict (id) do update set status = excluded.status, \
-     created = excluded.created, updated = excluded.updated, unchanged = excluded.unchanged, \
-     failed = excluded.failed, errors = excluded.errors, reason = excluded.reason, \
-     finished_at = excluded.finished_at";
+pub const UPSERT_IMPORT: &str = include_str!("queries/upsert_import.sql");
 
-pub const SELECT_IMPORT: &str = "select id, status, created, updated, unchanged, failed, errors, \
-     reason, started_at, finished_at from import_jobs where id = $1";
+pub const SELECT_IMPORT: &str = include_str!("queries/select_import.sql");
 
 #[derive(sqlx::FromRow)]
 pub struct ImportRow {
@@ -148,38 +106,19 @@ impl TryFrom<ImportRow> for crate::import::ImportJob {
     }
 }
 
-pub const INSERT_EVENT: &str = "insert into customer_events (id, customer_id, type, data, source, \
-     occurred_at, sort_key, recorded_at) values ($1, $2, $3, $4, $5, $6, $7, $8) \
-     on conflict (id) do nothing";
+pub const INSERT_EVENT: &str = include_str!("queries/insert_event.sql");
 
-pub const SELECT_EVENTS: &str = "select id, customer_id, type, data, source, occurred_at \
-     from customer_events where customer_id = $1 and ($2 is null or type = $2) \
-     and ($3 is null or (sort_key, id) < ($3, $4)) order by sort_key desc, id desc limit $5";
+pub const SELECT_EVENTS: &str = include_str!("queries/select_events.sql");
 
 /// An order placed: kept unless it was completed already.
-pub const UPSERT_PLACED_ORDER: &str = "insert into orders (customer_id, order_id, status, total, \
-     currency, items, placed_at) values ($1, $2, 'placed', $3, $4, $5, $6) \
-     on conflict (customer_id, order_id) do update set total = excluded.total, \
-     currency = excluded.currency, items = excluded.items, placed_at = excluded.placed_at \
-     where orders.status = 'placed'";
+pub const UPSERT_PLACED_ORDER: &str = include_str!("queries/upsert_placed_order.sql");
 
 /// An order completed; changes a row only the first time, so metrics count it once.
-pub const UPSERT_COMPLETED_ORDER: &str = "insert into orders (customer_id, order_id, status, \
-     total, currency, items, completed_at) values ($1, $2, 'completed', $3, $4, $5, $6) \
-     on conflict (customer_id, order_id) do update set status = 'completed', \
-     total = excluded.total, currency = excluded.currency, items = excluded.items, \
-     completed_at = excluded.completed_at where orders.status <> 'completed'";
+pub const UPSERT_COMPLETED_ORDER: &str = include_str!("queries/upsert_completed_order.sql");
 
-pub const UPSERT_TICKET: &str = "insert into support_tickets (customer_id, ticket_id, subject, \
-     status, created_at, updated_at) values ($1, $2, $3, $4, $5, $5) \
-     on conflict (customer_id, ticket_id) do update set subject = excluded.subject, \
-     status = excluded.status, updated_at = excluded.updated_at";
+pub const UPSERT_TICKET: &str = include_str!("queries/upsert_ticket.sql");
 
-pub const UPSERT_PRODUCT_VIEW: &str = "insert into product_views (customer_id, product_id, \
-     category, views, last_viewed_at) values ($1, $2, $3, 1, $4) \
-     on conflict (customer_id, product_id) do update set views = product_views.views + 1, \
-     category = coalesce(excluded.category, product_views.category), \
-     last_viewed_at = excluded.last_viewed_at";
+pub const UPSERT_PRODUCT_VIEW: &str = include_str!("queries/upsert_product_view.sql");
 
 #[derive(sqlx::FromRow)]
 pub struct EventRow {
@@ -264,10 +203,9 @@ macro_rules! bind_customer {
 }
 pub(crate) use bind_customer;
 
-pub const INSERT_OUTBOX: &str = "insert into outbox (id, exchange, routing_key, payload, \
-     created_at) values ($1, $2, $3, $4, $5)";
+pub const INSERT_OUTBOX: &str = include_str!("queries/insert_outbox.sql");
 
-pub const DELETE_OUTBOX: &str = "delete from outbox where seq = $1";
+pub const DELETE_OUTBOX: &str = include_str!("queries/delete_outbox.sql");
 
 /// One message for the outbox.
 pub struct OutboxMessage {
@@ -351,12 +289,9 @@ macro_rules! insert_outbox {
 }
 pub(crate) use insert_outbox;
 
-pub const UPSERT_DAILY_SALES: &str = "insert into daily_sales (day, segment, currency, orders, \
-     revenue) values ($1, $2, $3, 1, $4) on conflict (day, segment, currency) do update set \
-     orders = daily_sales.orders + 1, revenue = daily_sales.revenue + excluded.revenue";
+pub const UPSERT_DAILY_SALES: &str = include_str!("queries/upsert_daily_sales.sql");
 
-pub const SELECT_DAILY_SALES: &str = "select day, segment, currency, orders, revenue from \
-     daily_sales where day >= $1 and day <= $2 order by day, segment, currency";
+pub const SELECT_DAILY_SALES: &str = include_str!("queries/select_daily_sales.sql");
 
 #[derive(sqlx::FromRow)]
 pub struct DailySalesRow {

@@ -47,8 +47,7 @@ impl SqliteRepository {
     const BEGIN_READ_THEN_WRITE: &str = "begin immediate";
     /// The write lock taken at `begin immediate` already keeps writes apart.
     const SELECT_FOR_WRITE: &str = super::sql::SELECT_BY_ID;
-    const CLAIM_OUTBOX: &str =
-        "select seq, exchange, id, routing_key, payload from outbox order by seq limit $1";
+    const CLAIM_OUTBOX: &str = include_str!("queries/sqlite/claim_outbox.sql");
 }
 
 impl_customer_repository!(SqliteRepository);

@@ -159,7 +159,6 @@ pub const INSERT_JOB: &str = include_str!("queries/insert_job.sql");
 
 pub const UPDATE_JOB: &str = include_str!("queries/update_job.sql");
 
-
 pub const SELECT_JOB: &str = concat!(
     "select ",
     include_str!("queries/job_columns.sql"),
@@ -333,4 +332,3 @@ pub fn co_occurrences(rows: Vec<(String, i64, String, i64)>) -> Result<Vec<super
         })
         .collect()
 }
-

@@ -1,0 +1,3 @@
+delete
+from outbox
+where seq = $1

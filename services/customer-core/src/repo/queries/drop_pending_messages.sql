@@ -1,0 +1,3 @@
+delete
+from outbox
+where payload ->> 'customer_id' = $1

@@ -1,0 +1,3 @@
+delete
+from product_views
+where customer_id = $1

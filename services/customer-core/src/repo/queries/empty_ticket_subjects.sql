@@ -1,0 +1,3 @@
+update support_tickets
+set subject = ''
+where customer_id = $1

@@ -1,0 +1,3 @@
+update customer_events
+set customer_id = $1
+where customer_id = $2

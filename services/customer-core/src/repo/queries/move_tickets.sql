@@ -1,0 +1,3 @@
+update support_tickets
+set customer_id = $1
+where customer_id = $2

@@ -1,0 +1,3 @@
+select total, completed_at
+from orders
+where customer_id = $1 and status = 'completed'

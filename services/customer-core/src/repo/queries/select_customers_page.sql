@@ -1,0 +1,8 @@
+select id, email, phone, first_name, last_name, status, segment, tags, addresses,
+    preferences, total_orders, total_spent, average_order, first_order_date,
+    last_order_date, lifetime_value, nps, version, created_at, updated_at,
+    last_activity_at, merged_into, erased_at
+from customers
+where ($3 or status <> 'deleted') and ($1 is null or id > $1)
+order by id
+limit $2

@@ -1,0 +1,9 @@
+select id, email, phone, first_name, last_name, status, segment, tags, addresses,
+    preferences, total_orders, total_spent, average_order, first_order_date,
+    last_order_date, lifetime_value, nps, version, created_at, updated_at,
+    last_activity_at, merged_into, erased_at
+from customers
+where status <> 'deleted' and id <> $1 and (email_key = $2 or phone = $3 or first_name_key
+    = $4 or last_name_key = $5)
+order by id
+limit $6

@@ -1,0 +1,3 @@
+update customer_events
+set data = $2
+where id = $1

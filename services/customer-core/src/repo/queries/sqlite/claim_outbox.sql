@@ -1,0 +1,4 @@
+select seq, exchange, id, routing_key, payload
+from outbox
+order by seq
+limit $1
