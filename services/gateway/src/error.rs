@@ -138,7 +138,7 @@ impl Error {
             status: status.as_u16(),
             detail,
             errors,
-            request_id: crate::hygiene::current_request_id(),
+            request_id: crate::request_id::current_request_id(),
         };
         (status, problem)
     }

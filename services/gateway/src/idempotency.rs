@@ -372,7 +372,7 @@ async fn run_once(
     // The request runs to its end and its answer is kept even when the client goes away
     // meanwhile: its retry then gets that answer, not a key held "in progress" (and not a
     // second run of something that may have happened).
-    let first = crate::hygiene::in_this_request(async move {
+    let first = crate::request_id::in_this_request(async move {
         let response = next.run(Request::from_parts(parts, body)).await;
         keep(&*once.store, &store_key, fingerprint, response).await
     });

@@ -2,18 +2,20 @@
 
 pub mod analytics;
 pub mod auth;
+pub mod cors;
 pub mod customers;
 pub mod error;
 pub mod events;
 pub mod extract;
-pub mod hygiene;
 pub mod idempotency;
 pub mod imports;
 pub mod openapi;
 pub mod people;
 pub mod policy;
 pub mod rate_limit;
+pub mod request_id;
 pub mod search;
+pub mod security_headers;
 pub mod segments;
 pub mod settings;
 
@@ -38,7 +40,7 @@ use utoipa_scalar::{Scalar, Servable};
 
 pub use settings::Settings;
 
-use crate::hygiene::{ForwardRequestId, Upstream};
+use crate::request_id::{ForwardRequestId, Upstream};
 
 /// The largest answer customer-core may send (a person's export).
 const MAX_EXPORT_BYTES: usize = 256 * 1024 * 1024;
@@ -126,7 +128,7 @@ pub fn router(
     } else {
         router
     };
-    let router = match hygiene::cors(&settings.cors_origins) {
+    let router = match cors::cors(&settings.cors_origins) {
         Some(cors) => router.layer(cors),
         None => router,
     };
@@ -141,10 +143,14 @@ pub fn router(
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
             settings.max_concurrent_requests.max(1),
         ));
-    // Outermost, so the request id covers everything above, CORS answers included.
+    // Outermost, so the request id and the security headers cover everything above,
+    // CORS answers included.
     router
         .layer(shed)
-        .layer(axum::middleware::from_fn(hygiene::request_id_and_headers))
+        .layer(axum::middleware::from_fn(
+            security_headers::security_headers,
+        ))
+        .layer(axum::middleware::from_fn(request_id::tag_request))
 }
 
 /// 202 Accepted with the job as the body and where to follow it.

@@ -1,0 +1,86 @@
+//! CORS for the origins configured in `CRM_CORS_ORIGINS`; none by default.
+
+use axum::http::{HeaderValue, Method, header};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::request_id::X_REQUEST_ID;
+
+/// CORS for a comma-separated origin list; `None` (no CORS headers) when it is empty.
+pub fn cors(origins: &str) -> Option<CorsLayer> {
+    let origins: Vec<HeaderValue> = origins
+        .split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    if origins.is_empty() {
+        return None;
+    }
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+            .allow_headers([
+                header::CONTENT_TYPE,
+                header::IF_MATCH,
+                header::IF_NONE_MATCH,
+                header::AUTHORIZATION,
+                X_REQUEST_ID.clone(),
+            ])
+            .expose_headers([header::ETAG, header::LOCATION, X_REQUEST_ID.clone()]),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::{Router, body::Body, http::StatusCode, response::Response, routing::get};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    fn app(origins: &str) -> Router {
+        let router = Router::new().route("/ok", get(|| async { "ok" }));
+        match cors(origins) {
+            Some(cors) => router.layer(cors),
+            None => router,
+        }
+    }
+
+    async fn call(app: Router, request: axum::http::Request<Body>) -> Response {
+        app.oneshot(request).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn cors_answers_only_the_configured_origins() {
+        let preflight = |origin: &str| {
+            axum::http::Request::builder()
+                .method(Method::OPTIONS)
+                .uri("/ok")
+                .header(header::ORIGIN, origin)
+                .header(header::ACCESS_CONTROL_REQUEST_METHOD, "PATCH")
+                .body(Body::empty())
+                .unwrap()
+        };
+        let origins = "https://shop.example, https://admin.example";
+        let allowed = call(app(origins), preflight("https://admin.example")).await;
+        assert_eq!(allowed.status(), StatusCode::OK);
+        assert_eq!(
+            allowed.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+            "https://admin.example"
+        );
+        let foreign = call(app(origins), preflight("https://evil.example")).await;
+        assert!(
+            foreign
+                .headers()
+                .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+                .is_none()
+        );
+        let none = call(app(""), preflight("https://shop.example")).await;
+        assert!(
+            none.headers()
+                .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+                .is_none(),
+            "off by default"
+        );
+    }
+}
