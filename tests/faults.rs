@@ -43,9 +43,40 @@ async fn outbox_backlog(app: &TestApp) -> i64 {
         .unwrap()
 }
 
-/// Waits until every customer's metrics hold exactly the orders accepted for it, then
-/// checks the applied event ids against the accepted ones.
+/// How long the applied orders may stop growing before a scenario calls them lost: a
+/// slow machine takes longer, a lost event never arrives.
+const NO_PROGRESS_FOR: Duration = Duration::from_secs(90);
+
+/// Orders applied to `customers` so far, as their metrics count them.
+async fn orders_applied(app: &TestApp, customers: impl Iterator<Item = &String>) -> u64 {
+    let mut total = 0;
+    for customer in customers {
+        let read: Option<Value> = app.get_customer(customer).await.json().await.ok();
+        total += read.and_then(|r| r["metrics"]["total_orders"].as_u64()).unwrap_or(0);
+    }
+    total
+}
+
+/// Waits until every customer's metrics hold exactly the orders accepted for it (as
+/// long as they keep growing), then checks the applied event ids against the accepted
+/// ones.
 async fn assert_applied_once(app: &TestApp, accepted: &BTreeMap<String, Vec<Value>>) {
+    let expected: u64 = accepted.values().map(|events| events.len() as u64).sum();
+    let (mut seen, mut since) = (0, tokio::time::Instant::now());
+    loop {
+        let applied = orders_applied(app, accepted.keys()).await;
+        if applied >= expected {
+            break;
+        }
+        if applied > seen {
+            (seen, since) = (applied, tokio::time::Instant::now());
+        }
+        assert!(
+            since.elapsed() < NO_PROGRESS_FOR,
+            "{applied} of {expected} accepted orders applied, none more for {NO_PROGRESS_FOR:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     for (customer, events) in accepted {
         let count = events.len();
         let spent: f64 = events
