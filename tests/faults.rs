@@ -52,7 +52,9 @@ async fn orders_applied(app: &TestApp, customers: impl Iterator<Item = &String>)
     let mut total = 0;
     for customer in customers {
         let read: Option<Value> = app.get_customer(customer).await.json().await.ok();
-        total += read.and_then(|r| r["metrics"]["total_orders"].as_u64()).unwrap_or(0);
+        total += read
+            .and_then(|r| r["metrics"]["total_orders"].as_u64())
+            .unwrap_or(0);
     }
     total
 }

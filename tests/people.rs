@@ -23,7 +23,7 @@ async fn standalone_the_360_view_lists_a_failing_part_and_serves_the_rest() {
 #[tokio::test]
 async fn distributed_the_360_view_lists_a_failing_part_and_serves_the_rest() {
     let (key, value) = NO_TIME_FOR_SEGMENTATION;
-    let app = TestApp::distributed_with_core_env(&[(key, value.to_owned())]).await;
+    let app = TestApp::distributed_with_env(&[("crm-gateway", key, value.to_owned())]).await;
     the_360_view_lists_a_failing_part_and_serves_the_rest(app).await;
 }
 

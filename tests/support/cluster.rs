@@ -128,14 +128,7 @@ pub async fn start(options: Options) -> TestApp {
     for binary in BINARIES {
         let mut env = shared.clone();
         match binary {
-            "crm-customer-core" => {
-                set(&mut env, "CRM_DATABASE_URL", &database);
-                set(
-                    &mut env,
-                    "CRM_SEGMENTATION_URL",
-                    front_url(&fronts.segmentation),
-                );
-            }
+            "crm-customer-core" => set(&mut env, "CRM_DATABASE_URL", &database),
             "crm-segmentation" => {
                 set(&mut env, "CRM_DATABASE_URL", &database);
                 set(

@@ -238,15 +238,6 @@ impl TestApp {
         .await
     }
 
-    /// The services with more environment for customer-core (deadlines).
-    pub async fn distributed_with_core_env(env: &[(&str, String)]) -> Self {
-        let env: Vec<_> = env
-            .iter()
-            .map(|(k, v)| ("crm-customer-core", *k, v.clone()))
-            .collect();
-        Self::distributed_with_env(&env).await
-    }
-
     /// The services, each binary named in `env` (`("crm-segmentation", "CRM_AMQP_URL",
     /// ...)`) with that variable set or replaced.
     pub async fn distributed_with_env(env: &[(&str, &str, String)]) -> Self {

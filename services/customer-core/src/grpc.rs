@@ -126,8 +126,6 @@ impl CustomerRpc for CustomerGrpc {
                 .into_iter()
                 .map(|t| ticket_to_proto(id, t))
                 .collect(),
-            recommendations: view.recommendations,
-            rfm: view.rfm,
             timeline: view.timeline.into_iter().map(Into::into).collect(),
             degraded: view
                 .degraded

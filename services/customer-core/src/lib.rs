@@ -9,7 +9,6 @@ mod error;
 pub mod freshness;
 pub mod grpc;
 pub mod import;
-pub mod insights;
 pub mod outbox;
 pub mod people;
 mod reads;
@@ -49,14 +48,10 @@ impl Application {
         )
         .await?;
         let cache = Arc::new(RedisCache::new(settings.redis())?);
-        let insights: Arc<dyn insights::Insights> = match &settings.segmentation_url {
-            Some(url) => Arc::new(insights::Segmentation::connected(url)?),
-            None => Arc::new(insights::NotConfigured),
-        };
         let freshness = freshness::Freshness::shared(repo.pool().clone(), cache.clone());
         let service = CustomerService::new(Arc::new(repo), cache.clone())
             .with_freshness(freshness)
-            .with_insights(insights, settings.view_deadlines());
+            .with_view_deadlines(settings.view_deadlines());
         // Redis is optional for correctness: reported by `/readyz`, never blocking it.
         let cache_probe = probe("redis", false, move || {
             let cache = cache.clone();

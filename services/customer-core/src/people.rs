@@ -7,7 +7,6 @@ use crm_domain::{
     Customer, CustomerEvent, CustomerId, Order, SupportTicket, TimelineEntry, ValidationErrors,
     activity, duplicates::Likeness,
 };
-use crm_proto::v1;
 use tracing::instrument;
 
 use crate::{
@@ -19,7 +18,6 @@ use crate::{
 pub const RECENT_ORDERS: u32 = 10;
 pub const RECENT_EVENTS: u32 = 50;
 pub const MAX_TICKETS: u32 = 50;
-pub const RECOMMENDATIONS: u32 = 10;
 pub const DEFAULT_DUPLICATES: u32 = 10;
 pub const MAX_DUPLICATES: u32 = 50;
 /// Candidates sharing a key that are scored; a very common name yields many.
@@ -30,8 +28,6 @@ const CANDIDATES: u32 = 500;
 pub struct Deadlines {
     /// Each part read from the customer store.
     pub part: Duration,
-    /// Each part asked from segmentation (RFM, recommendations).
-    pub segmentation: Duration,
     pub whole: Duration,
 }
 
@@ -39,7 +35,6 @@ impl Default for Deadlines {
     fn default() -> Self {
         Self {
             part: Duration::from_secs(2),
-            segmentation: Duration::from_secs(2),
             whole: Duration::from_secs(5),
         }
     }
@@ -58,8 +53,6 @@ pub struct Customer360 {
     pub recent_orders: Vec<Order>,
     pub recent_activity: Vec<CustomerEvent>,
     pub support_tickets: Vec<SupportTicket>,
-    pub recommendations: Vec<v1::Product>,
-    pub rfm: Option<v1::RfmScore>,
     pub timeline: Vec<TimelineEntry>,
     pub degraded: Vec<Degraded>,
 }
@@ -71,8 +64,8 @@ pub struct Duplicate {
 }
 
 impl CustomerService {
-    /// The customer with their orders, activity, tickets, RFM score and
-    /// recommendations, fetched at once. A part that fails or misses its deadline is
+    /// The customer with their orders, activity and tickets, fetched at once (the
+    /// gateway adds segmentation's parts). A part that fails or misses its deadline is
     /// listed under `degraded` and the rest is served; only the customer is required.
     #[instrument(skip_all, fields(customer_id = %id))]
     pub async fn view_360(&self, id: CustomerId) -> Result<Customer360> {
@@ -83,7 +76,7 @@ impl CustomerService {
                 tracing::warn!(error = %e, "a part of the 360 view failed");
                 "the customer store failed".to_owned()
             };
-            let (orders, activity, tickets, rfm, recommendations) = tokio::join!(
+            let (orders, activity, tickets) = tokio::join!(
                 part(deadlines.part, async {
                     self.repo
                         .recent_orders(id, RECENT_ORDERS)
@@ -99,26 +92,17 @@ impl CustomerService {
                     activity::open_first(&mut tickets);
                     Ok(tickets)
                 }),
-                part(deadlines.segmentation, self.insights.rfm(id)),
-                part(
-                    deadlines.segmentation,
-                    self.insights.recommendations(id, RECOMMENDATIONS)
-                ),
             );
             let mut degraded = Vec::new();
             let recent_orders = kept(&mut degraded, "recent_orders", orders);
             let recent_activity = kept(&mut degraded, "recent_activity", activity);
             let support_tickets = kept(&mut degraded, "support_tickets", tickets);
-            let rfm = kept(&mut degraded, "rfm", rfm);
-            let recommendations = kept(&mut degraded, "recommendations", recommendations);
             let timeline = activity::timeline(&recent_orders, &recent_activity, &support_tickets);
             Ok(Customer360 {
                 customer,
                 recent_orders,
                 recent_activity,
                 support_tickets,
-                recommendations,
-                rfm,
                 timeline,
                 degraded,
             })

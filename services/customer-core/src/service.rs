@@ -65,8 +65,6 @@ pub struct CustomerService {
     pub(crate) reads: Arc<SharedReads>,
     /// Wakes the outbox relay after a commit, so events leave without polling delay.
     pub(crate) outbox: Arc<Notify>,
-    /// Segments, RFM and recommendations for the 360 view (segmentation's).
-    pub(crate) insights: Arc<dyn crate::insights::Insights>,
     pub(crate) view_deadlines: crate::people::Deadlines,
 }
 
@@ -111,7 +109,6 @@ impl CustomerService {
             reads: Arc::default(),
             cache,
             outbox: Arc::new(Notify::new()),
-            insights: Arc::new(crate::insights::NotConfigured),
             view_deadlines: crate::people::Deadlines::default(),
         }
     }
@@ -126,13 +123,8 @@ impl CustomerService {
         self.freshness.clone()
     }
 
-    /// Where the 360 view finds RFM scores and recommendations, and how long it waits.
-    pub fn with_insights(
-        mut self,
-        insights: Arc<dyn crate::insights::Insights>,
-        deadlines: crate::people::Deadlines,
-    ) -> Self {
-        self.insights = insights;
+    /// How long the 360 view waits for its parts.
+    pub fn with_view_deadlines(mut self, deadlines: crate::people::Deadlines) -> Self {
         self.view_deadlines = deadlines;
         self
     }

@@ -18,13 +18,9 @@ pub struct Settings {
     pub redis_key_prefix: String,
     pub redis_timeout_ms: u64,
     pub amqp_url: Secret,
-    /// Where the 360 view gets RFM scores and recommendations; without it those parts
-    /// are listed as degraded.
-    pub segmentation_url: Option<String>,
-    /// The 360 view's deadline for each part from the store, for segmentation's parts,
-    /// and for the whole answer. 0 gives up at once (turns the parts off).
+    /// The 360 view's deadline for each part from the store and for the whole answer.
+    /// 0 gives up at once (turns the parts off).
     pub view_part_timeout_ms: u64,
-    pub segmentation_timeout_ms: u64,
     pub view_timeout_ms: u64,
 }
 
@@ -43,9 +39,7 @@ impl Default for Settings {
             redis_key_prefix: String::new(),
             redis_timeout_ms: 250,
             amqp_url: Secret::new("amqp://guest:guest@127.0.0.1:5672/%2f"),
-            segmentation_url: None,
             view_part_timeout_ms: millis(view.part),
-            segmentation_timeout_ms: millis(view.segmentation),
             view_timeout_ms: millis(view.whole),
         }
     }
@@ -62,7 +56,6 @@ impl Settings {
     pub fn view_deadlines(&self) -> crate::people::Deadlines {
         crate::people::Deadlines {
             part: Duration::from_millis(self.view_part_timeout_ms),
-            segmentation: Duration::from_millis(self.segmentation_timeout_ms),
             whole: Duration::from_millis(self.view_timeout_ms),
         }
     }

@@ -56,6 +56,8 @@ pub struct AppState {
     pub imports: CustomerServiceClient<Upstream>,
     pub ingest: IngestServiceClient<Upstream>,
     pub segmentation: SegmentationServiceClient<Upstream>,
+    /// How long the 360 view waits for each of segmentation's parts.
+    pub segmentation_deadline: std::time::Duration,
     pub search: SearchServiceClient<Upstream>,
 }
 
@@ -245,6 +247,9 @@ impl Application {
             segmentation: SegmentationServiceClient::with_interceptor(
                 segmentation,
                 ForwardRequestId,
+            ),
+            segmentation_deadline: std::time::Duration::from_millis(
+                settings.segmentation_timeout_ms,
             ),
             search: SearchServiceClient::with_interceptor(search, ForwardRequestId),
         };

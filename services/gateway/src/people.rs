@@ -58,8 +58,12 @@ fn from_core<T, U: TryFrom<T, Error = String>>(items: Vec<T>) -> Result<Vec<U>> 
         .collect()
 }
 
+/// Recommendations in the 360 view.
+const RECOMMENDATIONS: u32 = 10;
+
 /// The customer with recent orders and activity, support tickets, RFM score,
 /// recommendations and a timeline; a part that fails is listed under `degraded`.
+/// customer-core answers for the customer's own parts, segmentation for its two.
 #[utoipa::path(
     get, path = "/api/customers/{id}/360", tag = "customers",
     params(("id" = String, Path, description = "Customer id (UUID)")),
@@ -75,12 +79,36 @@ pub async fn customer_360(
 ) -> Result<Json<Customer360View>> {
     let id = parse_id(&id)?;
     let request = v1::GetCustomer360Request { id: id.to_string() };
-    let view = state
-        .customers
-        .clone()
-        .get_customer360(request)
-        .await?
-        .into_inner();
+    let deadline = state.segmentation_deadline;
+    let mut customers = state.customers.clone();
+    let (view, rfm, recommendations) = tokio::join!(
+        customers.get_customer360(request),
+        segmentation_part(deadline, rfm_of(&state, id)),
+        segmentation_part(deadline, recommended_for(&state, id)),
+    );
+    let view = view?.into_inner();
+    let mut degraded: Vec<DegradedPart> = view
+        .degraded
+        .into_iter()
+        .map(|d| DegradedPart {
+            part: d.part,
+            reason: d.reason,
+        })
+        .collect();
+    let mut kept = |part: &str, reason: String| {
+        degraded.push(DegradedPart {
+            part: part.to_owned(),
+            reason,
+        })
+    };
+    let rfm = rfm.unwrap_or_else(|reason| {
+        kept("rfm", reason);
+        None
+    });
+    let recommendations = recommendations.unwrap_or_else(|reason| {
+        kept("recommendations", reason);
+        Vec::new()
+    });
     let customer = view
         .customer
         .ok_or_else(|| Error::internal("customer-core sent a 360 view without the customer"))?;
@@ -89,18 +117,74 @@ pub async fn customer_360(
         recent_orders: view.recent_orders.into_iter().map(Into::into).collect(),
         recent_activity: from_core(view.recent_activity)?,
         support_tickets: from_core(view.support_tickets)?,
-        recommendations: view.recommendations.into_iter().map(Into::into).collect(),
-        rfm: view.rfm.map(Into::into),
+        recommendations: recommendations.into_iter().map(Into::into).collect(),
+        rfm: rfm.map(Into::into),
         timeline: from_core(view.timeline)?,
-        degraded: view
-            .degraded
-            .into_iter()
-            .map(|d| DegradedPart {
-                part: d.part,
-                reason: d.reason,
-            })
-            .collect(),
+        degraded,
     }))
+}
+
+/// One of segmentation's parts under its deadline; the reason it is missing otherwise.
+async fn segmentation_part<T>(
+    deadline: std::time::Duration,
+    fetch: impl std::future::Future<Output = std::result::Result<T, tonic::Status>>,
+) -> std::result::Result<T, String> {
+    match tokio::time::timeout(deadline, fetch).await {
+        Ok(Ok(found)) => Ok(found),
+        Ok(Err(status)) => Err(segmentation_failed(status)),
+        Err(_) => Err(format!("no answer within {} ms", deadline.as_millis())),
+    }
+}
+
+/// A reason fit for a client: the status message only when segmentation chose it.
+fn segmentation_failed(status: tonic::Status) -> String {
+    use tonic::Code;
+    match status.code() {
+        Code::Unavailable => "segmentation is unavailable".into(),
+        Code::DeadlineExceeded => "segmentation did not answer in time".into(),
+        Code::InvalidArgument | Code::FailedPrecondition => status.message().to_owned(),
+        code => format!("segmentation failed ({code:?})"),
+    }
+}
+
+/// `None` while segmentation has not scored the customer yet.
+async fn rfm_of(
+    state: &AppState,
+    id: crm_domain::CustomerId,
+) -> std::result::Result<Option<v1::RfmScore>, tonic::Status> {
+    let request = v1::GetCustomerSegmentRequest {
+        customer_id: id.to_string(),
+    };
+    match state
+        .segmentation
+        .clone()
+        .get_customer_segment(request)
+        .await
+    {
+        Ok(found) => Ok(found.into_inner().rfm),
+        Err(status) if status.code() == tonic::Code::NotFound => Ok(None),
+        Err(status) => Err(status),
+    }
+}
+
+async fn recommended_for(
+    state: &AppState,
+    id: crm_domain::CustomerId,
+) -> std::result::Result<Vec<v1::Product>, tonic::Status> {
+    let request = v1::GetRecommendationsRequest {
+        customer_id: id.to_string(),
+        limit: RECOMMENDATIONS,
+    };
+    match state
+        .segmentation
+        .clone()
+        .get_recommendations(request)
+        .await
+    {
+        Ok(found) => Ok(found.into_inner().products),
+        Err(status) if status.code() == tonic::Code::NotFound => Ok(Vec::new()),
+        Err(status) => Err(status),
+    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

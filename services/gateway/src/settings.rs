@@ -13,6 +13,9 @@ pub struct Settings {
     pub event_ingest_url: String,
     pub segmentation_url: String,
     pub search_indexer_url: String,
+    /// How long the 360 view waits for each of segmentation's parts (RFM,
+    /// recommendations) before it lists them as degraded; 0 gives up at once.
+    pub segmentation_timeout_ms: u64,
     /// Origins allowed by CORS, comma-separated (`CRM_CORS_ORIGINS`); none when empty.
     pub cors_origins: String,
     /// API keys as `name:sha256-hex:scope,scope` entries separated by `;` or newlines
@@ -51,6 +54,7 @@ impl Default for Settings {
             event_ingest_url: "http://127.0.0.1:50052".into(),
             segmentation_url: "http://127.0.0.1:50053".into(),
             search_indexer_url: "http://127.0.0.1:50054".into(),
+            segmentation_timeout_ms: 2_000,
             cors_origins: String::new(),
             api_keys: Secret::new(""),
             api_keys_file: None,

@@ -67,12 +67,10 @@ impl Standalone {
             .await
             .with_context(|| format!("cannot open {database:?}"))?;
         let cache = Arc::new(MemoryCache::new(CACHE_CAPACITY));
-        // Segmentation needs customer-core's address, so it starts later and the 360
-        // view is connected to it then. Deadlines from the environment, as distributed.
-        let insights = Arc::new(crm_customer_core::insights::Segmentation::default());
+        // The 360 view's deadlines from the environment, as distributed.
         let core_settings: crm_customer_core::Settings = crm_platform::settings::load()?;
         let service = CustomerService::new(Arc::new(repo), cache)
-            .with_insights(insights.clone(), core_settings.view_deadlines());
+            .with_view_deadlines(core_settings.view_deadlines());
         let bus_journal = config.data_dir.join("bus.db");
         let bus = Arc::new(
             journal::JournaledBus::open(&bus_journal)
@@ -103,7 +101,6 @@ impl Standalone {
             recompute_every: segmentation_settings.recompute_every(),
         };
         let segmentation = crm_segmentation::Application::with_parts(parts, loopback, None).await?;
-        insights.connect(&format!("http://{}", segmentation.grpc_addr()))?;
         let search_parts = crm_search_indexer::Parts {
             bus: bus.clone(),
             catalog: Arc::new(crm_search_indexer::index::TantivyCatalog::on_disk(
