@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::{
     CountryCode, Currency, Email, Language, PersonName, Phone, Tag,
-    input::{AddressDraft, CustomerDraft, CustomerPatch, PreferencesPatch},
+    customer_input::{AddressDraft, CustomerDraft, CustomerPatch, PreferencesPatch},
     tag::normalize_tags,
     validation::ValidationErrors,
 };

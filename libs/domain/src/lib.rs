@@ -5,11 +5,11 @@ pub mod activity;
 pub mod country;
 pub mod currency;
 pub mod customer;
+pub mod customer_input;
 pub mod duplicates;
 pub mod email;
 pub mod event;
-pub mod ingest;
-pub mod input;
+pub mod event_validation;
 pub mod language;
 pub mod merge;
 pub mod milestone;
@@ -29,10 +29,10 @@ pub use customer::{
     Address, AddressKind, Customer, CustomerId, CustomerMetrics, CustomerStatus, Preferences,
     Segment, stored_precision,
 };
+pub use customer_input::{AddressDraft, CustomerDraft, CustomerPatch, PreferencesPatch};
 pub use email::Email;
 pub use event::{CustomerEvent, CustomerEventType, OrderFacts, TicketFacts};
-pub use ingest::EventDraft;
-pub use input::{AddressDraft, CustomerDraft, CustomerPatch, PreferencesPatch};
+pub use event_validation::EventDraft;
 pub use language::Language;
 pub use name::PersonName;
 pub use phone::Phone;

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use crm_domain::{CustomerEvent, CustomerEventType};
 use crm_platform::bus::{ConsumerConfig, Delivery, EVENTS_EXCHANGE, Handler, Outcome};
 
-use crate::{Error, repo::Recorded, service::CustomerService};
+use crate::{Error, repo::EventOutcome, service::CustomerService};
 
 /// The queue of this consumer; every replica of customer-core shares it.
 pub const QUEUE: &str = "customer-core.events";
@@ -63,25 +63,25 @@ impl Handler for ActivityConsumer {
             ));
         }
         let outcome = match self.service.record_event(&event).await {
-            Ok(Recorded::Applied { .. }) => {
+            Ok(EventOutcome::Applied { .. }) => {
                 metrics::counter!("crm_events_applied_total", "type" => event.event_type.as_str())
                     .increment(1);
                 Outcome::Ack
             }
-            Ok(Recorded::Duplicate) => {
+            Ok(EventOutcome::Duplicate) => {
                 metrics::counter!("crm_events_duplicate_total").increment(1);
                 Outcome::Ack
             }
-            Ok(Recorded::Erased) => {
+            Ok(EventOutcome::Erased) => {
                 metrics::counter!("crm_events_refused_total", "reason" => "erased").increment(1);
                 tracing::info!(customer_id = %event.customer_id, event_id = %event.id, "event for an erased person refused");
                 Outcome::Ack
             }
-            Ok(Recorded::MergedInto(_)) => Outcome::DeadLetter(format!(
+            Ok(EventOutcome::MergedInto(_)) => Outcome::DeadLetter(format!(
                 "{} is merged into a chain of merges too long to follow",
                 event.customer_id
             )),
-            Ok(Recorded::UnknownCustomer) => {
+            Ok(EventOutcome::UnknownCustomer) => {
                 self.unknown_customer.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!("crm_events_unknown_customer_total").increment(1);
                 tracing::warn!(customer_id = %event.customer_id, event_id = %event.id, "event for an unknown customer");

@@ -10,7 +10,7 @@ pub mod freshness;
 pub mod grpc;
 pub mod import;
 pub mod outbox;
-pub mod people;
+pub mod person;
 mod reads;
 pub mod repo;
 pub mod service;

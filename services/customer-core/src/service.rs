@@ -19,7 +19,7 @@ use crate::{
     Error, Result,
     freshness::Freshness,
     reads::SharedReads,
-    repo::{Change, CustomerRepository, DailySales, FeedPosition, Recorded, SegmentChange},
+    repo::{Change, CustomerRepository, DailySales, EventOutcome, FeedPosition, SegmentChange},
 };
 
 pub const DEFAULT_PAGE_SIZE: u32 = 20;
@@ -65,7 +65,7 @@ pub struct CustomerService {
     pub(crate) reads: Arc<SharedReads>,
     /// Wakes the outbox relay after a commit, so events leave without polling delay.
     pub(crate) outbox: Arc<Notify>,
-    pub(crate) view_deadlines: crate::people::Deadlines,
+    pub(crate) view_deadlines: crate::person::Deadlines,
 }
 
 /// One page of a customer's activity and the cursor of the next one.
@@ -109,7 +109,7 @@ impl CustomerService {
             reads: Arc::default(),
             cache,
             outbox: Arc::new(Notify::new()),
-            view_deadlines: crate::people::Deadlines::default(),
+            view_deadlines: crate::person::Deadlines::default(),
         }
     }
 
@@ -124,7 +124,7 @@ impl CustomerService {
     }
 
     /// How long the 360 view waits for its parts.
-    pub fn with_view_deadlines(mut self, deadlines: crate::people::Deadlines) -> Self {
+    pub fn with_view_deadlines(mut self, deadlines: crate::person::Deadlines) -> Self {
         self.view_deadlines = deadlines;
         self
     }
@@ -260,19 +260,19 @@ impl CustomerService {
     /// commit when the customer changed. An event for a merged-away customer is
     /// recorded for the customer it was merged into.
     #[instrument(skip_all, fields(customer_id = %event.customer_id, event_id = %event.id))]
-    pub async fn record_event(&self, event: &CustomerEvent) -> Result<Recorded> {
+    pub async fn record_event(&self, event: &CustomerEvent) -> Result<EventOutcome> {
         let mut event = std::borrow::Cow::Borrowed(event);
         let mut recorded = self.repo.record_event(&event, Utc::now()).await?;
         // Merges may chain (a merged into b, b into c); a bound keeps a corrupt cycle
         // from spinning.
         for _ in 0..MAX_MERGE_HOPS {
-            let Recorded::MergedInto(primary) = recorded else {
+            let EventOutcome::MergedInto(primary) = recorded else {
                 break;
             };
             event.to_mut().customer_id = primary;
             recorded = self.repo.record_event(&event, Utc::now()).await?;
         }
-        if let Recorded::Applied {
+        if let EventOutcome::Applied {
             customer,
             changed: true,
         } = &recorded

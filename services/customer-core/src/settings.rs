@@ -26,7 +26,7 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        let view = crate::people::Deadlines::default();
+        let view = crate::person::Deadlines::default();
         let millis = |d: Duration| d.as_millis() as u64;
         Self {
             grpc_addr: ([127, 0, 0, 1], 50051).into(),
@@ -53,8 +53,8 @@ impl Settings {
         }
     }
 
-    pub fn view_deadlines(&self) -> crate::people::Deadlines {
-        crate::people::Deadlines {
+    pub fn view_deadlines(&self) -> crate::person::Deadlines {
+        crate::person::Deadlines {
             part: Duration::from_millis(self.view_part_timeout_ms),
             whole: Duration::from_millis(self.view_timeout_ms),
         }

@@ -5,7 +5,7 @@ use axum::{
     extract::{Path, State},
     http::StatusCode,
 };
-use crm_domain::{CustomerEvent, EventDraft, FieldError, ingest::parse_timestamp};
+use crm_domain::{CustomerEvent, EventDraft, FieldError, event_validation::parse_timestamp};
 use crm_proto::{convert::timestamp, json::json_to_struct, v1};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

@@ -10,7 +10,7 @@ pub mod extract;
 pub mod idempotency;
 pub mod imports;
 pub mod openapi;
-pub mod people;
+pub mod person;
 pub mod policy;
 pub mod rate_limit;
 pub mod request_id;
@@ -92,13 +92,13 @@ pub fn router(
             customers::DeleteParams::scope,
             routes!(customers::delete_customer),
         ))
-        .routes(p.needs(Read, routes!(people::customer_360)))
-        .routes(p.needs(Read, routes!(people::duplicates)))
+        .routes(p.needs(Read, routes!(person::customer_360)))
+        .routes(p.needs(Read, routes!(person::duplicates)))
         .routes(p.needs(
             Write,
-            p.once_per_key::<_, people::MergeParams>(Upload::Json, routes!(people::merge)),
+            p.once_per_key::<_, person::MergeParams>(Upload::Json, routes!(person::merge)),
         ))
-        .routes(p.needs(Admin, routes!(people::export)))
+        .routes(p.needs(Admin, routes!(person::export)))
         .routes(p.needs(EventsWrite, routes!(events::ingest_events)))
         .routes(p.needs(Read, routes!(events::list_events)))
         .routes(p.needs(Read, routes!(analytics::daily_sales)))

@@ -21,8 +21,8 @@ use crm_platform::{
 use serde::Serialize;
 
 use crate::{
+    generations::Generations,
     index::{Applied, IndexError},
-    indices::Indices,
 };
 
 pub const QUEUE: &str = "search-indexer.customers";
@@ -112,7 +112,7 @@ impl Lag {
 }
 
 pub struct Snapshots {
-    indices: Arc<Indices>,
+    generations: Arc<Generations>,
     lag: Arc<Lag>,
     shutdown: Shutdown,
     config: ConsumerConfig,
@@ -120,13 +120,13 @@ pub struct Snapshots {
 
 impl Snapshots {
     pub fn new(
-        indices: Arc<Indices>,
+        generations: Arc<Generations>,
         lag: Arc<Lag>,
         shutdown: Shutdown,
         config: ConsumerConfig,
     ) -> Self {
         Self {
-            indices,
+            generations,
             lag,
             shutdown,
             config,
@@ -147,7 +147,7 @@ impl Handler for Snapshots {
         };
         let mut attempt = 0;
         loop {
-            match self.indices.apply(&customer).await {
+            match self.generations.apply(&customer).await {
                 Ok(applied) => {
                     let outcome = match applied {
                         Applied::Indexed => "indexed",
@@ -267,7 +267,7 @@ mod tests {
         });
         let lag = Arc::new(Lag::default());
         let handler = Snapshots::new(
-            Arc::new(Indices::new(engine.clone(), None)),
+            Arc::new(Generations::new(engine.clone(), None)),
             lag.clone(),
             Shutdown::new(),
             config(),
@@ -320,7 +320,7 @@ mod tests {
         });
         let shutdown = Shutdown::new();
         let handler = Snapshots::new(
-            Arc::new(Indices::new(engine, None)),
+            Arc::new(Generations::new(engine, None)),
             Arc::default(),
             shutdown.clone(),
             config(),
@@ -343,7 +343,7 @@ mod tests {
             failure: IndexError::Rejected,
         });
         let handler = Snapshots::new(
-            Arc::new(Indices::new(engine, None)),
+            Arc::new(Generations::new(engine, None)),
             Arc::default(),
             Shutdown::new(),
             config(),

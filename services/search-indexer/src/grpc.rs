@@ -12,8 +12,8 @@ use uuid::Uuid;
 
 use crate::{
     Error,
+    generations::Generations,
     index::{DEFAULT_LIMIT, MAX_LIMIT, SearchQuery},
-    indices::Indices,
     reindex::{ReindexJob, Reindexer},
 };
 
@@ -23,13 +23,16 @@ const MAX_QUERY_CHARS: usize = 200;
 const MAX_TAGS: usize = 20;
 
 pub struct SearchGrpc {
-    indices: Arc<Indices>,
+    generations: Arc<Generations>,
     reindexer: Arc<Reindexer>,
 }
 
 impl SearchGrpc {
-    pub fn new(indices: Arc<Indices>, reindexer: Arc<Reindexer>) -> Self {
-        Self { indices, reindexer }
+    pub fn new(generations: Arc<Generations>, reindexer: Arc<Reindexer>) -> Self {
+        Self {
+            generations,
+            reindexer,
+        }
     }
 }
 
@@ -117,7 +120,7 @@ impl SearchService for SearchGrpc {
     ) -> Result<Response<v1::SearchCustomersResponse>, Status> {
         let query = query_from_proto(request.into_inner()).map_err(Error::from)?;
         let found = self
-            .indices
+            .generations
             .live()
             .search(&query)
             .await

@@ -5,9 +5,9 @@
 
 pub mod consumer;
 pub mod error;
+pub mod generations;
 pub mod grpc;
 pub mod index;
-pub mod indices;
 pub mod reindex;
 pub mod settings;
 
@@ -27,9 +27,9 @@ pub use settings::Settings;
 
 use crate::{
     consumer::Lag,
+    generations::Generations,
     grpc::SearchGrpc,
     index::{IndexCatalog, TantivyCatalog},
-    indices::Indices,
     reindex::{CustomerCore, CustomerSource, MemoryJobBoard, Reindexer},
     settings::Backend,
 };
@@ -38,7 +38,7 @@ use crate::{
 const LAG_SAMPLE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// What the service is made of; the standalone binary passes its embedded parts.
-pub struct Parts {
+pub struct Adapters {
     pub bus: Arc<dyn EventBus>,
     pub catalog: Arc<dyn IndexCatalog>,
     pub customers: Arc<dyn CustomerSource>,
@@ -67,7 +67,7 @@ fn replica_of(dir: &std::path::Path) -> Result<String> {
 
 pub struct Application {
     listeners: Listeners,
-    parts: Parts,
+    parts: Adapters,
 }
 
 impl Application {
@@ -85,7 +85,7 @@ impl Application {
                 None,
             ),
         };
-        let parts = Parts {
+        let parts = Adapters {
             bus: Arc::new(RabbitBus::new(settings.amqp_url.clone())),
             catalog,
             customers: Arc::new(CustomerCore::new(crm_platform::grpc::channel(
@@ -97,7 +97,7 @@ impl Application {
     }
 
     pub async fn with_parts(
-        parts: Parts,
+        parts: Adapters,
         grpc_addr: SocketAddr,
         http_addr: Option<SocketAddr>,
     ) -> Result<Self> {
@@ -112,7 +112,7 @@ impl Application {
     }
 
     pub async fn run(self, shutdown: Shutdown) -> Result<()> {
-        let Parts {
+        let Adapters {
             bus,
             catalog,
             customers,
@@ -120,12 +120,17 @@ impl Application {
         } = self.parts;
         let (live, mut created) = catalog.open_live().await?;
         let shared_jobs = catalog.shared_jobs();
-        let indices = Arc::new(Indices::new(
+        let generations = Arc::new(Generations::new(
             live,
             shared_jobs.clone().map(|jobs| (jobs, catalog.clone())),
         ));
         let jobs = shared_jobs.unwrap_or_else(|| Arc::new(MemoryJobBoard::default()));
-        let reindexer = Arc::new(Reindexer::new(catalog, indices.clone(), customers, jobs));
+        let reindexer = Arc::new(Reindexer::new(
+            catalog,
+            generations.clone(),
+            customers,
+            jobs,
+        ));
         let config = consumer::config_for(replica.as_deref());
         // A replica whose own queue is gone (away longer than the broker kept it) missed
         // events: it rebuilds its index as a new one would.
@@ -135,7 +140,7 @@ impl Application {
         }
         let lag = Arc::new(Lag::of(&config.queue));
         let snapshots: Arc<dyn Handler> = Arc::new(consumer::Snapshots::new(
-            indices.clone(),
+            generations.clone(),
             lag.clone(),
             shutdown.clone(),
             config.clone(),
@@ -164,10 +169,10 @@ impl Application {
         health
             .set_serving::<SearchServiceServer<SearchGrpc>>()
             .await;
-        let grpc = SearchGrpc::new(indices.clone(), reindexer);
+        let grpc = SearchGrpc::new(generations.clone(), reindexer);
         let router = router.add_service(SearchServiceServer::new(grpc));
         let engine = probe("search engine", true, move || {
-            let live = indices.live();
+            let live = generations.live();
             async move { live.ping().await.map_err(|e| e.to_string()) }
         });
         // Reported, never a reason to take the indexer out of service.

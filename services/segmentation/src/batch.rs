@@ -15,7 +15,7 @@ use futures::StreamExt;
 use crate::{
     Error, Result,
     store::{JobStatus, RecomputeJob, SegmentStore},
-    writer::{Decided, SegmentWriter},
+    writer::{SegmentDecision, SegmentWriter},
 };
 
 /// A running job whose heartbeat is older than this belongs to a process that died; the
@@ -116,9 +116,9 @@ impl Batch {
             .chunks(crm_domain::segmentation::MAX_SEGMENT_CHANGES);
         while let Some(page) = pending.next().await {
             let page = page.into_iter().collect::<Result<Vec<_>>>()?;
-            let decisions: Vec<Decided> = page
+            let decisions: Vec<SegmentDecision> = page
                 .iter()
-                .map(|profile| Decided::for_profile(profile, &self.rules, now))
+                .map(|profile| SegmentDecision::for_profile(profile, &self.rules, now))
                 .collect();
             job.changed += self.writer.store(decisions).await?;
             job.processed += page.len() as u64;
@@ -181,11 +181,11 @@ mod tests {
     /// Records decisions and, like customer-core, applies those made from the
     /// current version.
     #[derive(Default)]
-    struct RecordingWriter(Mutex<Vec<Decided>>);
+    struct RecordingWriter(Mutex<Vec<SegmentDecision>>);
 
     #[async_trait::async_trait]
     impl SegmentWriter for RecordingWriter {
-        async fn store(&self, decisions: Vec<Decided>) -> Result<u64> {
+        async fn store(&self, decisions: Vec<SegmentDecision>) -> Result<u64> {
             let n = decisions.len() as u64;
             self.0.lock().unwrap().extend(decisions);
             Ok(n)
@@ -227,7 +227,7 @@ mod tests {
         assert_eq!((done.total, done.processed, done.changed), (2, 2, 1));
         assert_eq!(
             *writer.0.lock().unwrap(),
-            [Decided {
+            [SegmentDecision {
                 customer_id: drifted.customer_id,
                 based_on_version: 4,
                 segment: Segment::AtRisk,
@@ -295,7 +295,7 @@ mod tests {
 
     #[async_trait::async_trait]
     impl SegmentWriter for HeldWriter {
-        async fn store(&self, decisions: Vec<Decided>) -> Result<u64> {
+        async fn store(&self, decisions: Vec<SegmentDecision>) -> Result<u64> {
             let _go = self.0.acquire().await.expect("open");
             Ok(decisions.len() as u64)
         }

@@ -14,7 +14,7 @@ use crm_platform::bus::{ConsumerConfig, Delivery, EVENTS_EXCHANGE, Handler, Outc
 use crate::{
     Error,
     store::{Profile, PurchasedItem, SegmentStore},
-    writer::{Decided, SegmentWriter},
+    writer::{SegmentDecision, SegmentWriter},
 };
 
 pub const CUSTOMERS_QUEUE: &str = "segmentation.customers";
@@ -109,7 +109,7 @@ impl Snapshots {
                 return Ok(());
             }
         }
-        let decided = Decided::for_profile(&profile, &self.rules, now);
+        let decided = SegmentDecision::for_profile(&profile, &self.rules, now);
         if decided.segment == profile.segment {
             return Ok(());
         }
@@ -213,11 +213,11 @@ mod tests {
 
     /// customer-core away for the first call, then storing what it gets.
     #[derive(Default)]
-    struct AwayOnce(Mutex<(bool, Vec<Decided>)>);
+    struct AwayOnce(Mutex<(bool, Vec<SegmentDecision>)>);
 
     #[async_trait]
     impl SegmentWriter for AwayOnce {
-        async fn store(&self, decisions: Vec<Decided>) -> Result<u64> {
+        async fn store(&self, decisions: Vec<SegmentDecision>) -> Result<u64> {
             let mut state = self.0.lock().unwrap();
             if !state.0 {
                 state.0 = true;

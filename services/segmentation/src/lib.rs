@@ -34,7 +34,7 @@ use crate::{
 };
 
 /// What the service is made of; the standalone binary passes its embedded parts.
-pub struct Parts {
+pub struct Adapters {
     pub bus: Arc<dyn EventBus>,
     pub store: Arc<dyn SegmentStore>,
     /// customer-core, which stores changed segments.
@@ -45,7 +45,7 @@ pub struct Parts {
 
 pub struct Application {
     listeners: Listeners,
-    parts: Parts,
+    parts: Adapters,
 }
 
 impl Application {
@@ -56,7 +56,7 @@ impl Application {
             Duration::from_millis(settings.recompute_statement_timeout_ms),
         )
         .await?;
-        let parts = Parts {
+        let parts = Adapters {
             bus: Arc::new(RabbitBus::new(settings.amqp_url.clone())),
             store: Arc::new(store),
             customer_core: crm_platform::grpc::channel(&settings.customer_core_url)?,
@@ -67,7 +67,7 @@ impl Application {
     }
 
     pub async fn with_parts(
-        parts: Parts,
+        parts: Adapters,
         grpc_addr: SocketAddr,
         http_addr: Option<SocketAddr>,
     ) -> Result<Self> {
@@ -82,7 +82,7 @@ impl Application {
     }
 
     pub async fn run(self, shutdown: Shutdown) -> Result<()> {
-        let Parts {
+        let Adapters {
             bus,
             store,
             customer_core,

@@ -15,14 +15,14 @@ use crate::{Result, store::Profile};
 
 /// A segment decision, made from one version of the customer.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Decided {
+pub struct SegmentDecision {
     pub customer_id: CustomerId,
     pub based_on_version: i64,
     pub segment: Segment,
     pub reason: String,
 }
 
-impl Decided {
+impl SegmentDecision {
     /// What the rules say of `profile` at `now`, decided from its version.
     pub fn for_profile(profile: &Profile, rules: &SegmentConfig, now: DateTime<Utc>) -> Self {
         let decision = profile.decide(rules, now);
@@ -39,7 +39,7 @@ impl Decided {
 pub trait SegmentWriter: Send + Sync {
     /// Stores up to `crm_domain::segmentation::MAX_SEGMENT_CHANGES`; how many changed a customer (decisions made from
     /// an older version, or for a deleted customer, are skipped).
-    async fn store(&self, decisions: Vec<Decided>) -> Result<u64>;
+    async fn store(&self, decisions: Vec<SegmentDecision>) -> Result<u64>;
 }
 
 pub struct CustomerCoreWriter {
@@ -56,7 +56,7 @@ impl CustomerCoreWriter {
 
 #[async_trait]
 impl SegmentWriter for CustomerCoreWriter {
-    async fn store(&self, decisions: Vec<Decided>) -> Result<u64> {
+    async fn store(&self, decisions: Vec<SegmentDecision>) -> Result<u64> {
         let changes = decisions
             .into_iter()
             .map(|d| v1::SetSegmentRequest {

@@ -93,7 +93,7 @@ impl Standalone {
         let segment_store = crm_segmentation::store::SqliteStore::open(&segments_db)
             .await
             .with_context(|| format!("cannot open {segments_db:?}"))?;
-        let parts = crm_segmentation::Parts {
+        let parts = crm_segmentation::Adapters {
             bus: bus.clone(),
             store: Arc::new(segment_store),
             customer_core: crm_platform::grpc::channel(&format!("http://{}", core.grpc_addr()))?,
@@ -101,7 +101,7 @@ impl Standalone {
             recompute_every: segmentation_settings.recompute_every(),
         };
         let segmentation = crm_segmentation::Application::with_parts(parts, loopback, None).await?;
-        let search_parts = crm_search_indexer::Parts {
+        let search_parts = crm_search_indexer::Adapters {
             bus: bus.clone(),
             catalog: Arc::new(crm_search_indexer::index::TantivyCatalog::on_disk(
                 config.data_dir.join("search"),

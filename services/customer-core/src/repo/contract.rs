@@ -7,7 +7,7 @@ use crm_domain::{
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{Change, CustomerRepository, FeedPosition, Recorded};
+use super::{Change, CustomerRepository, EventOutcome, FeedPosition};
 use crate::Error;
 
 /// A bus that records what it is given (after an optional delay, to make relays overlap).
@@ -172,7 +172,7 @@ async fn activity(repo: &dyn CustomerRepository) {
     );
     assert_eq!(
         repo.record_event(&stranger, now).await.expect("record"),
-        Recorded::UnknownCustomer
+        EventOutcome::UnknownCustomer
     );
 
     let placed = event(id, CustomerEventType::OrderPlaced, order("o-1", 30.0), t0);
@@ -182,7 +182,7 @@ async fn activity(repo: &dyn CustomerRepository) {
         order("o-1", 30.0),
         t0 + Duration::minutes(5),
     );
-    let Recorded::Applied {
+    let EventOutcome::Applied {
         customer: after,
         changed,
     } = repo.record_event(&placed, now).await.expect("placed")
@@ -194,7 +194,7 @@ async fn activity(repo: &dyn CustomerRepository) {
         after.metrics.total_orders, 0,
         "a placed order is not a completed one"
     );
-    let Recorded::Applied {
+    let EventOutcome::Applied {
         customer: after, ..
     } = repo.record_event(&completed, now).await.expect("completed")
     else {
@@ -214,7 +214,7 @@ async fn activity(repo: &dyn CustomerRepository) {
     // The same event again, and another event completing the same order: counted once.
     assert_eq!(
         repo.record_event(&completed, now).await.expect("again"),
-        Recorded::Duplicate
+        EventOutcome::Duplicate
     );
     let resent = CustomerEvent {
         id: Uuid::now_v7(),
@@ -263,7 +263,7 @@ async fn activity(repo: &dyn CustomerRepository) {
     for e in [&ticket, &view] {
         assert!(matches!(
             repo.record_event(e, now).await.expect("record"),
-            Recorded::Applied { .. }
+            EventOutcome::Applied { .. }
         ));
     }
 
@@ -519,11 +519,11 @@ pub async fn a_racing_duplicate_is_applied_once(repo: std::sync::Arc<dyn Custome
     let outcomes = [first.expect("first"), second.expect("second")];
     let applied = outcomes
         .iter()
-        .filter(|o| matches!(o, Recorded::Applied { .. }))
+        .filter(|o| matches!(o, EventOutcome::Applied { .. }))
         .count();
     let duplicates = outcomes
         .iter()
-        .filter(|o| **o == Recorded::Duplicate)
+        .filter(|o| **o == EventOutcome::Duplicate)
         .count();
     assert_eq!((applied, duplicates), (1, 1), "{outcomes:?}");
     let stored = repo.get(customer.id).await.expect("get").expect("customer");

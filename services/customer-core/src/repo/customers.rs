@@ -165,8 +165,8 @@ macro_rules! impl_customer_repository {
                 &self,
                 event: &crm_domain::CustomerEvent,
                 now: chrono::DateTime<chrono::Utc>,
-            ) -> $crate::Result<$crate::repo::Recorded> {
-                use $crate::repo::{Recorded, sql};
+            ) -> $crate::Result<$crate::repo::EventOutcome> {
+                use $crate::repo::{EventOutcome, sql};
                 // The customer's row is locked until commit, so events of one customer
                 // apply one after the other, and an erasure or a merge never interleaves
                 // with one (even an event that leaves the row unchanged). A write that does
@@ -178,21 +178,23 @@ macro_rules! impl_customer_repository {
                     let locked =
                         sql::select_customer!(&mut *tx, event.customer_id, Self::SELECT_FOR_WRITE)?;
                     let Some(current) = locked else {
-                        return Ok(Recorded::UnknownCustomer);
+                        return Ok(EventOutcome::UnknownCustomer);
                     };
                     if let Some(primary) = current.merged_into {
-                        return Ok(Recorded::MergedInto(primary));
+                        return Ok(EventOutcome::MergedInto(primary));
                     }
                     if current.is_erased() {
-                        return Ok(Recorded::Erased);
+                        return Ok(EventOutcome::Erased);
                     }
                     let inserted = sql::insert_event!(tx, event, now);
                     match inserted {
                         Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
-                            return Ok(Recorded::UnknownCustomer);
+                            return Ok(EventOutcome::UnknownCustomer);
                         }
                         Err(e) => return Err(e.into()),
-                        Ok(done) if done.rows_affected() == 0 => return Ok(Recorded::Duplicate),
+                        Ok(done) if done.rows_affected() == 0 => {
+                            return Ok(EventOutcome::Duplicate);
+                        }
                         Ok(_) => {}
                     }
                     let mut completed_total = None;
@@ -262,7 +264,7 @@ macro_rules! impl_customer_repository {
                             .map(sql::OutboxMessage::notification);
                     $crate::repo::sql::insert_outbox!(tx, notifications);
                     tx.commit().await?;
-                    return Ok(Recorded::Applied {
+                    return Ok(EventOutcome::Applied {
                         customer: Box::new(next),
                         changed,
                     });

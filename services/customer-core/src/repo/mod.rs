@@ -2,7 +2,7 @@
 //! standalone binary). Both run the same SQL, so one contract suite covers them.
 
 mod customers;
-mod people;
+mod person;
 mod postgres;
 mod sql;
 mod sqlite;
@@ -15,7 +15,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use crm_domain::{Customer, CustomerEvent, CustomerEventType, CustomerId};
 use uuid::Uuid;
 
-pub use people::{Erasure, Merged, PersonRecord, PersonStore, ProductView};
+pub use person::{Erasure, Merged, PersonRecord, PersonStore, ProductView};
 pub use postgres::PostgresRepository;
 pub use sqlite::SqliteRepository;
 
@@ -64,7 +64,8 @@ pub trait CustomerRepository: PersonStore {
     /// Records one event of a customer's activity, its projection (order, ticket,
     /// product view) and the customer's new metrics in one transaction. Idempotent by
     /// event id: a second delivery is `Duplicate` and changes nothing.
-    async fn record_event(&self, event: &CustomerEvent, now: DateTime<Utc>) -> Result<Recorded>;
+    async fn record_event(&self, event: &CustomerEvent, now: DateTime<Utc>)
+    -> Result<EventOutcome>;
 
     /// A customer's activity, newest first, after `before` (a feed position).
     async fn list_events(
@@ -116,13 +117,13 @@ pub enum Change {
 
 /// What recording an event did.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Recorded {
-    /// Recorded; the customer as it is now (`changed` when its version grew).
+pub enum EventOutcome {
+    /// EventOutcome; the customer as it is now (`changed` when its version grew).
     Applied {
         customer: Box<Customer>,
         changed: bool,
     },
-    /// Recorded before: nothing changed.
+    /// EventOutcome before: nothing changed.
     Duplicate,
     /// No such customer: nothing was recorded.
     UnknownCustomer,

@@ -3,7 +3,7 @@
 use crm_platform::database::{PostgresLimits, postgres_options, postgres_pool};
 use sqlx::{Connection, PgConnection, PgPool};
 
-use super::{customers::impl_customer_repository, people::impl_person_store};
+use super::{customers::impl_customer_repository, person::impl_person_store};
 use crate::Result;
 
 #[derive(Clone)]
@@ -320,7 +320,7 @@ mod tests {
     /// is refused; its free text is nowhere.
     #[tokio::test(flavor = "multi_thread")]
     async fn an_event_during_an_erasure_finds_the_person_erased() {
-        use crate::repo::{CustomerRepository, Erasure, PersonStore, Recorded};
+        use crate::repo::{CustomerRepository, Erasure, EventOutcome, PersonStore};
         let (url, repo) = fresh_repo().await;
         let id = customer_with_activity(&repo, "erased@example.com").await;
         // Ticket subjects are held: the erasure stops there, its events already wiped.
@@ -348,7 +348,7 @@ mod tests {
 
         erasing.await.unwrap().unwrap();
         let recorded = recording.await.unwrap().unwrap();
-        assert!(matches!(recorded, Recorded::Erased), "{recorded:?}");
+        assert!(matches!(recorded, EventOutcome::Erased), "{recorded:?}");
         let export = repo.export(id).await.unwrap().unwrap();
         let exported = serde_json::to_string(&export).unwrap();
         assert!(!exported.contains("secret words"), "{exported}");
@@ -358,7 +358,7 @@ mod tests {
     /// the customer who stays.
     #[tokio::test(flavor = "multi_thread")]
     async fn an_event_during_a_merge_follows_the_merged_customer() {
-        use crate::repo::{CustomerRepository, PersonStore, Recorded};
+        use crate::repo::{CustomerRepository, EventOutcome, PersonStore};
         let (url, repo) = fresh_repo().await;
         let primary = customer_with_activity(&repo, "stays@example.com").await;
         let secondary = customer_with_activity(&repo, "goes@example.com").await;
@@ -383,7 +383,7 @@ mod tests {
         merging.await.unwrap().unwrap();
         let recorded = recording.await.unwrap().unwrap();
         assert!(
-            matches!(recorded, Recorded::MergedInto(into) if into == primary),
+            matches!(recorded, EventOutcome::MergedInto(into) if into == primary),
             "{recorded:?}"
         );
         let left = repo.list_events(secondary, None, None, 10).await.unwrap();
@@ -397,7 +397,7 @@ mod tests {
     /// good and ends in a dead-letter queue).
     #[tokio::test(flavor = "multi_thread")]
     async fn concurrent_events_of_one_customer_all_apply() {
-        use crate::repo::{CustomerRepository, Recorded};
+        use crate::repo::{CustomerRepository, EventOutcome};
         let (_, repo) = fresh_repo().await;
         let id = customer_with_activity(&repo, "hot@example.com").await;
         let orders = (0..40).map(|n| {
@@ -419,7 +419,10 @@ mod tests {
         });
         for order in futures::future::join_all(orders).await {
             let recorded = order.unwrap().unwrap();
-            assert!(matches!(recorded, Recorded::Applied { .. }), "{recorded:?}");
+            assert!(
+                matches!(recorded, EventOutcome::Applied { .. }),
+                "{recorded:?}"
+            );
         }
         let customer = repo.get(id).await.unwrap().unwrap();
         assert_eq!(customer.metrics.total_orders, 40);

@@ -7,7 +7,7 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqlitePoolOptions},
 };
 
-use super::{customers::impl_customer_repository, people::impl_person_store};
+use super::{customers::impl_customer_repository, person::impl_person_store};
 use crate::Result;
 
 #[derive(Clone)]

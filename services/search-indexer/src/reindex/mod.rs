@@ -20,14 +20,14 @@ pub use self::{
 };
 use crate::{
     Error, Result,
+    generations::Generations,
     index::{Generation, IndexCatalog, IndexError, SearchIndex},
-    indices::Indices,
     reindex::jobs::{HEARTBEAT, Revision},
 };
 
 pub struct Reindexer {
     catalog: Arc<dyn IndexCatalog>,
-    indices: Arc<Indices>,
+    generations: Arc<Generations>,
     source: Arc<dyn CustomerSource>,
     board: Arc<dyn JobBoard>,
 }
@@ -41,13 +41,13 @@ struct Held {
 impl Reindexer {
     pub fn new(
         catalog: Arc<dyn IndexCatalog>,
-        indices: Arc<Indices>,
+        generations: Arc<Generations>,
         source: Arc<dyn CustomerSource>,
         board: Arc<dyn JobBoard>,
     ) -> Self {
         Self {
             catalog,
-            indices,
+            generations,
             source,
             board,
         }
@@ -73,9 +73,9 @@ impl Reindexer {
         held.job.generation = generation.name.clone();
         // From now on events applied here reach the new generation too; once saved,
         // also those that other replicas apply.
-        self.indices.start_building(generation.index.clone());
+        self.generations.start_building(generation.index.clone());
         if let Err(error) = self.save(&mut held).await {
-            self.indices.finish_building(None);
+            self.generations.finish_building(None);
             self.end(held, Some(error.to_string())).await;
             return Err(error);
         }
@@ -124,10 +124,10 @@ impl Reindexer {
     }
 
     async fn run(&self, mut held: Held, generation: Generation) {
-        if self.indices.shares_builds() {
+        if self.generations.shares_builds() {
             // Until every replica has learned of the build, one could apply an event to
             // the live index only; reading customer-core after that covers it.
-            tokio::time::sleep(crate::indices::EVERY_REPLICA_KNOWS_WITHIN).await;
+            tokio::time::sleep(crate::generations::EVERY_REPLICA_KNOWS_WITHIN).await;
         }
         let built = self.build_saving(&mut held, generation.index.clone()).await;
         let promoted = match built {
@@ -141,12 +141,12 @@ impl Reindexer {
         let id = held.job.id;
         match promoted {
             Ok(live) => {
-                self.indices.finish_building(Some(live));
+                self.generations.finish_building(Some(live));
                 tracing::info!(job = %id, generation = %generation.name, "reindex completed; searches read the new generation");
                 self.end(held, None).await;
             }
             Err(error) => {
-                self.indices.finish_building(None);
+                self.generations.finish_building(None);
                 tracing::error!(job = %id, %error, "reindex failed; searches keep the old generation");
                 self.end(held, Some(error.to_string())).await;
             }

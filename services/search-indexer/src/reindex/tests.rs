@@ -99,7 +99,7 @@ impl CustomerSource for HeldBack {
 }
 
 struct Replica {
-    indices: Arc<Indices>,
+    generations: Arc<Generations>,
     reindexer: Arc<Reindexer>,
 }
 
@@ -107,10 +107,13 @@ async fn replica(catalog: &Arc<SharedCatalog>, source: &Arc<HeldBack>) -> Replic
     let catalog: Arc<dyn IndexCatalog> = catalog.clone();
     let (live, _) = catalog.open_live().await.unwrap();
     let board = catalog.shared_jobs().unwrap();
-    let indices = Arc::new(Indices::new(live, Some((board.clone(), catalog.clone()))));
-    let reindexer = Reindexer::new(catalog, indices.clone(), source.clone(), board);
+    let generations = Arc::new(Generations::new(
+        live,
+        Some((board.clone(), catalog.clone())),
+    ));
+    let reindexer = Reindexer::new(catalog, generations.clone(), source.clone(), board);
     Replica {
-        indices,
+        generations,
         reindexer: Arc::new(reindexer),
     }
 }
@@ -156,7 +159,7 @@ async fn one_build_at_a_time_and_it_gets_the_events_every_replica_applies() {
 
     // A customer created during the build, whose event the other replica consumes.
     let grace = customer("grace@example.com", "Grace", "Hopper", None, &[]);
-    b.indices.apply(&grace).await.expect("applied");
+    b.generations.apply(&grace).await.expect("applied");
 
     source.gate.add_permits(1);
     let done = loop {
@@ -167,7 +170,7 @@ async fn one_build_at_a_time_and_it_gets_the_events_every_replica_applies() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     };
     assert_eq!((done.status, done.indexed), (JobStatus::Completed, 1));
-    let live = b.indices.live();
+    let live = b.generations.live();
     live.refresh().await.unwrap();
     let everyone = SearchQuery {
         limit: 10,

@@ -28,7 +28,7 @@ struct Targets {
     building: Option<Arc<dyn SearchIndex>>,
 }
 
-pub struct Indices {
+pub struct Generations {
     // Both read under one lock: a snapshot applied during the swap reaches the new
     // generation whichever side of the swap it falls on.
     targets: RwLock<Targets>,
@@ -50,7 +50,7 @@ struct Known {
     building: Option<(String, Arc<dyn SearchIndex>)>,
 }
 
-impl Indices {
+impl Generations {
     /// `shared`: where replicas that share the engine keep their jobs.
     pub fn new(
         live: Arc<dyn SearchIndex>,

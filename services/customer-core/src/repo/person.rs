@@ -195,8 +195,8 @@ macro_rules! impl_person_store {
                 id: crm_domain::CustomerId,
                 limit: u32,
             ) -> $crate::Result<Vec<crm_domain::Order>> {
-                let rows: Vec<$crate::repo::people::OrderRow> =
-                    sqlx::query_as($crate::repo::people::SELECT_ORDERS)
+                let rows: Vec<$crate::repo::person::OrderRow> =
+                    sqlx::query_as($crate::repo::person::SELECT_ORDERS)
                         .bind(id.as_uuid())
                         .bind(i64::from(limit))
                         .fetch_all(&self.pool)
@@ -209,8 +209,8 @@ macro_rules! impl_person_store {
                 id: crm_domain::CustomerId,
                 limit: u32,
             ) -> $crate::Result<Vec<crm_domain::SupportTicket>> {
-                let rows: Vec<$crate::repo::people::TicketRow> =
-                    sqlx::query_as($crate::repo::people::SELECT_TICKETS)
+                let rows: Vec<$crate::repo::person::TicketRow> =
+                    sqlx::query_as($crate::repo::person::SELECT_TICKETS)
                         .bind(id.as_uuid())
                         .bind(i64::from(limit))
                         .fetch_all(&self.pool)
@@ -225,7 +225,7 @@ macro_rules! impl_person_store {
             ) -> $crate::Result<Vec<crm_domain::Customer>> {
                 let keys = customer.match_keys();
                 let rows: Vec<$crate::repo::sql::CustomerRow> =
-                    sqlx::query_as($crate::repo::people::SELECT_CANDIDATES)
+                    sqlx::query_as($crate::repo::person::SELECT_CANDIDATES)
                         .bind(customer.id.as_uuid())
                         .bind(keys.email)
                         .bind(customer.phone.as_ref().map(|p| p.as_str().to_owned()))
@@ -244,7 +244,7 @@ macro_rules! impl_person_store {
                 dry_run: bool,
                 now: chrono::DateTime<chrono::Utc>,
             ) -> $crate::Result<$crate::repo::Merged> {
-                use $crate::repo::{people as p, sql};
+                use $crate::repo::{person as p, sql};
                 let mut tx = self.pool.begin_with(Self::BEGIN_READ_THEN_WRITE).await?;
                 // Both rows locked until commit (in id order, so two merges of the same
                 // pair cannot deadlock): no event of either interleaves with the merge.
@@ -317,7 +317,7 @@ macro_rules! impl_person_store {
                 id: crm_domain::CustomerId,
                 erasure: &$crate::repo::Erasure,
             ) -> $crate::Result<Vec<crm_domain::Customer>> {
-                use $crate::repo::{people as p, sql};
+                use $crate::repo::{person as p, sql};
                 let mut tx = self.pool.begin_with(Self::BEGIN_READ_THEN_WRITE).await?;
                 // Locked until commit: an event of the person waits, then finds them
                 // erased, instead of keeping free text the erasure did not see.
@@ -388,7 +388,7 @@ macro_rules! impl_person_store {
                 &self,
                 id: crm_domain::CustomerId,
             ) -> $crate::Result<Option<$crate::repo::PersonRecord>> {
-                use $crate::repo::{people as p, sql};
+                use $crate::repo::{person as p, sql};
                 // One snapshot of everything: a read transaction.
                 let mut tx = self.pool.begin().await?;
                 let Some(customer) = sql::select_customer!(&mut *tx, id)? else {
