@@ -66,8 +66,9 @@ async fn main() {
     let core = crm_customer_core::Application::build(&core_settings)
         .await
         .unwrap();
-    let core_channel =
-        crm_platform::grpc::channel(&format!("http://{}", core.grpc_addr())).unwrap();
+    let core_channel = crm_platform::internal_auth::InternalAuth::none()
+        .channel(&format!("http://{}", core.grpc_addr()))
+        .unwrap();
     tokio::spawn(core.run(shutdown.clone()));
     // segmentation's queue, so the relayed segment_changed events have somewhere to go.
     let bus = crm_platform::bus::RabbitBus::new(Secret::new(&vhost.url));

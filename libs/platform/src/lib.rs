@@ -8,6 +8,7 @@ pub mod error;
 pub mod grpc;
 pub mod health;
 pub mod http;
+pub mod internal_auth;
 pub mod listeners;
 pub mod metrics;
 pub mod redis;

@@ -5,24 +5,57 @@ use std::net::SocketAddr;
 
 use tokio::net::TcpListener;
 
-use crate::{Result, Shutdown, grpc, health::Readiness};
+use crate::{
+    Result, Shutdown, grpc, grpc::GrpcRouter, health::Readiness, internal_auth::InternalAuth,
+};
+
+/// Where a service listens, and who may call its gRPC.
+#[derive(Debug, Clone)]
+pub struct Listen {
+    pub grpc_addr: SocketAddr,
+    /// `/healthz`, `/readyz`, `/metrics`; none inside the standalone binary.
+    pub http_addr: Option<SocketAddr>,
+    pub internal: InternalAuth,
+}
+
+impl Listen {
+    /// gRPC on a free loopback port, no HTTP, no internal token or TLS (tests).
+    pub fn loopback() -> Self {
+        Self {
+            grpc_addr: ([127, 0, 0, 1], 0).into(),
+            http_addr: None,
+            internal: InternalAuth::none(),
+        }
+    }
+}
 
 pub struct Listeners {
     grpc: TcpListener,
     http: Option<TcpListener>,
+    internal: InternalAuth,
 }
 
 impl Listeners {
     /// Binds both (port 0 picks a free port); refuses to expose gRPC beyond loopback
-    /// without the internal token.
-    pub async fn bind(grpc_addr: SocketAddr, http_addr: Option<SocketAddr>) -> Result<Self> {
-        grpc::check_exposure(grpc_addr)?;
-        let grpc = grpc::bind(grpc_addr).await?;
-        let http = match http_addr {
+    /// without the internal token or mutual TLS.
+    pub async fn bind(listen: Listen) -> Result<Self> {
+        listen.internal.check_exposure(listen.grpc_addr)?;
+        let grpc = grpc::bind(listen.grpc_addr).await?;
+        let http = match listen.http_addr {
             Some(addr) => Some(grpc::bind(addr).await?),
             None => None,
         };
-        Ok(Self { grpc, http })
+        Ok(Self {
+            grpc,
+            http,
+            internal: listen.internal,
+        })
+    }
+
+    /// The gRPC server for these listeners (health and reflection added, the internal
+    /// token or mutual TLS demanded); add the service's own next.
+    pub fn grpc_server(&self) -> Result<(GrpcRouter, tonic_health::server::HealthReporter)> {
+        self.internal.server_with_health()
     }
 
     pub fn grpc_addr(&self) -> SocketAddr {
@@ -40,7 +73,7 @@ impl Listeners {
     pub async fn serve(
         self,
         name: &str,
-        router: crate::grpc::GrpcRouter,
+        router: GrpcRouter,
         readiness: Readiness,
         shutdown: Shutdown,
     ) -> Result<()> {

@@ -361,11 +361,15 @@ mod tests {
     async fn client() -> (CustomerServiceClient<tonic::transport::Channel>, Shutdown) {
         let repo = SqliteRepository::in_memory().await.unwrap();
         let service = CustomerService::new(Arc::new(repo), Arc::new(MemoryCache::new(100)));
-        let loopback = ([127, 0, 0, 1], 0).into();
-        let app =
-            Application::with_service(service, Arc::new(MemoryBus::new()), loopback, None, vec![])
-                .await
-                .unwrap();
+        let bus = Arc::new(MemoryBus::new());
+        let app = Application::with_service(
+            service,
+            bus,
+            crm_platform::listeners::Listen::loopback(),
+            vec![],
+        )
+        .await
+        .unwrap();
         let url = format!("http://{}", app.grpc_addr());
         let shutdown = Shutdown::new();
         tokio::spawn(app.run(shutdown.clone()));

@@ -23,7 +23,7 @@ use crm_platform::{
     bus::{EventBus, Handler, RabbitBus},
     cache::{RedisCache, VersionedCache},
     health::{Probe, Readiness, probe},
-    listeners::Listeners,
+    listeners::{Listen, Listeners},
 };
 
 pub use error::{Error, Result};
@@ -59,16 +59,19 @@ impl Application {
         });
         let bus = Arc::new(RabbitBus::new(settings.amqp_url.clone()));
         let broker_probe = crm_platform::bus::broker_probe(bus.clone());
-        let (grpc, http) = (settings.grpc_addr, Some(settings.http_addr));
-        Self::with_service(service, bus, grpc, http, vec![cache_probe, broker_probe]).await
+        let listen = Listen {
+            grpc_addr: settings.grpc_addr,
+            http_addr: Some(settings.http_addr),
+            internal: settings.internal.load()?,
+        };
+        Self::with_service(service, bus, listen, vec![cache_probe, broker_probe]).await
     }
 
     /// Binds the listeners (port 0 picks a free port) around a ready service.
     pub async fn with_service(
         service: CustomerService,
         bus: Arc<dyn EventBus>,
-        grpc_addr: SocketAddr,
-        http_addr: Option<SocketAddr>,
+        listen: Listen,
         mut probes: Vec<Arc<dyn Probe>>,
     ) -> Result<Self> {
         let repo = service.repository();
@@ -77,7 +80,7 @@ impl Application {
             async move { repo.ping().await.map_err(|e| e.to_string()) }
         }));
         Ok(Self {
-            listeners: Listeners::bind(grpc_addr, http_addr).await?,
+            listeners: Listeners::bind(listen).await?,
             service,
             bus,
             readiness: Readiness::new(probes),
@@ -114,7 +117,7 @@ impl Application {
         )
         .await;
         let consuming = async { Ok::<_, Error>(consuming.await?) };
-        let (router, health) = crm_platform::grpc::server_with_health()?;
+        let (router, health) = self.listeners.grpc_server()?;
         health
             .set_serving::<crm_proto::v1::customer_service_server::CustomerServiceServer<CustomerGrpc>>()
             .await;

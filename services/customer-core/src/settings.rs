@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Settings {
+    /// The internal token and mutual TLS (`CRM_INTERNAL_TOKEN`, `CRM_TLS_*`).
+    #[serde(flatten)]
+    pub internal: crm_platform::internal_auth::InternalAuthSettings,
     pub grpc_addr: SocketAddr,
     pub http_addr: SocketAddr,
     pub database_url: Secret,
@@ -29,6 +32,7 @@ impl Default for Settings {
         let view = crate::person::Deadlines::default();
         let millis = |d: Duration| d.as_millis() as u64;
         Self {
+            internal: Default::default(),
             grpc_addr: ([127, 0, 0, 1], 50051).into(),
             http_addr: ([127, 0, 0, 1], 9101).into(),
             database_url: Secret::new("postgres://postgres@127.0.0.1:5432/crm"),

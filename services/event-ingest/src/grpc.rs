@@ -126,7 +126,7 @@ mod tests {
             .await
             .unwrap();
         let ingestor = Ingestor::new(bus, Arc::new(MemorySeen::new(10_000)));
-        let app = Application::with_ingestor(ingestor, ([127, 0, 0, 1], 0).into(), None)
+        let app = Application::with_ingestor(ingestor, crm_platform::listeners::Listen::loopback())
             .await
             .unwrap();
         let url = format!("http://{}", app.grpc_addr());

@@ -10,7 +10,12 @@ pub mod settings;
 
 use std::{net::SocketAddr, sync::Arc};
 
-use crm_platform::{Shutdown, bus::RabbitBus, health::Readiness, listeners::Listeners};
+use crm_platform::{
+    Shutdown,
+    bus::RabbitBus,
+    health::Readiness,
+    listeners::{Listen, Listeners},
+};
 
 pub use error::{Error, Result};
 pub use service::Ingestor;
@@ -32,23 +37,19 @@ impl Application {
             &settings.redis_url,
             &settings.redis_key_prefix,
         )?);
-        let mut app = Self::with_ingestor(
-            Ingestor::new(bus.clone(), seen),
-            settings.grpc_addr,
-            Some(settings.http_addr),
-        )
-        .await?;
+        let listen = Listen {
+            grpc_addr: settings.grpc_addr,
+            http_addr: Some(settings.http_addr),
+            internal: settings.internal.load()?,
+        };
+        let mut app = Self::with_ingestor(Ingestor::new(bus.clone(), seen), listen).await?;
         app.readiness = Readiness::new(vec![crm_platform::bus::broker_probe(bus)]);
         Ok(app)
     }
 
-    pub async fn with_ingestor(
-        ingestor: Ingestor,
-        grpc_addr: SocketAddr,
-        http_addr: Option<SocketAddr>,
-    ) -> Result<Self> {
+    pub async fn with_ingestor(ingestor: Ingestor, listen: Listen) -> Result<Self> {
         Ok(Self {
-            listeners: Listeners::bind(grpc_addr, http_addr).await?,
+            listeners: Listeners::bind(listen).await?,
             ingestor,
             readiness: Readiness::default(),
         })
@@ -59,7 +60,7 @@ impl Application {
     }
 
     pub async fn run(self, shutdown: Shutdown) -> Result<()> {
-        let (router, health) = crm_platform::grpc::server_with_health()?;
+        let (router, health) = self.listeners.grpc_server()?;
         health
             .set_serving::<crm_proto::v1::ingest_service_server::IngestServiceServer<IngestGrpc>>()
             .await;

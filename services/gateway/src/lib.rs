@@ -25,6 +25,7 @@ use axum::{Json, Router, extract::DefaultBodyLimit, routing::get};
 use crm_platform::{
     Shutdown,
     health::{Probe, Readiness, probe},
+    internal_auth::InternalAuth,
 };
 use crm_proto::v1::{
     customer_service_client::CustomerServiceClient, ingest_service_client::IngestServiceClient,
@@ -173,12 +174,12 @@ fn grpc_health_probe(
     name: &'static str,
     service: &'static str,
     channel: &Channel,
+    internal: &InternalAuth,
 ) -> Arc<dyn Probe> {
-    let channel = channel.clone();
+    let (channel, token) = (channel.clone(), internal.token_adder());
     probe(name, true, move || {
         use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
-        let mut client =
-            HealthClient::with_interceptor(channel.clone(), crm_platform::grpc::WithInternalToken);
+        let mut client = HealthClient::with_interceptor(channel.clone(), token.clone());
         async move {
             let request = HealthCheckRequest {
                 service: service.into(),
@@ -205,53 +206,53 @@ impl Application {
     /// services, so the gateway starts before them. `extra` adds readiness probes (the
     /// standalone binary adds its database).
     pub async fn build(settings: &Settings, extra: Readiness) -> crm_platform::Result<Self> {
-        let customer_core =
-            crm_platform::grpc::lazy_channel(&settings.customer_core_url, SERVICE_DEADLINE)?;
-        let event_ingest =
-            crm_platform::grpc::lazy_channel(&settings.event_ingest_url, SERVICE_DEADLINE)?;
-        let segmentation =
-            crm_platform::grpc::lazy_channel(&settings.segmentation_url, SERVICE_DEADLINE)?;
-        let search =
-            crm_platform::grpc::lazy_channel(&settings.search_indexer_url, SERVICE_DEADLINE)?;
+        let internal = settings.internal.load()?;
+        let customer_core = internal.lazy_channel(&settings.customer_core_url, SERVICE_DEADLINE)?;
+        let event_ingest = internal.lazy_channel(&settings.event_ingest_url, SERVICE_DEADLINE)?;
+        let segmentation = internal.lazy_channel(&settings.segmentation_url, SERVICE_DEADLINE)?;
+        let search = internal.lazy_channel(&settings.search_indexer_url, SERVICE_DEADLINE)?;
         let readiness = extra
             .with(grpc_health_probe(
                 "customer-core",
                 "crm.v1.CustomerService",
                 &customer_core,
+                &internal,
             ))
             .with(grpc_health_probe(
                 "event-ingest",
                 "crm.v1.IngestService",
                 &event_ingest,
+                &internal,
             ))
             .with(grpc_health_probe(
                 "segmentation",
                 "crm.v1.SegmentationService",
                 &segmentation,
+                &internal,
             ))
             .with(grpc_health_probe(
                 "search-indexer",
                 "crm.v1.SearchService",
                 &search,
+                &internal,
             ));
-        let imports = crm_platform::grpc::lazy_channel(
-            &settings.customer_core_url,
-            imports::IMPORT_DEADLINE,
-        )?;
+        let imports =
+            internal.lazy_channel(&settings.customer_core_url, imports::IMPORT_DEADLINE)?;
+        let forward = ForwardRequestId(internal.token_adder());
         let state = AppState {
-            imports: CustomerServiceClient::with_interceptor(imports, ForwardRequestId),
+            imports: CustomerServiceClient::with_interceptor(imports, forward.clone()),
             // An export holds everything about a person: more than gRPC's default 4 MiB.
-            customers: CustomerServiceClient::with_interceptor(customer_core, ForwardRequestId)
+            customers: CustomerServiceClient::with_interceptor(customer_core, forward.clone())
                 .max_decoding_message_size(MAX_EXPORT_BYTES),
-            ingest: IngestServiceClient::with_interceptor(event_ingest, ForwardRequestId),
+            ingest: IngestServiceClient::with_interceptor(event_ingest, forward.clone()),
             segmentation: SegmentationServiceClient::with_interceptor(
                 segmentation,
-                ForwardRequestId,
+                forward.clone(),
             ),
             segmentation_deadline: std::time::Duration::from_millis(
                 settings.segmentation_timeout_ms,
             ),
-            search: SearchServiceClient::with_interceptor(search, ForwardRequestId),
+            search: SearchServiceClient::with_interceptor(search, forward.clone()),
         };
         let authenticator = auth::Authenticator::from_settings(settings)
             .await

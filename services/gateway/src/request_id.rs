@@ -32,12 +32,12 @@ pub fn in_this_request<F: std::future::Future>(
 
 /// Puts the id of the REST request being answered on each outgoing gRPC call, so the
 /// services' log lines for it carry the same id; and the internal token.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ForwardRequestId;
+#[derive(Debug, Clone, Default)]
+pub struct ForwardRequestId(pub crm_platform::grpc::WithInternalToken);
 
 impl tonic::service::Interceptor for ForwardRequestId {
     fn call(&mut self, request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        let mut request = crm_platform::grpc::WithInternalToken.call(request)?;
+        let mut request = self.0.call(request)?;
         if let Some(value) = current_request_id().and_then(|id| id.parse().ok()) {
             request
                 .metadata_mut()

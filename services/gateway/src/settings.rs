@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Settings {
+    /// The internal token and mutual TLS (`CRM_INTERNAL_TOKEN`, `CRM_TLS_*`).
+    #[serde(flatten)]
+    pub internal: crm_platform::internal_auth::InternalAuthSettings,
     pub http_addr: SocketAddr,
     pub customer_core_url: String,
     pub event_ingest_url: String,
@@ -49,6 +52,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Self {
+            internal: Default::default(),
             http_addr: ([127, 0, 0, 1], 8080).into(),
             customer_core_url: "http://127.0.0.1:50051".into(),
             event_ingest_url: "http://127.0.0.1:50052".into(),

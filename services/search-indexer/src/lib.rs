@@ -18,7 +18,7 @@ use crm_platform::{
     Shutdown,
     bus::{EventBus, Handler, RabbitBus},
     health::{Readiness, probe, reporting_probe},
-    listeners::Listeners,
+    listeners::{Listen, Listeners},
 };
 use crm_proto::v1::search_service_server::SearchServiceServer;
 
@@ -37,7 +37,7 @@ use crate::{
 /// How often the lag gauges of `/metrics` are refreshed.
 const LAG_SAMPLE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// What the service is made of; the standalone binary passes its embedded parts.
+/// The adapters behind the service's ports; the standalone binary passes embedded ones.
 pub struct Adapters {
     pub bus: Arc<dyn EventBus>,
     pub catalog: Arc<dyn IndexCatalog>,
@@ -67,7 +67,7 @@ fn replica_of(dir: &std::path::Path) -> Result<String> {
 
 pub struct Application {
     listeners: Listeners,
-    parts: Adapters,
+    adapters: Adapters,
 }
 
 impl Application {
@@ -85,25 +85,27 @@ impl Application {
                 None,
             ),
         };
-        let parts = Adapters {
+        let internal = settings.internal.load()?;
+        let adapters = Adapters {
             bus: Arc::new(RabbitBus::new(settings.amqp_url.clone())),
             catalog,
-            customers: Arc::new(CustomerCore::new(crm_platform::grpc::channel(
-                &settings.customer_core_url,
-            )?)),
+            customers: Arc::new(CustomerCore::new(
+                internal.channel(&settings.customer_core_url)?,
+            )),
             replica,
         };
-        Self::with_parts(parts, settings.grpc_addr, Some(settings.http_addr)).await
+        let listen = Listen {
+            grpc_addr: settings.grpc_addr,
+            http_addr: Some(settings.http_addr),
+            internal,
+        };
+        Self::with_adapters(adapters, listen).await
     }
 
-    pub async fn with_parts(
-        parts: Adapters,
-        grpc_addr: SocketAddr,
-        http_addr: Option<SocketAddr>,
-    ) -> Result<Self> {
+    pub async fn with_adapters(adapters: Adapters, listen: Listen) -> Result<Self> {
         Ok(Self {
-            listeners: Listeners::bind(grpc_addr, http_addr).await?,
-            parts,
+            listeners: Listeners::bind(listen).await?,
+            adapters,
         })
     }
 
@@ -117,7 +119,7 @@ impl Application {
             catalog,
             customers,
             replica,
-        } = self.parts;
+        } = self.adapters;
         let (live, mut created) = catalog.open_live().await?;
         let shared_jobs = catalog.shared_jobs();
         let generations = Arc::new(Generations::new(
@@ -165,7 +167,7 @@ impl Application {
                 Err(error) => return Err(error),
             }
         }
-        let (router, health) = crm_platform::grpc::server_with_health()?;
+        let (router, health) = self.listeners.grpc_server()?;
         health
             .set_serving::<SearchServiceServer<SearchGrpc>>()
             .await;

@@ -17,6 +17,9 @@ pub enum Backend {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Settings {
+    /// The internal token and mutual TLS (`CRM_INTERNAL_TOKEN`, `CRM_TLS_*`).
+    #[serde(flatten)]
+    pub internal: crm_platform::internal_auth::InternalAuthSettings,
     pub grpc_addr: SocketAddr,
     pub http_addr: SocketAddr,
     pub amqp_url: Secret,
@@ -33,6 +36,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Self {
+            internal: Default::default(),
             grpc_addr: ([127, 0, 0, 1], 50054).into(),
             http_addr: ([127, 0, 0, 1], 9104).into(),
             amqp_url: Secret::new("amqp://guest:guest@127.0.0.1:5672/%2f"),

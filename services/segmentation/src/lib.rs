@@ -19,7 +19,7 @@ use crm_platform::{
     Shutdown,
     bus::{EventBus, Handler, RabbitBus},
     health::{Readiness, probe},
-    listeners::Listeners,
+    listeners::{Listen, Listeners},
 };
 use crm_proto::v1::segmentation_service_server::SegmentationServiceServer;
 
@@ -33,7 +33,7 @@ use crate::{
     writer::CustomerCoreWriter,
 };
 
-/// What the service is made of; the standalone binary passes its embedded parts.
+/// The adapters behind the service's ports; the standalone binary passes embedded ones.
 pub struct Adapters {
     pub bus: Arc<dyn EventBus>,
     pub store: Arc<dyn SegmentStore>,
@@ -45,7 +45,7 @@ pub struct Adapters {
 
 pub struct Application {
     listeners: Listeners,
-    parts: Adapters,
+    adapters: Adapters,
 }
 
 impl Application {
@@ -56,24 +56,26 @@ impl Application {
             Duration::from_millis(settings.recompute_statement_timeout_ms),
         )
         .await?;
-        let parts = Adapters {
+        let internal = settings.internal.load()?;
+        let adapters = Adapters {
             bus: Arc::new(RabbitBus::new(settings.amqp_url.clone())),
             store: Arc::new(store),
-            customer_core: crm_platform::grpc::channel(&settings.customer_core_url)?,
+            customer_core: internal.channel(&settings.customer_core_url)?,
             rules: settings.rules(),
             recompute_every: settings.recompute_every(),
         };
-        Self::with_parts(parts, settings.grpc_addr, Some(settings.http_addr)).await
+        let listen = Listen {
+            grpc_addr: settings.grpc_addr,
+            http_addr: Some(settings.http_addr),
+            internal,
+        };
+        Self::with_adapters(adapters, listen).await
     }
 
-    pub async fn with_parts(
-        parts: Adapters,
-        grpc_addr: SocketAddr,
-        http_addr: Option<SocketAddr>,
-    ) -> Result<Self> {
+    pub async fn with_adapters(adapters: Adapters, listen: Listen) -> Result<Self> {
         Ok(Self {
-            listeners: Listeners::bind(grpc_addr, http_addr).await?,
-            parts,
+            listeners: Listeners::bind(listen).await?,
+            adapters,
         })
     }
 
@@ -88,7 +90,7 @@ impl Application {
             customer_core,
             rules,
             recompute_every,
-        } = self.parts;
+        } = self.adapters;
         let writer = Arc::new(CustomerCoreWriter::new(customer_core));
         let batch = Arc::new(Batch::new(store.clone(), writer.clone(), rules.clone()));
         let snapshots: Arc<dyn Handler> =
@@ -102,7 +104,7 @@ impl Application {
         if let Some(every) = recompute_every {
             tokio::spawn(batch.clone().run_every(every, shutdown.clone()));
         }
-        let (router, health) = crm_platform::grpc::server_with_health()?;
+        let (router, health) = self.listeners.grpc_server()?;
         health
             .set_serving::<SegmentationServiceServer<SegmentationGrpc>>()
             .await;

@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Settings {
+    /// The internal token and mutual TLS (`CRM_INTERNAL_TOKEN`, `CRM_TLS_*`).
+    #[serde(flatten)]
+    pub internal: crm_platform::internal_auth::InternalAuthSettings,
     pub grpc_addr: SocketAddr,
     pub http_addr: SocketAddr,
     pub amqp_url: Secret,
@@ -35,6 +38,7 @@ impl Default for Settings {
     fn default() -> Self {
         let rules = SegmentConfig::default();
         Self {
+            internal: Default::default(),
             grpc_addr: ([127, 0, 0, 1], 50053).into(),
             http_addr: ([127, 0, 0, 1], 9103).into(),
             amqp_url: Secret::new("amqp://guest:guest@127.0.0.1:5672/%2f"),

@@ -8,7 +8,9 @@ use anyhow::Context;
 use clap::Parser;
 use crm_customer_core::{CustomerService, repo::SqliteRepository};
 use crm_event_ingest::{Ingestor, seen::MemorySeen};
-use crm_platform::{Shutdown, cache::MemoryCache};
+use crm_platform::{
+    Shutdown, cache::MemoryCache, internal_auth::InternalAuthSettings, listeners::Listen,
+};
 
 /// Entries the in-process cache holds at most.
 const CACHE_CAPACITY: u64 = 100_000;
@@ -59,7 +61,15 @@ pub struct Standalone {
 
 impl Standalone {
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
-        crm_platform::grpc::keep_grpc_to_this_process();
+        let internal_settings =
+            crm_platform::settings::load::<InternalAuthSettings>()?.kept_to_this_process();
+        let internal = internal_settings.load()?;
+        // Every part listens on loopback and serves no HTTP of its own.
+        let listen = Listen {
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            http_addr: None,
+            internal: internal.clone(),
+        };
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create the data directory {:?}", config.data_dir))?;
         let database = config.data_dir.join("crm.db");
@@ -77,12 +87,10 @@ impl Standalone {
                 .await
                 .with_context(|| format!("cannot open {bus_journal:?}"))?,
         );
-        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
         let core = crm_customer_core::Application::with_service(
             service,
             bus.clone(),
-            loopback,
-            None,
+            listen.clone(),
             vec![],
         )
         .await?;
@@ -96,26 +104,27 @@ impl Standalone {
         let parts = crm_segmentation::Adapters {
             bus: bus.clone(),
             store: Arc::new(segment_store),
-            customer_core: crm_platform::grpc::channel(&format!("http://{}", core.grpc_addr()))?,
+            customer_core: internal.channel(&format!("http://{}", core.grpc_addr()))?,
             rules: segmentation_settings.rules(),
             recompute_every: segmentation_settings.recompute_every(),
         };
-        let segmentation = crm_segmentation::Application::with_parts(parts, loopback, None).await?;
+        let segmentation =
+            crm_segmentation::Application::with_adapters(parts, listen.clone()).await?;
         let search_parts = crm_search_indexer::Adapters {
             bus: bus.clone(),
             catalog: Arc::new(crm_search_indexer::index::TantivyCatalog::on_disk(
                 config.data_dir.join("search"),
             )),
             customers: Arc::new(crm_search_indexer::reindex::CustomerCore::new(
-                crm_platform::grpc::channel(&format!("http://{}", core.grpc_addr()))?,
+                internal.channel(&format!("http://{}", core.grpc_addr()))?,
             )),
             // One process: one index, one queue.
             replica: None,
         };
         let search =
-            crm_search_indexer::Application::with_parts(search_parts, loopback, None).await?;
+            crm_search_indexer::Application::with_adapters(search_parts, listen.clone()).await?;
         let ingestor = Ingestor::new(bus, Arc::new(MemorySeen::new(CACHE_CAPACITY)));
-        let ingest = crm_event_ingest::Application::with_ingestor(ingestor, loopback, None).await?;
+        let ingest = crm_event_ingest::Application::with_ingestor(ingestor, listen).await?;
         let gateway_settings = crm_gateway::Settings {
             http_addr: config.listen,
             customer_core_url: format!("http://{}", core.grpc_addr()),
@@ -124,6 +133,7 @@ impl Standalone {
             search_indexer_url: format!("http://{}", search.grpc_addr()),
             // Without credentials, open, but only on loopback.
             open_on_loopback: true,
+            internal: internal_settings,
             // The rest (CORS origins, credentials, limits) from the environment, as in
             // the distributed mode.
             ..crm_platform::settings::load::<crm_gateway::Settings>()?
