@@ -17,7 +17,7 @@ use crm_domain::segmentation::SegmentConfig;
 use crm_platform::{Shutdown, bus::EventBus, settings::Secret, testing::TestVhost};
 use crm_segmentation::{
     batch::Batch,
-    store::{JobStatus, PostgresStore, SegmentStore},
+    store::{JobStatus, PostgresStore, RecomputeStore},
     writer::CustomerCoreWriter,
 };
 

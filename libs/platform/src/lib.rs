@@ -4,6 +4,7 @@
 pub mod bus;
 pub mod cache;
 pub mod database;
+pub mod dialect;
 pub mod error;
 pub mod grpc;
 pub mod health;

@@ -176,7 +176,7 @@ mod tests {
     use crm_domain::{CustomerId, Segment};
 
     use super::*;
-    use crate::store::{Profile, SqliteStore};
+    use crate::store::{Profile, ProfileStore, RecomputeStore, SqliteStore};
 
     /// Records decisions and, like customer-core, applies those made from the
     /// current version.

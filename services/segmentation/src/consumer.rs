@@ -209,7 +209,10 @@ mod tests {
     use crm_domain::{CustomerDraft, CustomerId};
 
     use super::*;
-    use crate::{Result, store::SqliteStore};
+    use crate::{
+        Result,
+        store::{ProfileStore, RecomputeStore, SqliteStore},
+    };
 
     /// customer-core away for the first call, then storing what it gets.
     #[derive(Default)]

@@ -1,13 +1,17 @@
 //! Segmentation's own store: a projection of customer-core's snapshots (the metrics the
 //! rules and RFM need), the RFM bounds, the batch jobs, and the purchases and product
-//! views recommendations learn from. PostgreSQL in production, SQLite in `crm`; one SQL
-//! text serves both (see `sql.rs`), one contract suite tests both.
+//! views recommendations learn from: three ports, one adapter over SQL (`sql_store.rs`)
+//! whose code and SQL text serve PostgreSQL in production and SQLite in `crm` alike; one
+//! contract suite tests both.
 
 #[cfg(test)]
 mod contract;
+mod interactions;
 mod postgres;
-mod segment_store;
+mod profiles;
+mod recompute;
 mod sql;
+mod sql_store;
 mod sqlite;
 
 use std::collections::BTreeMap;
@@ -23,6 +27,7 @@ use futures::stream::BoxStream;
 use uuid::Uuid;
 
 pub use postgres::PostgresStore;
+pub use sql_store::SqlStore;
 pub use sqlite::SqliteStore;
 
 use crate::Result;
@@ -183,14 +188,21 @@ pub struct PurchasedItem {
 /// Products recommendations start from: the customer's most recent ones.
 pub const MAX_ANCHORS: i64 = 20;
 
+/// Profiles: the projection of customer-core's snapshots.
 #[async_trait]
-pub trait SegmentStore: Send + Sync {
+pub trait ProfileStore: Send + Sync {
     /// Keeps a newer snapshot, with its RFM scores when it has them (else the stored
     /// ones stay); `false` when the stored one is as new or newer.
     async fn upsert_profile(&self, profile: &Profile) -> Result<bool>;
     async fn profile(&self, id: CustomerId) -> Result<Option<Profile>>;
     async fn counts(&self) -> Result<SegmentCounts>;
+    async fn count_live(&self) -> Result<u64>;
+    async fn ping(&self) -> Result<()>;
+}
 
+/// The recompute: RFM bounds and scores over the base, pending segment changes, jobs.
+#[async_trait]
+pub trait RecomputeStore: Send + Sync {
     /// The bounds of the last batch.
     async fn bounds(&self) -> Result<Option<RfmBounds>>;
     /// Computes the quintile bounds of the live base (nearest rank, as
@@ -199,7 +211,6 @@ pub trait SegmentStore: Send + Sync {
     /// Scores every live customer against `bounds` in one statement, writing only the
     /// scores that changed; how many did.
     async fn score_all(&self, bounds: &RfmBounds, now: DateTime<Utc>) -> Result<u64>;
-    async fn count_live(&self) -> Result<u64>;
     /// Live customers whose stored segment is not what the rules say at `now`, streamed
     /// from one query (the batch reads them a thousand at a time).
     fn pending_changes<'a>(
@@ -210,8 +221,9 @@ pub trait SegmentStore: Send + Sync {
     /// How many live customers `pending_changes` would list.
     async fn count_pending(&self, rules: &SegmentConfig, now: DateTime<Utc>) -> Result<u64>;
 
-    /// Registers a running job (times keep microseconds), unless one runs: `Error::AlreadyRunning`. A running job
-    /// without a heartbeat for `stale_after` is marked failed first (its process died).
+    /// Registers a running job (times keep microseconds), unless one runs:
+    /// `Error::AlreadyRunning`. A running job without a heartbeat for `stale_after` is
+    /// marked failed first (its process died).
     async fn start_job(
         &self,
         now: DateTime<Utc>,
@@ -222,7 +234,11 @@ pub trait SegmentStore: Send + Sync {
     /// Says a running job is alive at `now` (its lease against `start_job`'s stale window).
     async fn heartbeat(&self, id: Uuid, now: DateTime<Utc>) -> Result<()>;
     async fn job(&self, id: Uuid) -> Result<Option<RecomputeJob>>;
+}
 
+/// Purchases and product views, and what recommendations read of them.
+#[async_trait]
+pub trait InteractionStore: Send + Sync {
     /// Records a completed order's items once per event id.
     async fn record_purchase(
         &self,
@@ -248,6 +264,9 @@ pub trait SegmentStore: Send + Sync {
     async fn purchased(&self, customer: CustomerId) -> Result<Vec<String>>;
     /// Most sold products, of one category or overall.
     async fn best_sellers(&self, category: Option<&str>, limit: u32) -> Result<Vec<BestSeller>>;
-
-    async fn ping(&self) -> Result<()>;
 }
+
+/// Everything segmentation keeps, as its services use it.
+pub trait SegmentStore: ProfileStore + RecomputeStore + InteractionStore {}
+
+impl<T: ProfileStore + RecomputeStore + InteractionStore> SegmentStore for T {}

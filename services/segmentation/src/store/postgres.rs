@@ -3,22 +3,18 @@
 use std::{str::FromStr, time::Duration};
 
 use crm_platform::database::{PostgresLimits, postgres_options, postgres_pool};
-use sqlx::{Connection, PgConnection, PgPool, postgres::PgConnectOptions};
+use crm_platform::dialect::Runs;
+use sqlx::{Connection, PgConnection, PgPool, Postgres, postgres::PgConnectOptions};
 
-use super::segment_store::impl_segment_store;
+use super::{SqlStore, recompute::with_rules};
 use crate::Result;
 
 /// The schema segmentation's tables live in.
 pub const SCHEMA: &str = "segmentation";
 
-#[derive(Clone)]
-pub struct PostgresStore {
-    pool: PgPool,
-    /// For the recompute's statements over every profile, which may run for minutes.
-    batch_pool: PgPool,
-}
+pub type PostgresStore = SqlStore<Postgres>;
 
-impl PostgresStore {
+impl SqlStore<Postgres> {
     /// Connects, creating the database when it does not exist yet, and runs the
     /// migrations (on a connection without the statement timeout). Everything lives in
     /// the schema `segmentation` (its own migration history included), so the database
@@ -53,10 +49,6 @@ impl PostgresStore {
         &self.pool
     }
 
-    fn batch_pool(&self) -> &PgPool {
-        &self.batch_pool
-    }
-
     /// The benchmark's baseline: the segment rules as one hand-written `UPDATE` of this
     /// store's profiles; how many rows changed.
     pub async fn update_all_segments_in_one_statement(
@@ -64,17 +56,13 @@ impl PostgresStore {
         rules: &crm_domain::segmentation::SegmentConfig,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<u64> {
-        let query = sqlx::query(super::sql::UPDATE_ALL_SEGMENTS);
-        let done = super::sql::bind_rules!(query, rules, now)
-            .execute(&self.pool)
-            .await?;
+        let query = with_rules(sqlx::query(super::sql::UPDATE_ALL_SEGMENTS), rules, now);
+        let done = query.execute(Postgres::on(&self.pool)).await?;
         Ok(done.rows_affected())
     }
 
     const CREATE_SCHEMA: &str = "create schema if not exists segmentation";
 }
-
-impl_segment_store!(PostgresStore);
 
 #[cfg(test)]
 mod tests {
@@ -93,7 +81,7 @@ mod tests {
     /// up while the recompute's (its own, longer limit) waits and goes on.
     #[tokio::test]
     async fn the_recompute_outlasts_the_statement_timeout_of_requests() {
-        use crate::store::SegmentStore;
+        use crate::store::{ProfileStore, RecomputeStore};
         let url = crm_platform::testing::fresh_postgres_url().await;
         let limits = PostgresLimits {
             max_connections: 2,

@@ -115,20 +115,6 @@ fn rfm_names(recency: &str, frequency: &str, monetary: &str) -> String {
     format!("(case {recency} * 100 + {frequency} * 10 + {monetary}{branches} end)")
 }
 
-/// Binds `$1`..`$5` of the statements built on `queries/wanted_segment.sql`.
-macro_rules! bind_rules {
-    ($query:expr, $rules:expr, $now:expr) => {{
-        let rules: &crm_domain::segmentation::SegmentConfig = $rules;
-        $query
-            .bind($crate::store::sql::micros($now))
-            .bind(rules.vip_threshold)
-            .bind(rules.churn_days)
-            .bind(rules.at_risk_days)
-            .bind(rules.new_customer_days)
-    }};
-}
-pub(crate) use bind_rules;
-
 /// Live customers whose stored segment differs from the rules'.
 pub const PENDING_CHANGES: &str = concat!(
     "select ",
@@ -169,23 +155,6 @@ pub const SELECT_RUNNING_JOB: &str = concat!(
     include_str!("queries/job_columns.sql"),
     " from recompute_jobs where status = 'running'"
 );
-
-/// A transaction that records `event_id` as applied; returns `Ok(())` from the calling
-/// function when it was applied before (a redelivery).
-macro_rules! begin_first_time {
-    ($pool:expr, $event_id:expr) => {{
-        let mut tx = $pool.begin().await?;
-        let first = sqlx::query($crate::store::sql::INSERT_APPLIED)
-            .bind($event_id)
-            .execute(&mut *tx)
-            .await?;
-        if first.rows_affected() == 0 {
-            return Ok(());
-        }
-        tx
-    }};
-}
-pub(crate) use begin_first_time;
 
 pub const INSERT_APPLIED: &str = include_str!("queries/insert_applied.sql");
 pub const INSERT_PURCHASE: &str = include_str!("queries/insert_purchase.sql");
@@ -299,25 +268,6 @@ impl TryFrom<JobRow> for RecomputeJob {
         })
     }
 }
-
-/// Binds a job to UPDATE_JOB.
-macro_rules! bind_job {
-    ($query:expr, $job:expr, $now:expr) => {{
-        let job: &$crate::store::RecomputeJob = $job;
-        let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-        $query
-            .bind(job.id)
-            .bind(job.status.as_str())
-            .bind(job.phase.clone())
-            .bind(count(job.total))
-            .bind(count(job.processed))
-            .bind(count(job.changed))
-            .bind(job.error.clone())
-            .bind($crate::store::sql::micros($now))
-            .bind(job.finished_at.map($crate::store::sql::micros))
-    }};
-}
-pub(crate) use bind_job;
 
 /// Rows of BOUGHT_TOGETHER / VIEWED_TOGETHER.
 pub fn co_occurrences(rows: Vec<(String, i64, String, i64)>) -> Result<Vec<super::CoOccurrence>> {

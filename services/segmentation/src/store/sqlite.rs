@@ -3,19 +3,16 @@
 use std::{path::Path, str::FromStr};
 
 use sqlx::{
-    SqlitePool,
+    Sqlite,
     sqlite::{SqliteConnectOptions, SqlitePoolOptions},
 };
 
-use super::segment_store::impl_segment_store;
+use super::SqlStore;
 use crate::Result;
 
-#[derive(Clone)]
-pub struct SqliteStore {
-    pool: SqlitePool,
-}
+pub type SqliteStore = SqlStore<Sqlite>;
 
-impl SqliteStore {
+impl SqlStore<Sqlite> {
     /// Opens (or creates) the database file and runs the migrations.
     pub async fn open(path: &Path) -> Result<Self> {
         Self::with_options(crm_platform::database::sqlite_file(path), 4).await
@@ -33,18 +30,13 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool })
+        // SQLite has no statement timeout: the recompute shares the pool.
+        Ok(Self {
+            batch_pool: pool.clone(),
+            pool,
+        })
     }
 }
-
-impl SqliteStore {
-    /// SQLite has no statement timeout: the recompute shares the pool.
-    fn batch_pool(&self) -> &SqlitePool {
-        &self.pool
-    }
-}
-
-impl_segment_store!(SqliteStore);
 
 #[cfg(test)]
 mod tests {
