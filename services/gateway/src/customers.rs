@@ -6,7 +6,7 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use crm_domain::{Customer, CustomerDraft, CustomerId, CustomerPatch};
+use crm_domain::{Customer, CustomerDraft, CustomerPatch};
 use crm_proto::v1;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -14,8 +14,8 @@ use utoipa::{IntoParams, ToSchema};
 use crate::{
     AppState,
     error::{Error, Problem, Result},
-    extract::JsonBody,
     extract::QueryParams,
+    extract::{JsonBody, parse_id},
 };
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -32,11 +32,6 @@ pub struct CustomerList {
     pub items: Vec<Customer>,
     /// Pass as `cursor` for the next page; `null` on the last page.
     pub next_cursor: Option<String>,
-}
-
-pub(crate) fn parse_id(raw: &str) -> Result<CustomerId> {
-    raw.parse()
-        .map_err(|_| Error::Malformed(format!("{raw:?} is not a customer id (a UUID)")))
 }
 
 fn etag(version: i64) -> HeaderValue {
@@ -59,25 +54,6 @@ fn version_precondition(headers: &HeaderMap, name: header::HeaderName) -> Result
         .ok_or_else(|| {
             Error::Malformed(format!("{name} must be an ETag of this API, such as \"3\""))
         })
-}
-
-/// A page size for the services (1-100), where 0 means "the default": an explicit 0 is
-/// refused.
-pub(crate) fn checked_limit(limit: Option<u32>) -> Result<u32> {
-    nonzero_limit(
-        limit,
-        "must be between 1 and 100",
-        "the request has invalid fields",
-    )
-}
-
-/// `limit` for a service that reads 0 as "the default", refusing an explicit 0 with
-/// `message` (the service checks the upper bound).
-pub(crate) fn nonzero_limit(limit: Option<u32>, message: &str, detail: &str) -> Result<u32> {
-    match limit {
-        Some(0) => Err(Error::field("limit", message, detail)),
-        other => Ok(other.unwrap_or_default()),
-    }
 }
 
 /// A customer from a service (`from`); one that does not parse is that service's bug
@@ -278,7 +254,7 @@ pub async fn list_customers(
 ) -> Result<Json<CustomerList>> {
     let request = v1::ListCustomersRequest {
         page: Some(v1::Page {
-            limit: checked_limit(params.limit)?,
+            limit: crate::paging::checked_limit(params.limit)?,
             cursor: params.cursor.unwrap_or_default(),
         }),
         include_deleted: false,

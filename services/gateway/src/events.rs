@@ -13,9 +13,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::{
     AppState,
-    customers::parse_id,
     error::{Error, Problem, Result},
     extract::QueryParams,
+    extract::parse_id,
     extract::{JsonBody, field_error},
 };
 
@@ -216,7 +216,7 @@ pub async fn list_events(
     let request = v1::ListCustomerEventsRequest {
         customer_id: id.to_string(),
         page: Some(v1::Page {
-            limit: crate::customers::checked_limit(params.limit)?,
+            limit: crate::paging::checked_limit(params.limit)?,
             cursor: params.cursor.unwrap_or_default(),
         }),
         r#type: params.event_type,

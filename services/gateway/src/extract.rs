@@ -140,6 +140,12 @@ pub(crate) fn field_error(path: &str, message: &str, root: &str) -> (String, Str
     }
 }
 
+/// A customer id from a path.
+pub(crate) fn parse_id(raw: &str) -> Result<crm_domain::CustomerId, Error> {
+    raw.parse()
+        .map_err(|_| Error::Malformed(format!("{raw:?} is not a customer id (a UUID)")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

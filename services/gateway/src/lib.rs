@@ -10,6 +10,7 @@ pub mod extract;
 pub mod idempotency;
 pub mod imports;
 pub mod openapi;
+pub mod paging;
 pub mod person;
 pub mod policy;
 pub mod rate_limit;

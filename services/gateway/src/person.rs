@@ -14,9 +14,11 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::{
     AppState,
-    customers::{decode, nonzero_limit, parse_id},
+    customers::decode,
     error::{Error, Problem, Result},
+    extract::parse_id,
     extract::{JsonBody, QueryParams},
+    paging::nonzero_limit,
     segments::{RecommendationView, RfmView},
 };
 

@@ -16,9 +16,10 @@ use utoipa::ToSchema;
 
 use crate::{
     AppState,
-    customers::{checked_limit, decode},
+    customers::decode,
     error::{Error, Problem, Result},
     extract::{JsonBody, parse_uuid},
+    paging::checked_limit,
 };
 
 /// A search: free text and filters. Every field is optional: `{}` lists every customer.

@@ -18,9 +18,10 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::{
     AppState,
-    customers::{nonzero_limit, parse_id},
     error::{Problem, Result},
+    extract::parse_id,
     extract::{QueryParams, parse_uuid},
+    paging::nonzero_limit,
 };
 
 #[derive(Debug, Serialize, ToSchema)]
