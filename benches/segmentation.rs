@@ -17,8 +17,8 @@ use crm_domain::segmentation::SegmentConfig;
 use crm_platform::{Shutdown, bus::EventBus, settings::Secret, testing::TestVhost};
 use crm_segmentation::{
     batch::Batch,
+    clients::CustomerCoreWriter,
     store::{JobStatus, PostgresStore, RecomputeStore},
-    writer::CustomerCoreWriter,
 };
 
 /// Customers with pseudo-random but repeatable metrics: created up to two years ago,

@@ -3,6 +3,7 @@
 //! the index, answers `SearchService` over gRPC, rebuilds the index from customer-core
 //! without downtime, and reports how far behind it is.
 
+pub mod clients;
 pub mod consumer;
 pub mod error;
 pub mod generations;
@@ -26,11 +27,12 @@ pub use error::{Error, Result};
 pub use settings::Settings;
 
 use crate::{
+    clients::CustomerCore,
     consumer::Lag,
     generations::Generations,
     grpc::SearchGrpc,
     index::{IndexCatalog, TantivyCatalog},
-    reindex::{CustomerCore, CustomerSource, MemoryJobBoard, Reindexer},
+    reindex::{CustomerSource, MemoryJobBoard, Reindexer},
     settings::Backend,
 };
 

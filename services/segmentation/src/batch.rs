@@ -14,8 +14,8 @@ use futures::StreamExt;
 
 use crate::{
     Error, Result,
+    clients::{SegmentDecision, SegmentWriter},
     store::{JobStatus, RecomputeJob, SegmentStore},
-    writer::{SegmentDecision, SegmentWriter},
 };
 
 /// A running job whose heartbeat is older than this belongs to a process that died; the

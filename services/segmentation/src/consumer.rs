@@ -13,8 +13,8 @@ use crm_platform::bus::{ConsumerConfig, Delivery, EVENTS_EXCHANGE, Handler, Outc
 
 use crate::{
     Error,
+    clients::{SegmentDecision, SegmentWriter},
     store::{Profile, PurchasedItem, SegmentStore},
-    writer::{SegmentDecision, SegmentWriter},
 };
 
 pub const CUSTOMERS_QUEUE: &str = "segmentation.customers";

@@ -4,13 +4,13 @@
 //! batch on a schedule, and stores changed segments through customer-core.
 
 pub mod batch;
+pub mod clients;
 pub mod consumer;
 pub mod error;
 pub mod grpc;
 pub mod recommend;
 pub mod settings;
 pub mod store;
-pub mod writer;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -28,9 +28,9 @@ pub use settings::Settings;
 
 use crate::{
     batch::Batch,
+    clients::CustomerCoreWriter,
     grpc::SegmentationGrpc,
     store::{PostgresStore, SegmentStore},
-    writer::CustomerCoreWriter,
 };
 
 /// The adapters behind the service's ports; the standalone binary passes embedded ones.

@@ -115,7 +115,7 @@ impl Standalone {
             catalog: Arc::new(crm_search_indexer::index::TantivyCatalog::on_disk(
                 config.data_dir.join("search"),
             )),
-            customers: Arc::new(crm_search_indexer::reindex::CustomerCore::new(
+            customers: Arc::new(crm_search_indexer::clients::CustomerCore::new(
                 internal.channel(&format!("http://{}", core.grpc_addr()))?,
             )),
             // One process: one index, one queue.

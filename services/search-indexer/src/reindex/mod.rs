@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 pub use self::{
     jobs::{JobBoard, JobStatus, MemoryJobBoard, ReindexJob},
-    source::{CustomerCore, CustomerSource},
+    source::CustomerSource,
 };
 use crate::{
     Error, Result,

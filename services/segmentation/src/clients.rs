@@ -1,4 +1,4 @@
-//! Where segment decisions go: customer-core stores them (a new version and a
+//! Calls to other services. Where segment decisions go: customer-core stores them (a new version and a
 //! `customer.segment_changed` through its outbox). A port, so the batch's unit tests can
 //! see what it decided.
 
