@@ -71,6 +71,32 @@ where
     }
 }
 
+/// Any serializable value bound as JSON (`jsonb` on PostgreSQL, text on SQLite).
+pub trait BindsJson: Database {
+    fn bind_json<T: serde::Serialize>(
+        query: Query<'_, Self, Self::Arguments>,
+        value: T,
+    ) -> Query<'_, Self, Self::Arguments>;
+}
+
+impl BindsJson for sqlx::Postgres {
+    fn bind_json<T: serde::Serialize>(
+        query: Query<'_, Self, Self::Arguments>,
+        value: T,
+    ) -> Query<'_, Self, Self::Arguments> {
+        query.bind(sqlx::types::Json(value))
+    }
+}
+
+impl BindsJson for sqlx::Sqlite {
+    fn bind_json<T: serde::Serialize>(
+        query: Query<'_, Self, Self::Arguments>,
+        value: T,
+    ) -> Query<'_, Self, Self::Arguments> {
+        query.bind(sqlx::types::Json(value))
+    }
+}
+
 /// How many rows a statement changed (each engine reports it its own way).
 pub trait Affected: Database {
     fn rows_affected(done: &Self::QueryResult) -> u64;
@@ -93,6 +119,7 @@ impl Affected for sqlx::Sqlite {
 pub trait Dialect:
     Runs
     + Affected
+    + BindsJson
     + Binds<bool>
     + Binds<i16>
     + Binds<i64>
@@ -100,7 +127,9 @@ pub trait Dialect:
     + Binds<String>
     + Binds<Uuid>
     + Binds<DateTime<Utc>>
+    + Binds<chrono::NaiveDate>
     + Binds<Option<i16>>
+    + Binds<Option<i32>>
     + Binds<Option<i64>>
     + Binds<Option<f64>>
     + Binds<Option<String>>
@@ -113,6 +142,7 @@ pub trait Dialect:
 impl<D> Dialect for D where
     D: Runs
         + Affected
+        + BindsJson
         + Binds<bool>
         + Binds<i16>
         + Binds<i64>
@@ -120,7 +150,9 @@ impl<D> Dialect for D where
         + Binds<String>
         + Binds<Uuid>
         + Binds<DateTime<Utc>>
+        + Binds<chrono::NaiveDate>
         + Binds<Option<i16>>
+        + Binds<Option<i32>>
         + Binds<Option<i64>>
         + Binds<Option<f64>>
         + Binds<Option<String>>
@@ -130,11 +162,15 @@ impl<D> Dialect for D where
 {
 }
 
-/// `query.arg(value)`: `bind` for code generic over the engine.
+/// `query.arg(value)` and `query.json(value)`: `bind` for code generic over the engine.
 pub trait Arg<'q, D: Database> {
     fn arg<T>(self, value: T) -> Self
     where
         D: Binds<T>;
+
+    fn json<T: serde::Serialize>(self, value: T) -> Self
+    where
+        D: BindsJson;
 }
 
 impl<'q, D: Database> Arg<'q, D> for Query<'q, D, D::Arguments> {
@@ -143,6 +179,13 @@ impl<'q, D: Database> Arg<'q, D> for Query<'q, D, D::Arguments> {
         D: Binds<T>,
     {
         D::bind_to(self, value)
+    }
+
+    fn json<T: serde::Serialize>(self, value: T) -> Self
+    where
+        D: BindsJson,
+    {
+        D::bind_json(self, value)
     }
 }
 

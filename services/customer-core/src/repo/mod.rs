@@ -1,10 +1,17 @@
-//! The customer store port and its two adapters (PostgreSQL for services, SQLite for the
-//! standalone binary). Both run the same SQL, so one contract suite covers them.
+//! The customer store: one port per concern (customers, activity, outbox, imports,
+//! sales, the person), and one adapter over SQL (`sql_repository.rs`) whose code and
+//! SQL text serve PostgreSQL (the services) and SQLite (the standalone binary) alike, so
+//! one contract suite covers both.
 
+mod activity;
 mod customers;
+mod imports;
+mod outbox;
 mod person;
 mod postgres;
+mod sales;
 mod sql;
+mod sql_repository;
 mod sqlite;
 
 #[cfg(test)]
@@ -17,6 +24,7 @@ use uuid::Uuid;
 
 pub use person::{Erasure, Merged, PersonRecord, PersonStore, ProductView};
 pub use postgres::PostgresRepository;
+pub use sql_repository::SqlRepository;
 pub use sqlite::SqliteRepository;
 
 use crate::Result;
@@ -30,8 +38,9 @@ pub struct SegmentChange {
     pub based_on_version: i64,
 }
 
+/// The customers themselves.
 #[async_trait]
-pub trait CustomerRepository: PersonStore {
+pub trait Customers: Send + Sync {
     /// Fails with `EmailTaken` when a live customer has the e-mail. Every write also puts
     /// its `customer.*` event into the outbox, in the same transaction.
     async fn insert(&self, customer: &Customer) -> Result<()>;
@@ -52,8 +61,7 @@ pub trait CustomerRepository: PersonStore {
         now: DateTime<Utc>,
     ) -> Result<Vec<Customer>>;
 
-    /// Live (not deleted) customers in id order, after `after`.
-    /// A page in id order; deleted customers only with `include_deleted`.
+    /// A page in id order, after `after`; deleted customers only with `include_deleted`.
     async fn list(
         &self,
         after: Option<CustomerId>,
@@ -61,6 +69,15 @@ pub trait CustomerRepository: PersonStore {
         include_deleted: bool,
     ) -> Result<Vec<Customer>>;
 
+    /// The live (not deleted) customer with this e-mail.
+    async fn find_live_by_email(&self, email: &crm_domain::Email) -> Result<Option<Customer>>;
+
+    async fn ping(&self) -> Result<()>;
+}
+
+/// A customer's activity.
+#[async_trait]
+pub trait Activity: Send + Sync {
     /// Records one event of a customer's activity, its projection (order, ticket,
     /// product view) and the customer's new metrics in one transaction. Idempotent by
     /// event id: a second delivery is `Duplicate` and changes nothing.
@@ -75,24 +92,48 @@ pub trait CustomerRepository: PersonStore {
         before: Option<FeedPosition>,
         limit: u32,
     ) -> Result<Vec<CustomerEvent>>;
+}
 
+/// The outbox every write announces itself through.
+#[async_trait]
+pub trait Outbox: Send + Sync {
     /// Publishes up to `max` outbox events (oldest first) and removes them once the
     /// broker confirmed; how many were published.
     async fn relay_outbox(&self, bus: &dyn crm_platform::bus::EventBus, max: u32) -> Result<usize>;
+}
 
-    /// Completed orders and revenue per day, segment and currency, `from` to `to`
-    /// inclusive.
-    async fn daily_sales(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<DailySales>>;
-
-    /// The live (not deleted) customer with this e-mail.
-    async fn find_live_by_email(&self, email: &crm_domain::Email) -> Result<Option<Customer>>;
-
+/// Bulk imports' progress.
+#[async_trait]
+pub trait Imports: Send + Sync {
     /// Inserts or replaces an import job's progress.
     async fn save_import(&self, job: &crate::import::ImportJob) -> Result<()>;
 
     async fn get_import(&self, id: Uuid) -> Result<Option<crate::import::ImportJob>>;
+}
 
-    async fn ping(&self) -> Result<()>;
+/// Purchase analytics.
+#[async_trait]
+pub trait Sales: Send + Sync {
+    /// Completed orders and revenue per day, segment and currency, `from` to `to`
+    /// inclusive.
+    async fn daily_sales(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<DailySales>>;
+}
+
+/// Every port, to bring their methods into scope at once (tests).
+#[cfg(test)]
+pub mod ports {
+    pub use super::{Activity, Customers, Imports, Outbox, PersonStore, Sales};
+}
+
+/// Everything customer-core keeps, as its service uses it.
+pub trait CustomerRepository:
+    Customers + Activity + Outbox + Imports + Sales + PersonStore
+{
+}
+
+impl<T> CustomerRepository for T where
+    T: Customers + Activity + Outbox + Imports + Sales + PersonStore
+{
 }
 
 /// One row of the purchase analytics.

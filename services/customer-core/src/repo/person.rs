@@ -1,14 +1,23 @@
 //! The person-level part of the customer store: the 360 view's reads, duplicates,
 //! merging two records of one person, erasing a person and exporting all that is kept
-//! about them. Same SQL on PostgreSQL and SQLite, as the rest of the store.
+//! about them. Same code and SQL on PostgreSQL and SQLite, as the rest of the store.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use crm_domain::{Customer, CustomerEvent, CustomerId, Order, SupportTicket};
+use crm_domain::{Customer, CustomerEvent, CustomerEventType, CustomerId, Order, SupportTicket};
+use crm_platform::dialect::Arg;
 use serde::Serialize;
 use sqlx::types::Json;
+use uuid::Uuid;
 
-use crate::Result;
+use super::{
+    sql::{CustomerRow, EventRow, OutboxMessage, SELECT_BY_ID},
+    sql_repository::{
+        CoreDialect, SqlRepository, insert_event, insert_outbox, read_customer, read_rows,
+        select_customer, update_customer,
+    },
+};
+use crate::{Error, Result};
 
 #[async_trait]
 pub trait PersonStore: Send + Sync {
@@ -168,278 +177,229 @@ pub fn merged_event(merged: &Merged, now: DateTime<Utc>) -> CustomerEvent {
     event
 }
 
-/// Writes `customer` over the row still at `customer.version - 1`; `VersionConflict`
-/// when another writer got there first.
-macro_rules! update_customer {
-    ($tx:expr, $customer:expr) => {{
-        let customer: &crm_domain::Customer = $customer;
-        let done =
-            $crate::repo::sql::bind_customer!(sqlx::query($crate::repo::sql::UPDATE), customer)
-                .bind(customer.version - 1)
-                .execute(&mut *$tx)
+#[async_trait]
+impl<D: CoreDialect> PersonStore for SqlRepository<D> {
+    async fn recent_orders(&self, id: CustomerId, limit: u32) -> Result<Vec<Order>> {
+        let rows = sqlx::query(SELECT_ORDERS)
+            .arg(id.as_uuid())
+            .arg(i64::from(limit))
+            .fetch_all(D::on(&self.pool))
+            .await?;
+        let rows: Vec<OrderRow> = read_rows::<D, OrderRow>(&rows)?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    async fn tickets(&self, id: CustomerId, limit: u32) -> Result<Vec<SupportTicket>> {
+        let rows = sqlx::query(SELECT_TICKETS)
+            .arg(id.as_uuid())
+            .arg(i64::from(limit))
+            .fetch_all(D::on(&self.pool))
+            .await?;
+        let rows: Vec<TicketRow> = read_rows::<D, TicketRow>(&rows)?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    async fn duplicate_candidates(&self, customer: &Customer, limit: u32) -> Result<Vec<Customer>> {
+        let keys = customer.match_keys();
+        let rows = sqlx::query(SELECT_CANDIDATES)
+            .arg(customer.id.as_uuid())
+            .arg(keys.email)
+            .arg(customer.phone.as_ref().map(|p| p.as_str().to_owned()))
+            .arg(keys.first_name)
+            .arg(keys.last_name)
+            .arg(i64::from(limit))
+            .fetch_all(D::on(&self.pool))
+            .await?;
+        rows.iter().map(read_customer::<D>).collect()
+    }
+
+    async fn merge(
+        &self,
+        primary: CustomerId,
+        secondary: CustomerId,
+        dry_run: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Merged> {
+        let mut tx = self.pool.begin_with(D::BEGIN_READ_THEN_WRITE).await?;
+        // Both rows locked until commit (in id order, so two merges of the same pair
+        // cannot deadlock): no event of either interleaves with the merge.
+        let (low, high) = if primary.as_uuid() < secondary.as_uuid() {
+            (primary, secondary)
+        } else {
+            (secondary, primary)
+        };
+        let low_row = select_customer::<D>(&mut tx, low, D::SELECT_FOR_WRITE).await?;
+        let high_row = select_customer::<D>(&mut tx, high, D::SELECT_FOR_WRITE).await?;
+        let (first, second) = if low == primary {
+            (low_row, high_row)
+        } else {
+            (high_row, low_row)
+        };
+        let first = first.ok_or(Error::NotFound(primary))?;
+        let second = second.ok_or(Error::NotFound(secondary))?;
+        first.check_merge(&second)?;
+        let (primary, secondary) = (primary.as_uuid(), secondary.as_uuid());
+        for statement in [
+            DROP_SHARED_ORDERS,
+            MOVE_ORDERS,
+            DROP_SHARED_TICKETS,
+            MOVE_TICKETS,
+            ADD_PRODUCT_VIEWS,
+            MOVE_EVENTS,
+        ] {
+            sqlx::query(statement)
+                .arg(primary)
+                .arg(secondary)
+                .execute(D::within(&mut tx))
                 .await?;
-        if done.rows_affected() == 0 {
-            return Err($crate::Error::VersionConflict);
         }
-    }};
-}
-pub(crate) use update_customer;
-
-/// The `PersonStore` implementation over one sqlx pool type, for both adapters.
-macro_rules! impl_person_store {
-    ($adapter:ty) => {
-        #[async_trait::async_trait]
-        impl $crate::repo::PersonStore for $adapter {
-            async fn recent_orders(
-                &self,
-                id: crm_domain::CustomerId,
-                limit: u32,
-            ) -> $crate::Result<Vec<crm_domain::Order>> {
-                let rows: Vec<$crate::repo::person::OrderRow> =
-                    sqlx::query_as($crate::repo::person::SELECT_ORDERS)
-                        .bind(id.as_uuid())
-                        .bind(i64::from(limit))
-                        .fetch_all(&self.pool)
-                        .await?;
-                Ok(rows.into_iter().map(Into::into).collect())
-            }
-
-            async fn tickets(
-                &self,
-                id: crm_domain::CustomerId,
-                limit: u32,
-            ) -> $crate::Result<Vec<crm_domain::SupportTicket>> {
-                let rows: Vec<$crate::repo::person::TicketRow> =
-                    sqlx::query_as($crate::repo::person::SELECT_TICKETS)
-                        .bind(id.as_uuid())
-                        .bind(i64::from(limit))
-                        .fetch_all(&self.pool)
-                        .await?;
-                Ok(rows.into_iter().map(Into::into).collect())
-            }
-
-            async fn duplicate_candidates(
-                &self,
-                customer: &crm_domain::Customer,
-                limit: u32,
-            ) -> $crate::Result<Vec<crm_domain::Customer>> {
-                let keys = customer.match_keys();
-                let rows: Vec<$crate::repo::sql::CustomerRow> =
-                    sqlx::query_as($crate::repo::person::SELECT_CANDIDATES)
-                        .bind(customer.id.as_uuid())
-                        .bind(keys.email)
-                        .bind(customer.phone.as_ref().map(|p| p.as_str().to_owned()))
-                        .bind(keys.first_name)
-                        .bind(keys.last_name)
-                        .bind(i64::from(limit))
-                        .fetch_all(&self.pool)
-                        .await?;
-                rows.into_iter().map(TryInto::try_into).collect()
-            }
-
-            async fn merge(
-                &self,
-                primary: crm_domain::CustomerId,
-                secondary: crm_domain::CustomerId,
-                dry_run: bool,
-                now: chrono::DateTime<chrono::Utc>,
-            ) -> $crate::Result<$crate::repo::Merged> {
-                use $crate::repo::{person as p, sql};
-                let mut tx = self.pool.begin_with(Self::BEGIN_READ_THEN_WRITE).await?;
-                // Both rows locked until commit (in id order, so two merges of the same
-                // pair cannot deadlock): no event of either interleaves with the merge.
-                let (low, high) = if primary.as_uuid() < secondary.as_uuid() {
-                    (primary, secondary)
-                } else {
-                    (secondary, primary)
-                };
-                let low_row = sql::select_customer!(&mut *tx, low, Self::SELECT_FOR_WRITE)?;
-                let high_row = sql::select_customer!(&mut *tx, high, Self::SELECT_FOR_WRITE)?;
-                let (first, second) = if low == primary {
-                    (low_row, high_row)
-                } else {
-                    (high_row, low_row)
-                };
-                let first = first.ok_or($crate::Error::NotFound(primary))?;
-                let second = second.ok_or($crate::Error::NotFound(secondary))?;
-                first.check_merge(&second)?;
-                let (primary, secondary) = (primary.as_uuid(), secondary.as_uuid());
-                for statement in [
-                    p::DROP_SHARED_ORDERS,
-                    p::MOVE_ORDERS,
-                    p::DROP_SHARED_TICKETS,
-                    p::MOVE_TICKETS,
-                    p::ADD_PRODUCT_VIEWS,
-                    p::MOVE_EVENTS,
-                ] {
-                    sqlx::query(statement)
-                        .bind(primary)
-                        .bind(secondary)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                sqlx::query(p::DROP_PRODUCT_VIEWS)
-                    .bind(secondary)
-                    .execute(&mut *tx)
-                    .await?;
-                let completed: Vec<(f64, Option<chrono::DateTime<chrono::Utc>>)> =
-                    sqlx::query_as(p::SELECT_COMPLETED)
-                        .bind(primary)
-                        .fetch_all(&mut *tx)
-                        .await?;
-                let totals = crm_domain::merge::OrderTotals {
-                    orders: completed.len() as i64,
-                    spent: completed.iter().map(|(total, _)| total).sum(),
-                    first: completed.iter().filter_map(|(_, at)| *at).min(),
-                    last: completed.iter().filter_map(|(_, at)| *at).max(),
-                };
-                let (primary, secondary) = first.merged_with(&second, totals, now)?;
-                let merged = $crate::repo::Merged { primary, secondary };
-                if dry_run {
-                    tx.rollback().await?;
-                    return Ok(merged);
-                }
-                p::update_customer!(tx, &merged.primary);
-                p::update_customer!(tx, &merged.secondary);
-                let event = p::merged_event(&merged, now);
-                sql::insert_event!(tx, &event, now)?;
-                let deleted = sql::OutboxMessage::customer_changed(
-                    crm_domain::CustomerEventType::CustomerDeleted,
-                    &merged.secondary,
-                );
-                sql::insert_outbox!(tx, [sql::OutboxMessage::event(&event), deleted]);
-                tx.commit().await?;
-                Ok(merged)
-            }
-
-            async fn erase(
-                &self,
-                id: crm_domain::CustomerId,
-                erasure: &$crate::repo::Erasure,
-            ) -> $crate::Result<Vec<crm_domain::Customer>> {
-                use $crate::repo::{person as p, sql};
-                let mut tx = self.pool.begin_with(Self::BEGIN_READ_THEN_WRITE).await?;
-                // Locked until commit: an event of the person waits, then finds them
-                // erased, instead of keeping free text the erasure did not see.
-                let person = sql::select_customer!(&mut *tx, id, Self::SELECT_FOR_WRITE)?
-                    .ok_or($crate::Error::NotFound(id))?;
-                if person.is_erased() {
-                    return Ok(Vec::new());
-                }
-                // The person and every record merged into them (also indirectly).
-                let mut records = vec![person];
-                let mut next = 0;
-                while next < records.len() {
-                    let rows: Vec<sql::CustomerRow> = sqlx::query_as(p::SELECT_MERGED_FROM)
-                        .bind(records[next].id.as_uuid())
-                        .fetch_all(&mut *tx)
-                        .await?;
-                    for row in rows {
-                        records.push(row.try_into()?);
-                    }
-                    next += 1;
-                }
-                let mut erased = Vec::with_capacity(records.len());
-                for record in &records {
-                    let tombstone = record.erased(erasure.erased_at);
-                    p::update_customer!(tx, &tombstone);
-                    let customer_id = record.id.as_uuid();
-                    let events: Vec<(uuid::Uuid, String, sqlx::types::Json<serde_json::Value>)> =
-                        sqlx::query_as(p::SELECT_EVENT_DATA)
-                            .bind(customer_id)
-                            .fetch_all(&mut *tx)
-                            .await?;
-                    for (event_id, event_type, data) in events {
-                        let event_type = event_type.parse().map_err($crate::Error::Corrupt)?;
-                        let wiped = crm_domain::merge::erased_event_data(event_type, &data.0);
-                        sqlx::query(p::SET_EVENT_DATA)
-                            .bind(event_id)
-                            .bind(sqlx::types::Json(wiped))
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    sqlx::query(p::EMPTY_TICKET_SUBJECTS)
-                        .bind(customer_id)
-                        .execute(&mut *tx)
-                        .await?;
-                    sqlx::query(p::DROP_PENDING_MESSAGES)
-                        .bind(customer_id.to_string())
-                        .execute(&mut *tx)
-                        .await?;
-                    sqlx::query(p::INSERT_ERASURE)
-                        .bind(customer_id)
-                        .bind(&erasure.erased_by)
-                        .bind(&erasure.request_id)
-                        .bind(erasure.erased_at)
-                        .execute(&mut *tx)
-                        .await?;
-                    let deleted = sql::OutboxMessage::customer_changed(
-                        crm_domain::CustomerEventType::CustomerDeleted,
-                        &tombstone,
-                    );
-                    sql::insert_outbox!(tx, [deleted]);
-                    erased.push(tombstone);
-                }
-                tx.commit().await?;
-                Ok(erased)
-            }
-
-            async fn export(
-                &self,
-                id: crm_domain::CustomerId,
-            ) -> $crate::Result<Option<$crate::repo::PersonRecord>> {
-                use $crate::repo::{person as p, sql};
-                // One snapshot of everything: a read transaction.
-                let mut tx = self.pool.begin().await?;
-                let Some(customer) = sql::select_customer!(&mut *tx, id)? else {
-                    return Ok(None);
-                };
-                let id = id.as_uuid();
-                let merged_from: Vec<sql::CustomerRow> = sqlx::query_as(p::SELECT_MERGED_FROM)
-                    .bind(id)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                let orders: Vec<p::OrderRow> = sqlx::query_as(p::SELECT_ORDERS)
-                    .bind(id)
-                    .bind(i64::MAX)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                let tickets: Vec<p::TicketRow> = sqlx::query_as(p::SELECT_TICKETS)
-                    .bind(id)
-                    .bind(i64::MAX)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                let events: Vec<sql::EventRow> = sqlx::query_as(p::SELECT_ALL_EVENTS)
-                    .bind(id)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                let product_views: Vec<$crate::repo::ProductView> =
-                    sqlx::query_as(p::SELECT_PRODUCT_VIEWS)
-                        .bind(id)
-                        .fetch_all(&mut *tx)
-                        .await?;
-                let erasure: Option<$crate::repo::Erasure> = sqlx::query_as(p::SELECT_ERASURE)
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok(Some($crate::repo::PersonRecord {
-                    customer,
-                    merged_from: merged_from
-                        .into_iter()
-                        .map(TryInto::try_into)
-                        .collect::<$crate::Result<_>>()?,
-                    orders: orders.into_iter().map(Into::into).collect(),
-                    support_tickets: tickets.into_iter().map(Into::into).collect(),
-                    events: events
-                        .into_iter()
-                        .map(TryInto::try_into)
-                        .collect::<$crate::Result<_>>()?,
-                    product_views,
-                    erasure,
-                }))
-            }
+        sqlx::query(DROP_PRODUCT_VIEWS)
+            .arg(secondary)
+            .execute(D::within(&mut tx))
+            .await?;
+        let rows = sqlx::query(SELECT_COMPLETED)
+            .arg(primary)
+            .fetch_all(D::within(&mut tx))
+            .await?;
+        let completed: Vec<(f64, Option<DateTime<Utc>>)> = read_rows::<D, _>(&rows)?;
+        let totals = crm_domain::merge::OrderTotals {
+            orders: completed.len() as i64,
+            spent: completed.iter().map(|(total, _)| total).sum(),
+            first: completed.iter().filter_map(|(_, at)| *at).min(),
+            last: completed.iter().filter_map(|(_, at)| *at).max(),
+        };
+        let (primary, secondary) = first.merged_with(&second, totals, now)?;
+        let merged = Merged { primary, secondary };
+        if dry_run {
+            tx.rollback().await?;
+            return Ok(merged);
         }
-    };
+        update_customer::<D>(&mut tx, &merged.primary).await?;
+        update_customer::<D>(&mut tx, &merged.secondary).await?;
+        let event = merged_event(&merged, now);
+        insert_event::<D>(&mut tx, &event, now).await?;
+        let deleted =
+            OutboxMessage::customer_changed(CustomerEventType::CustomerDeleted, &merged.secondary);
+        insert_outbox::<D>(&mut tx, [OutboxMessage::event(&event), deleted]).await?;
+        tx.commit().await?;
+        Ok(merged)
+    }
+
+    async fn erase(&self, id: CustomerId, erasure: &Erasure) -> Result<Vec<Customer>> {
+        let mut tx = self.pool.begin_with(D::BEGIN_READ_THEN_WRITE).await?;
+        // Locked until commit: an event of the person waits, then finds them erased,
+        // instead of keeping free text the erasure did not see.
+        let person = select_customer::<D>(&mut tx, id, D::SELECT_FOR_WRITE)
+            .await?
+            .ok_or(Error::NotFound(id))?;
+        if person.is_erased() {
+            return Ok(Vec::new());
+        }
+        // The person and every record merged into them (also indirectly).
+        let mut records = vec![person];
+        let mut next = 0;
+        while next < records.len() {
+            let rows = sqlx::query(SELECT_MERGED_FROM)
+                .arg(records[next].id.as_uuid())
+                .fetch_all(D::within(&mut tx))
+                .await?;
+            for row in &rows {
+                records.push(read_customer::<D>(row)?);
+            }
+            next += 1;
+        }
+        let mut erased = Vec::with_capacity(records.len());
+        for record in &records {
+            let tombstone = record.erased(erasure.erased_at);
+            update_customer::<D>(&mut tx, &tombstone).await?;
+            let customer_id = record.id.as_uuid();
+            let rows = sqlx::query(SELECT_EVENT_DATA)
+                .arg(customer_id)
+                .fetch_all(D::within(&mut tx))
+                .await?;
+            let events: Vec<(Uuid, String, Json<serde_json::Value>)> = read_rows::<D, _>(&rows)?;
+            for (event_id, event_type, data) in events {
+                let event_type = event_type.parse().map_err(Error::Corrupt)?;
+                let wiped = crm_domain::merge::erased_event_data(event_type, &data.0);
+                sqlx::query(SET_EVENT_DATA)
+                    .arg(event_id)
+                    .json(wiped)
+                    .execute(D::within(&mut tx))
+                    .await?;
+            }
+            sqlx::query(EMPTY_TICKET_SUBJECTS)
+                .arg(customer_id)
+                .execute(D::within(&mut tx))
+                .await?;
+            sqlx::query(DROP_PENDING_MESSAGES)
+                .arg(customer_id.to_string())
+                .execute(D::within(&mut tx))
+                .await?;
+            sqlx::query(INSERT_ERASURE)
+                .arg(customer_id)
+                .arg(erasure.erased_by.clone())
+                .arg(erasure.request_id.clone())
+                .arg(erasure.erased_at)
+                .execute(D::within(&mut tx))
+                .await?;
+            let deleted =
+                OutboxMessage::customer_changed(CustomerEventType::CustomerDeleted, &tombstone);
+            insert_outbox::<D>(&mut tx, [deleted]).await?;
+            erased.push(tombstone);
+        }
+        tx.commit().await?;
+        Ok(erased)
+    }
+
+    async fn export(&self, id: CustomerId) -> Result<Option<PersonRecord>> {
+        // One snapshot of everything: a read transaction.
+        let mut tx = self.pool.begin().await?;
+        let Some(customer) = select_customer::<D>(&mut tx, id, SELECT_BY_ID).await? else {
+            return Ok(None);
+        };
+        let id = id.as_uuid();
+        let of_person = |statement: &'static str| sqlx::query(statement).arg(id);
+        let rows = of_person(SELECT_MERGED_FROM)
+            .fetch_all(D::within(&mut tx))
+            .await?;
+        let merged_from: Vec<CustomerRow> = read_rows::<D, _>(&rows)?;
+        let rows = of_person(SELECT_ORDERS)
+            .arg(i64::MAX)
+            .fetch_all(D::within(&mut tx))
+            .await?;
+        let orders: Vec<OrderRow> = read_rows::<D, _>(&rows)?;
+        let rows = of_person(SELECT_TICKETS)
+            .arg(i64::MAX)
+            .fetch_all(D::within(&mut tx))
+            .await?;
+        let tickets: Vec<TicketRow> = read_rows::<D, _>(&rows)?;
+        let rows = of_person(SELECT_ALL_EVENTS)
+            .fetch_all(D::within(&mut tx))
+            .await?;
+        let events: Vec<EventRow> = read_rows::<D, _>(&rows)?;
+        let rows = of_person(SELECT_PRODUCT_VIEWS)
+            .fetch_all(D::within(&mut tx))
+            .await?;
+        let product_views: Vec<ProductView> = read_rows::<D, _>(&rows)?;
+        let row = of_person(SELECT_ERASURE)
+            .fetch_optional(D::within(&mut tx))
+            .await?;
+        let erasure: Option<Erasure> = row.map(|row| D::read(&row)).transpose()?;
+        tx.commit().await?;
+        Ok(Some(PersonRecord {
+            customer,
+            merged_from: merged_from
+                .into_iter()
+                .map(TryInto::try_into)
+                .collect::<Result<_>>()?,
+            orders: orders.into_iter().map(Into::into).collect(),
+            support_tickets: tickets.into_iter().map(Into::into).collect(),
+            events: events
+                .into_iter()
+                .map(TryInto::try_into)
+                .collect::<Result<_>>()?,
+            product_views,
+            erasure,
+        }))
+    }
 }
-pub(crate) use impl_person_store;

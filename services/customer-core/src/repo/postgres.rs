@@ -1,17 +1,14 @@
 //! The PostgreSQL adapter of the customer store.
 
 use crm_platform::database::{PostgresLimits, postgres_options, postgres_pool};
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::{Connection, PgConnection, PgPool, Postgres};
 
-use super::{customers::impl_customer_repository, person::impl_person_store};
+use super::{SqlRepository, sql_repository::Locking};
 use crate::Result;
 
-#[derive(Clone)]
-pub struct PostgresRepository {
-    pool: PgPool,
-}
+pub type PostgresRepository = SqlRepository<Postgres>;
 
-impl PostgresRepository {
+impl SqlRepository<Postgres> {
     /// Connects, creating the database when it does not exist yet (a fresh developer
     /// machine), and runs the migrations (on a connection of their own: building an index
     /// over millions of rows may take longer than the statement timeout).
@@ -33,7 +30,7 @@ impl PostgresRepository {
     }
 }
 
-impl PostgresRepository {
+impl Locking for Postgres {
     /// A transaction that reads rows and then writes them: row locks do the rest.
     const BEGIN_READ_THEN_WRITE: &str = "begin";
     /// Writes that must not interleave (events, merges, erasures) lock the customer row.
@@ -41,9 +38,6 @@ impl PostgresRepository {
     /// Rows another relay holds are skipped, not waited for: replicas share the work.
     const CLAIM_OUTBOX: &str = include_str!("queries/postgres/claim_outbox.sql");
 }
-
-impl_customer_repository!(PostgresRepository);
-impl_person_store!(PostgresRepository);
 
 #[cfg(test)]
 mod tests {
@@ -89,7 +83,7 @@ mod tests {
     /// yet): nothing of it remains.
     #[tokio::test(flavor = "multi_thread")]
     async fn a_merge_cut_off_from_its_database_leaves_both_customers_unchanged() {
-        use crate::repo::{CustomerRepository, PersonStore};
+        use crate::repo::ports::*;
         let url = crm_platform::testing::fresh_postgres_url().await;
         let repo = std::sync::Arc::new(
             PostgresRepository::connect(&url, PostgresLimits::default())
@@ -186,7 +180,7 @@ mod tests {
     /// callers may retry (gRPC `Unavailable`, HTTP 503), instead of hanging.
     #[tokio::test]
     async fn a_statement_stuck_behind_a_lock_ends_as_unavailable() {
-        use crate::repo::CustomerRepository;
+        use crate::repo::ports::*;
         let url = crm_platform::testing::fresh_postgres_url().await;
         let limits = PostgresLimits {
             max_connections: 2,
@@ -211,7 +205,7 @@ mod tests {
 
     #[tokio::test]
     async fn events_written_before_a_crash_are_published_after_it() {
-        use crate::repo::CustomerRepository;
+        use crate::repo::ports::*;
         let url = crm_platform::testing::fresh_postgres_url().await;
         let repo = PostgresRepository::connect(&url, PostgresLimits::default())
             .await
@@ -284,7 +278,7 @@ mod tests {
         repo: &PostgresRepository,
         email: &str,
     ) -> crm_domain::CustomerId {
-        use crate::repo::CustomerRepository;
+        use crate::repo::ports::*;
         let draft = crm_domain::CustomerDraft {
             email: email.into(),
             ..Default::default()
@@ -320,7 +314,7 @@ mod tests {
     /// is refused; its free text is nowhere.
     #[tokio::test(flavor = "multi_thread")]
     async fn an_event_during_an_erasure_finds_the_person_erased() {
-        use crate::repo::{CustomerRepository, Erasure, EventOutcome, PersonStore};
+        use crate::repo::{Erasure, EventOutcome, ports::*};
         let (url, repo) = fresh_repo().await;
         let id = customer_with_activity(&repo, "erased@example.com").await;
         // Ticket subjects are held: the erasure stops there, its events already wiped.
@@ -358,7 +352,7 @@ mod tests {
     /// the customer who stays.
     #[tokio::test(flavor = "multi_thread")]
     async fn an_event_during_a_merge_follows_the_merged_customer() {
-        use crate::repo::{CustomerRepository, EventOutcome, PersonStore};
+        use crate::repo::{EventOutcome, ports::*};
         let (url, repo) = fresh_repo().await;
         let primary = customer_with_activity(&repo, "stays@example.com").await;
         let secondary = customer_with_activity(&repo, "goes@example.com").await;
@@ -397,7 +391,7 @@ mod tests {
     /// good and ends in a dead-letter queue).
     #[tokio::test(flavor = "multi_thread")]
     async fn concurrent_events_of_one_customer_all_apply() {
-        use crate::repo::{CustomerRepository, EventOutcome};
+        use crate::repo::{EventOutcome, ports::*};
         let (_, repo) = fresh_repo().await;
         let id = customer_with_activity(&repo, "hot@example.com").await;
         let orders = (0..40).map(|n| {

@@ -149,60 +149,6 @@ impl TryFrom<EventRow> for CustomerEvent {
     }
 }
 
-/// The customer with id `$id`, if any, read through `$executor` (the pool or a
-/// transaction): `Result<Option<Customer>>`.
-macro_rules! select_customer {
-    ($executor:expr, $id:expr) => {
-        $crate::repo::sql::select_customer!($executor, $id, $crate::repo::sql::SELECT_BY_ID)
-    };
-    ($executor:expr, $id:expr, $statement:expr) => {{
-        let id: crm_domain::CustomerId = $id;
-        let row: Option<$crate::repo::sql::CustomerRow> = sqlx::query_as($statement)
-            .bind(id.as_uuid())
-            .fetch_optional($executor)
-            .await?;
-        row.map(crm_domain::Customer::try_from).transpose()
-    }};
-}
-pub(crate) use select_customer;
-
-/// Binds a customer to INSERT or UPDATE in column order; one macro for both databases,
-/// because sqlx's bind is generic over the database only through many bounds.
-macro_rules! bind_customer {
-    ($query:expr, $c:expr) => {{
-        let c: &crm_domain::Customer = $c;
-        let keys = c.match_keys();
-        $query
-            .bind(c.id.as_uuid())
-            .bind(c.email.as_str().to_owned())
-            .bind(c.phone.as_ref().map(|p| p.as_str().to_owned()))
-            .bind(c.first_name.as_ref().map(|n| n.as_str().to_owned()))
-            .bind(c.last_name.as_ref().map(|n| n.as_str().to_owned()))
-            .bind(c.status.as_str())
-            .bind(c.segment.as_str())
-            .bind(sqlx::types::Json(c.tags.clone()))
-            .bind(sqlx::types::Json(c.addresses.clone()))
-            .bind(sqlx::types::Json(c.preferences.clone()))
-            .bind(c.metrics.total_orders)
-            .bind(c.metrics.total_spent)
-            .bind(c.metrics.average_order)
-            .bind(c.metrics.first_order_date)
-            .bind(c.metrics.last_order_date)
-            .bind(c.metrics.lifetime_value)
-            .bind(c.metrics.nps)
-            .bind(c.version)
-            .bind(c.created_at)
-            .bind(c.updated_at)
-            .bind(c.last_activity_at)
-            .bind(c.merged_into.map(|id| id.as_uuid()))
-            .bind(c.erased_at)
-            .bind(keys.email)
-            .bind(keys.first_name)
-            .bind(keys.last_name)
-    }};
-}
-pub(crate) use bind_customer;
-
 pub const INSERT_OUTBOX: &str = include_str!("queries/insert_outbox.sql");
 
 pub const DELETE_OUTBOX: &str = include_str!("queries/delete_outbox.sql");
@@ -250,44 +196,6 @@ impl OutboxMessage {
         }
     }
 }
-
-/// Appends an event to its customer's activity (nothing when its id is known already);
-/// the execution's result, so callers can tell new from duplicate.
-macro_rules! insert_event {
-    ($tx:expr, $event:expr, $recorded_at:expr) => {{
-        let event: &crm_domain::CustomerEvent = $event;
-        sqlx::query($crate::repo::sql::INSERT_EVENT)
-            .bind(event.id)
-            .bind(event.customer_id.as_uuid())
-            .bind(event.event_type.as_str())
-            .bind(sqlx::types::Json(&event.data))
-            .bind(&event.source)
-            .bind(event.timestamp)
-            .bind(event.timestamp.timestamp_micros())
-            .bind($recorded_at)
-            .execute(&mut *$tx)
-            .await
-    }};
-}
-pub(crate) use insert_event;
-
-/// Writes outbox messages, in the transaction of the change they belong to.
-macro_rules! insert_outbox {
-    ($executor:expr, $messages:expr) => {{
-        for message in $messages {
-            let message: $crate::repo::sql::OutboxMessage = message;
-            sqlx::query($crate::repo::sql::INSERT_OUTBOX)
-                .bind(message.id)
-                .bind(message.exchange)
-                .bind(&message.routing_key)
-                .bind(sqlx::types::Json(&message.payload))
-                .bind(message.at)
-                .execute(&mut *$executor)
-                .await?;
-        }
-    }};
-}
-pub(crate) use insert_outbox;
 
 pub const UPSERT_DAILY_SALES: &str = include_str!("queries/upsert_daily_sales.sql");
 

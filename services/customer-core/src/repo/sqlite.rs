@@ -3,19 +3,16 @@
 use std::{path::Path, str::FromStr};
 
 use sqlx::{
-    SqlitePool,
+    Sqlite,
     sqlite::{SqliteConnectOptions, SqlitePoolOptions},
 };
 
-use super::{customers::impl_customer_repository, person::impl_person_store};
+use super::{SqlRepository, sql_repository::Locking};
 use crate::Result;
 
-#[derive(Clone)]
-pub struct SqliteRepository {
-    pool: SqlitePool,
-}
+pub type SqliteRepository = SqlRepository<Sqlite>;
 
-impl SqliteRepository {
+impl SqlRepository<Sqlite> {
     /// Opens (or creates) the database file and runs the migrations.
     pub async fn open(path: &Path) -> Result<Self> {
         let options = crm_platform::database::sqlite_file(path).foreign_keys(true);
@@ -39,7 +36,7 @@ impl SqliteRepository {
     }
 }
 
-impl SqliteRepository {
+impl Locking for Sqlite {
     /// SQLite has one writer at a time: a transaction that reads and then writes takes
     /// the write lock up front, so a second writer waits (busy timeout) instead of
     /// reading the same rows, or failing with "database is locked" when its read
@@ -50,13 +47,10 @@ impl SqliteRepository {
     const CLAIM_OUTBOX: &str = include_str!("queries/sqlite/claim_outbox.sql");
 }
 
-impl_customer_repository!(SqliteRepository);
-impl_person_store!(SqliteRepository);
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::repo::CustomerRepository;
+    use crate::repo::ports::*;
 
     #[tokio::test]
     async fn contract_in_memory() {
