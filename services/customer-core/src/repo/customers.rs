@@ -17,8 +17,8 @@ use super::{
         UPDATE_SEGMENTS_WHERE, map_write_error,
     },
     sql_repository::{
-        CoreDialect, SqlRepository, bind_customer, get_customer, insert_event, insert_outbox,
-        placeholder_list, read_customer, read_rows, values_rows,
+        CoreDialect, SqlRepository, bind_customer, bind_event, bind_message, get_customer,
+        insert_event, insert_outbox, placeholder_list, read_customer, read_rows, values_rows,
     },
 };
 use crate::{Error, Result};
@@ -120,27 +120,13 @@ impl<D: CoreDialect> Customers for SqlRepository<D> {
             let insert = format!("{INSERT_EVENTS}{}", values_rows(decided.len(), 8));
             let mut events = sqlx::query(sqlx::AssertSqlSafe(insert));
             for (_, event) in &decided {
-                events = events
-                    .arg(event.id)
-                    .arg(event.customer_id.as_uuid())
-                    .arg(event.event_type.as_str().to_owned())
-                    .json(&event.data)
-                    .arg(event.source.clone())
-                    .arg(event.timestamp)
-                    .arg(event.timestamp.timestamp_micros())
-                    .arg(now);
+                events = bind_event(events, event, now);
             }
             events.execute(D::within(&mut tx)).await?;
             let insert = format!("{INSERT_OUTBOX_ROWS}{}", values_rows(decided.len(), 5));
             let mut outbox = sqlx::query(sqlx::AssertSqlSafe(insert));
             for (_, event) in &decided {
-                let message = OutboxMessage::event(event);
-                outbox = outbox
-                    .arg(message.id)
-                    .arg(message.exchange.to_owned())
-                    .arg(message.routing_key)
-                    .json(message.payload)
-                    .arg(message.at);
+                outbox = bind_message(outbox, OutboxMessage::event(event));
             }
             outbox.execute(D::within(&mut tx)).await?;
         }

@@ -177,13 +177,13 @@ pub(super) async fn update_customer<D: CoreDialect>(
     }
 }
 
-/// Appends an event to its customer's activity; `false` when its id was known already.
-pub(super) async fn insert_event<D: CoreDialect>(
-    connection: &mut D::Connection,
+/// Binds an event to its row of `customer_events`, in column order.
+pub(super) fn bind_event<'q, D: CoreDialect>(
+    query: Query<'q, D, D::Arguments>,
     event: &CustomerEvent,
     recorded_at: DateTime<Utc>,
-) -> std::result::Result<bool, sqlx::Error> {
-    let done = sqlx::query(INSERT_EVENT)
+) -> Query<'q, D, D::Arguments> {
+    query
         .arg(event.id)
         .arg(event.customer_id.as_uuid())
         .arg(event.event_type.as_str().to_owned())
@@ -192,6 +192,28 @@ pub(super) async fn insert_event<D: CoreDialect>(
         .arg(event.timestamp)
         .arg(event.timestamp.timestamp_micros())
         .arg(recorded_at)
+}
+
+/// Binds an outbox message to its row of `outbox`, in column order.
+pub(super) fn bind_message<'q, D: CoreDialect>(
+    query: Query<'q, D, D::Arguments>,
+    message: OutboxMessage,
+) -> Query<'q, D, D::Arguments> {
+    query
+        .arg(message.id)
+        .arg(message.exchange.to_owned())
+        .arg(message.routing_key)
+        .json(message.payload)
+        .arg(message.at)
+}
+
+/// Appends an event to its customer's activity; `false` when its id was known already.
+pub(super) async fn insert_event<D: CoreDialect>(
+    connection: &mut D::Connection,
+    event: &CustomerEvent,
+    recorded_at: DateTime<Utc>,
+) -> std::result::Result<bool, sqlx::Error> {
+    let done = bind_event(sqlx::query(INSERT_EVENT), event, recorded_at)
         .execute(D::within(connection))
         .await?;
     Ok(D::rows_affected(&done) > 0)
@@ -203,12 +225,7 @@ pub(super) async fn insert_outbox<D: CoreDialect>(
     messages: impl IntoIterator<Item = OutboxMessage>,
 ) -> Result<()> {
     for message in messages {
-        sqlx::query(INSERT_OUTBOX)
-            .arg(message.id)
-            .arg(message.exchange.to_owned())
-            .arg(message.routing_key)
-            .json(message.payload)
-            .arg(message.at)
+        bind_message(sqlx::query(INSERT_OUTBOX), message)
             .execute(D::within(&mut *connection))
             .await?;
     }
