@@ -1,0 +1,127 @@
+use std::sync::Arc;
+
+use crm_platform::cache::MemoryCache;
+
+use super::*;
+use crate::repo::SqliteRepository;
+
+async fn service() -> CustomerService {
+    let repo = SqliteRepository::in_memory().await.unwrap();
+    CustomerService::new(Arc::new(repo), Arc::new(MemoryCache::new(100)))
+}
+
+#[tokio::test]
+async fn csv_rows_are_upserted_by_email_and_bad_lines_reported() {
+    let service = service().await;
+    let csv = "email,first_name,tags,newsletter\n\
+                   ada@example.com,Ada,vip|tech,yes\n\
+                   not-an-email,Bob,,\n\
+                   \"grace@example.com\",\"Grace, Admiral\",,no\n\
+                   ADA@example.com,Augusta,,\n\
+                   too,many,fields,here,now\n\
+                   ada@example.com,Augusta,,\n";
+    let job = service
+        .import(ImportFormat::Csv, csv.as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(job.status, ImportStatus::Completed);
+    assert_eq!(
+        (job.created, job.updated, job.unchanged, job.failed),
+        (2, 1, 1, 2)
+    );
+    let lines: Vec<u64> = job.errors.iter().map(|e| e.line).collect();
+    assert_eq!(lines, [3, 6]);
+    assert!(
+        job.errors[0].message.starts_with("email:"),
+        "{}",
+        job.errors[0].message
+    );
+    let ada = service
+        .repository()
+        .find_live_by_email(&Email::parse("ada@example.com").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        ada.first_name.unwrap().as_str(),
+        "Augusta",
+        "the later row updated it"
+    );
+    assert_eq!(ada.tags.len(), 2, "an empty cell keeps the value");
+    assert!(ada.preferences.newsletter);
+    assert_eq!(
+        service.import_job(job.id).await.unwrap(),
+        job,
+        "saved as returned"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_column_fails_the_import_before_any_row() {
+    let service = service().await;
+    let job = service
+        .import(ImportFormat::Csv, "email,shoe_size\na@b.co,42\n".as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(job.status, ImportStatus::Failed);
+    assert!(job.reason.unwrap().contains("shoe_size"));
+    assert_eq!(job.created, 0);
+}
+
+#[tokio::test]
+async fn ndjson_lines_are_numbered_and_blank_ones_skipped() {
+    let service = service().await;
+    let ndjson = "{\"email\": \"a@example.com\", \"tags\": [\"x\"]}\n\n\
+                      {\"email\": \"b@example.com\", \"segment\": \"vip\"}\n\
+                      not json\n\
+                      {\"email\": \"c@example.com\", \"preferences\": {\"currency\": \"usd\"}}\n";
+    let job = service
+        .import(ImportFormat::Ndjson, ndjson.as_bytes())
+        .await
+        .unwrap();
+    assert_eq!((job.created, job.failed), (2, 2));
+    let lines: Vec<u64> = job.errors.iter().map(|e| e.line).collect();
+    assert_eq!(lines, [3, 4]);
+    assert!(job.errors[0].message.contains("unknown field `segment`"));
+}
+
+#[tokio::test]
+async fn an_overlong_ndjson_line_is_refused_alone() {
+    let service = service().await;
+    let long = format!(
+        "{{\"email\": \"x@example.com\", \"first_name\": \"{}\"}}",
+        "a".repeat(200_000)
+    );
+    let ndjson =
+        format!("{{\"email\": \"a@example.com\"}}\n{long}\n{{\"email\": \"b@example.com\"}}\n");
+    let job = service
+        .import(ImportFormat::Ndjson, ndjson.as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(job.status, ImportStatus::Completed);
+    assert_eq!((job.created, job.failed), (2, 1));
+    assert_eq!(job.errors[0].line, 2);
+    assert!(
+        job.errors[0].message.contains("longer than 64 KiB"),
+        "{:?}",
+        job.errors
+    );
+}
+
+#[tokio::test]
+async fn a_csv_quote_that_never_closes_stops_the_import_at_its_row() {
+    let service = service().await;
+    let csv = format!(
+        "email,first_name\na@example.com,Ada\nb@example.com,\"Bo{}\n",
+        "b,\n".repeat(100_000)
+    );
+    let job = service
+        .import(ImportFormat::Csv, csv.as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(job.status, ImportStatus::Failed);
+    assert_eq!(job.created, 1, "the rows before are imported");
+    let reason = job.reason.unwrap();
+    assert!(reason.starts_with("line 3:"), "{reason}");
+    assert!(reason.contains("longer than 64 KiB"), "{reason}");
+}
