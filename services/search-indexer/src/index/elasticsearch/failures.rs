@@ -1,4 +1,3 @@
-
 use super::*;
 use crate::index::{contract::customer, recorded::Elastic};
 
