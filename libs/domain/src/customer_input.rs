@@ -1,11 +1,15 @@
 //! What clients send to create or change a customer: raw values, validated into a
 //! [`Customer`](crate::Customer) by `Customer::create` and `Customer::patched`, which
-//! report every bad field at once. The serde shapes double as the REST request bodies.
+//! report every bad field at once (with the parsing helpers at the end of this file). The
+//! serde shapes double as the REST request bodies.
 
 use serde::{Deserialize, Deserializer};
 use utoipa::ToSchema;
 
-use crate::{Address, AddressKind, CustomerStatus};
+use crate::{
+    Address, AddressKind, CountryCode, Currency, CustomerStatus, Language, Preferences,
+    customer::MAX_ADDRESSES, tag::normalize_tags, validation::ValidationErrors,
+};
 
 /// The body of `POST /api/customers`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, ToSchema)]
@@ -135,6 +139,148 @@ where
     Ok(Some(
         Option::<Vec<T>>::deserialize(deserializer)?.unwrap_or_default(),
     ))
+}
+
+/// Blank optional text means "none": forms send "" for an empty field.
+pub(crate) fn optional<T>(
+    value: Option<&str>,
+    parse: fn(&str) -> Result<T, String>,
+) -> Result<Option<T>, String> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(text) => parse(text).map(Some),
+    }
+}
+
+pub(crate) fn parse_addresses(
+    drafts: &[AddressDraft],
+    errors: &mut ValidationErrors,
+) -> Vec<Address> {
+    if drafts.len() > MAX_ADDRESSES {
+        errors.push(
+            "addresses",
+            format!("at most {MAX_ADDRESSES} addresses are allowed"),
+        );
+        return Vec::new();
+    }
+    let addresses: Vec<Address> = drafts
+        .iter()
+        .enumerate()
+        .filter_map(|(i, draft)| draft.parse(&format!("addresses[{i}]"), errors))
+        .collect();
+    for kind in AddressKind::ALL {
+        let defaults = addresses
+            .iter()
+            .filter(|a| a.kind == *kind && a.is_default)
+            .count();
+        if defaults > 1 {
+            errors.push(
+                "addresses",
+                format!("only one default {kind} address is allowed"),
+            );
+        }
+    }
+    addresses
+}
+
+impl AddressDraft {
+    fn parse(&self, path: &str, errors: &mut ValidationErrors) -> Option<Address> {
+        let before = errors.0.len();
+        let mut field = |name: &str, value: Option<&str>, max: usize, required: bool| {
+            let result = text(value, max, required);
+            errors.check(&format!("{path}.{name}"), result).flatten()
+        };
+        let line1 = field("line1", Some(&self.line1), 200, true);
+        let line2 = field("line2", self.line2.as_deref(), 200, false);
+        let city = field("city", Some(&self.city), 100, true);
+        let region = field("region", self.region.as_deref(), 100, false);
+        let postal_code = field("postal_code", self.postal_code.as_deref(), 20, false);
+        let country = errors.check(
+            &format!("{path}.country"),
+            CountryCode::parse(&self.country),
+        );
+        if errors.0.len() > before {
+            return None;
+        }
+        Some(Address {
+            kind: self.kind.unwrap_or(AddressKind::Shipping),
+            line1: line1?,
+            line2,
+            city: city?,
+            region,
+            postal_code,
+            country: country?,
+            is_default: self.is_default,
+        })
+    }
+}
+
+/// Trimmed free text of at most `max` characters, without control characters.
+fn text(value: Option<&str>, max: usize, required: bool) -> Result<Option<String>, String> {
+    let value = value.map(str::trim).unwrap_or_default();
+    if value.is_empty() {
+        return if required {
+            Err("must not be empty".into())
+        } else {
+            Ok(None)
+        };
+    }
+    if value.chars().count() > max {
+        return Err(format!("must be at most {max} characters"));
+    }
+    if value.chars().any(char::is_control) {
+        return Err("must not contain control characters".into());
+    }
+    Ok(Some(value.to_owned()))
+}
+
+impl PreferencesPatch {
+    pub(crate) fn apply_to(
+        &self,
+        mut current: Preferences,
+        errors: &mut ValidationErrors,
+    ) -> Preferences {
+        let language = self.language.as_deref().map(Language::parse);
+        update(
+            errors,
+            "preferences.language",
+            &mut current.language,
+            language,
+        );
+        let currency = self.currency.as_deref().map(Currency::parse);
+        update(
+            errors,
+            "preferences.currency",
+            &mut current.currency,
+            currency,
+        );
+        let categories = self.categories.as_deref().map(normalize_tags);
+        update(
+            errors,
+            "preferences.categories",
+            &mut current.categories,
+            categories,
+        );
+        if let Some(newsletter) = self.newsletter {
+            current.newsletter = newsletter;
+        }
+        if let Some(sms) = self.sms_notifications {
+            current.sms_notifications = sms;
+        }
+        current
+    }
+}
+
+/// Sets `slot` to a requested value that parsed, or records why it did not.
+pub(crate) fn update<T>(
+    errors: &mut ValidationErrors,
+    field: &str,
+    slot: &mut T,
+    requested: Option<Result<T, String>>,
+) {
+    if let Some(value) = requested.and_then(|parsed| errors.check(field, parsed)) {
+        *slot = value;
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 use chrono::TimeZone;
 
 use super::*;
+use crate::{AddressDraft, PreferencesPatch};
 
 fn at(hour: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 24, hour, 0, 0).unwrap()
