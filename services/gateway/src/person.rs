@@ -97,20 +97,8 @@ pub async fn customer_360(
             reason: d.reason,
         })
         .collect();
-    let mut kept = |part: &str, reason: String| {
-        degraded.push(DegradedPart {
-            part: part.to_owned(),
-            reason,
-        })
-    };
-    let rfm = rfm.unwrap_or_else(|reason| {
-        kept("rfm", reason);
-        None
-    });
-    let recommendations = recommendations.unwrap_or_else(|reason| {
-        kept("recommendations", reason);
-        Vec::new()
-    });
+    let rfm = kept(&mut degraded, "rfm", rfm);
+    let recommendations = kept(&mut degraded, "recommendations", recommendations);
     let customer = view
         .customer
         .ok_or_else(|| Error::internal("customer-core sent a 360 view without the customer"))?;
@@ -124,6 +112,21 @@ pub async fn customer_360(
         timeline: from_core(view.timeline)?,
         degraded,
     }))
+}
+
+/// A part's answer, or its empty value with the part listed as degraded.
+fn kept<T: Default>(
+    degraded: &mut Vec<DegradedPart>,
+    part: &str,
+    got: std::result::Result<T, String>,
+) -> T {
+    got.unwrap_or_else(|reason| {
+        degraded.push(DegradedPart {
+            part: part.to_owned(),
+            reason,
+        });
+        T::default()
+    })
 }
 
 /// One of segmentation's parts under its deadline; the reason it is missing otherwise.

@@ -12,13 +12,13 @@ use uuid::Uuid;
 use super::{
     Change, Customers, SegmentChange,
     sql::{
-        self, EXISTS, INSERT, INSERT_EVENTS, INSERT_OUTBOX_ROWS, OutboxMessage,
+        self, EXISTS, INSERT, INSERT_EVENTS, INSERT_OUTBOX_ROWS, OutboxMessage, SELECT_BY_ID,
         SELECT_LIVE_BY_EMAIL, SELECT_PAGE, SELECT_SOME, UPDATE, UPDATE_SEGMENTS_FROM,
         UPDATE_SEGMENTS_WHERE, map_write_error,
     },
     sql_repository::{
-        CoreDialect, SqlRepository, bind_customer, bind_event, bind_message, get_customer,
-        insert_event, insert_outbox, placeholder_list, read_customer, read_rows, values_rows,
+        CoreDialect, SqlRepository, bind_customer, bind_event, bind_message, insert_event,
+        insert_outbox, placeholder_list, read_customer, read_rows, select_customer, values_rows,
     },
 };
 use crate::{Error, Result};
@@ -38,7 +38,8 @@ impl<D: CoreDialect> Customers for SqlRepository<D> {
     }
 
     async fn get(&self, id: CustomerId) -> Result<Option<Customer>> {
-        get_customer(&self.pool, id).await
+        let mut connection = self.pool.acquire().await?;
+        select_customer::<D>(&mut connection, id, SELECT_BY_ID).await
     }
 
     async fn update(&self, customer: &Customer, change: &Change) -> Result<()> {

@@ -14,7 +14,7 @@ use super::{
     person::{OrderRow, ProductView, TicketRow},
     sql::{
         CustomerRow, DailySalesRow, EventRow, INSERT_EVENT, INSERT_OUTBOX, ImportRow,
-        OutboxMessage, OutboxRow, SELECT_BY_ID, UPDATE,
+        OutboxMessage, OutboxRow, UPDATE,
     },
 };
 use crate::{Error, Result};
@@ -102,18 +102,6 @@ pub(super) async fn select_customer<D: CoreDialect>(
     let row = sqlx::query(statement)
         .arg(id.as_uuid())
         .fetch_optional(D::within(connection))
-        .await?;
-    row.map(|row| read_customer::<D>(&row)).transpose()
-}
-
-/// The same on the pool, outside any transaction.
-pub(super) async fn get_customer<D: CoreDialect>(
-    pool: &Pool<D>,
-    id: CustomerId,
-) -> Result<Option<Customer>> {
-    let row = sqlx::query(SELECT_BY_ID)
-        .arg(id.as_uuid())
-        .fetch_optional(D::on(pool))
         .await?;
     row.map(|row| read_customer::<D>(&row)).transpose()
 }
