@@ -11,6 +11,7 @@ pub mod email;
 pub mod event;
 pub mod event_validation;
 pub mod language;
+pub mod limits;
 pub mod merge;
 pub mod milestone;
 pub mod name;

@@ -7,10 +7,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::{CustomerMetrics, Segment};
 
-/// Segment changes one store request carries at most (customer-core refuses more,
-/// segmentation sends them in pages of this size).
-pub const MAX_SEGMENT_CHANGES: usize = 1_000;
-
 /// The segment rules' thresholds, configurable per deployment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

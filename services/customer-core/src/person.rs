@@ -3,6 +3,7 @@
 use std::{future::Future, time::Duration};
 
 use chrono::Utc;
+use crm_domain::limits::{MAX_DUPLICATES, MAX_TICKETS_SHOWN};
 use crm_domain::{
     Customer, CustomerEvent, CustomerId, Order, SupportTicket, TimelineEntry, ValidationErrors,
     activity, duplicates::Likeness,
@@ -17,9 +18,7 @@ use crate::{
 
 pub const RECENT_ORDERS: u32 = 10;
 pub const RECENT_EVENTS: u32 = 50;
-pub const MAX_TICKETS: u32 = 50;
 pub const DEFAULT_DUPLICATES: u32 = 10;
-pub const MAX_DUPLICATES: u32 = 50;
 /// Candidates sharing a key that are scored; a very common name yields many.
 const CANDIDATES: u32 = 500;
 
@@ -88,7 +87,7 @@ impl CustomerService {
                     events.await.map_err(store)
                 }),
                 part(deadlines.part, async {
-                    let mut tickets = self.repo.tickets(id, MAX_TICKETS).await.map_err(store)?;
+                    let mut tickets = self.repo.tickets(id, MAX_TICKETS_SHOWN).await.map_err(store)?;
                     activity::open_first(&mut tickets);
                     Ok(tickets)
                 }),

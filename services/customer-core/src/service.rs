@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{Days, NaiveDate, Utc};
-use crm_domain::segmentation::MAX_SEGMENT_CHANGES;
+use crm_domain::limits::{MAX_PAGE_SIZE, MAX_SALES_DAYS, MAX_SEGMENT_CHANGES};
 use crm_domain::{
     Customer, CustomerDraft, CustomerEvent, CustomerEventType, CustomerId, CustomerPatch, Segment,
     ValidationErrors,
@@ -23,9 +23,6 @@ use crate::{
 };
 
 pub const DEFAULT_PAGE_SIZE: u32 = 20;
-pub const MAX_PAGE_SIZE: u32 = 100;
-/// The longest range of purchase analytics per request.
-pub const MAX_SALES_DAYS: i64 = 366;
 /// How long a write that keeps losing its version race tries again: the events of a busy
 /// customer may win many times in a row (each holds the row for milliseconds), and an
 /// answered write must not fail for that.

@@ -1,11 +1,11 @@
 //! The tonic `IngestService`: single, batch and client-streaming ingest.
 
-use crm_domain::EventDraft;
+use crm_domain::{EventDraft, limits::MAX_EVENTS_PER_REQUEST};
 use crm_proto::v1::{self, ingest_service_server::IngestService};
 use futures::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::service::{IngestReport, Ingestor, MAX_BATCH};
+use crate::service::{IngestReport, Ingestor};
 
 pub struct IngestGrpc {
     ingestor: Ingestor,
@@ -75,7 +75,7 @@ impl IngestService for IngestGrpc {
         &self,
         request: Request<Streaming<v1::CustomerEvent>>,
     ) -> Result<Response<v1::IngestResult>, Status> {
-        let mut chunks = request.into_inner().ready_chunks(MAX_BATCH);
+        let mut chunks = request.into_inner().ready_chunks(MAX_EVENTS_PER_REQUEST);
         let mut report = IngestReport::default();
         let mut offset = 0;
         while let Some(chunk) = chunks.next().await {

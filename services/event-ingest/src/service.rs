@@ -4,14 +4,14 @@
 use std::{collections::HashSet, sync::Arc};
 
 use chrono::Utc;
-use crm_domain::{CustomerEvent, EventDraft, FieldError, ValidationErrors};
+use crm_domain::{
+    CustomerEvent, EventDraft, FieldError, ValidationErrors, limits::MAX_EVENTS_PER_REQUEST,
+};
 use crm_platform::bus::{EVENTS_EXCHANGE, EventBus, Message};
 use uuid::Uuid;
 
 use crate::{Result, seen::SeenEvents};
 
-/// Events per call at most (a stream is taken in chunks of this size).
-pub const MAX_BATCH: usize = 1_000;
 
 /// One event that was not accepted, and why.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,8 +56,8 @@ impl Ingestor {
     }
 
     pub async fn ingest(&self, drafts: Vec<EventDraft>) -> Result<IngestReport> {
-        if drafts.len() > MAX_BATCH {
-            let message = format!("at most {MAX_BATCH} events per request");
+        if drafts.len() > MAX_EVENTS_PER_REQUEST {
+            let message = format!("at most {MAX_EVENTS_PER_REQUEST} events per request");
             return Err(ValidationErrors::single("events", message).into());
         }
         let now = Utc::now();
@@ -253,7 +253,7 @@ mod tests {
     #[tokio::test]
     async fn a_batch_over_the_limit_is_refused_whole() {
         let ingestor = ingestor().await;
-        let too_many = vec![draft(A); MAX_BATCH + 1];
+        let too_many = vec![draft(A); MAX_EVENTS_PER_REQUEST + 1];
         assert!(matches!(
             ingestor.ingest(too_many).await,
             Err(crate::Error::Invalid(_))

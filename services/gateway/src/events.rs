@@ -5,7 +5,10 @@ use axum::{
     extract::{Path, State},
     http::StatusCode,
 };
-use crm_domain::{CustomerEvent, EventDraft, FieldError, event_validation::parse_timestamp};
+use crm_domain::{
+    CustomerEvent, EventDraft, FieldError, event_validation::parse_timestamp,
+    limits::MAX_EVENTS_PER_REQUEST,
+};
 use crm_proto::{convert::timestamp, json::json_to_struct, v1};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -19,8 +22,6 @@ use crate::{
     extract::{JsonBody, field_error},
 };
 
-/// Events per request at most.
-pub const MAX_EVENTS: usize = 1_000;
 
 /// One event, or `{"events": [...]}` with up to 1,000.
 #[derive(Debug, ToSchema)]
@@ -125,8 +126,8 @@ pub async fn ingest_events(
         event @ Value::Object(_) => vec![event],
         _ => return Err(invalid("send one event object or {\"events\": [...]}")),
     };
-    if items.len() > MAX_EVENTS {
-        return Err(invalid(&format!("at most {MAX_EVENTS} events per request")));
+    if items.len() > MAX_EVENTS_PER_REQUEST {
+        return Err(invalid(&format!("at most {MAX_EVENTS_PER_REQUEST} events per request")));
     }
     let mut rejected = Vec::new();
     let mut forwarded = Vec::new();

@@ -1,6 +1,8 @@
 //! Page sizes as the services read them: 0 means "the default", so a client's explicit
 //! 0 is refused here.
 
+use crm_domain::limits::MAX_PAGE_SIZE;
+
 use crate::error::{Error, Result};
 
 /// A page size for the services (1-100), where 0 means "the default": an explicit 0 is
@@ -8,7 +10,7 @@ use crate::error::{Error, Result};
 pub(crate) fn checked_limit(limit: Option<u32>) -> Result<u32> {
     nonzero_limit(
         limit,
-        "must be between 1 and 100",
+        &format!("must be between 1 and {MAX_PAGE_SIZE}"),
         "the request has invalid fields",
     )
 }

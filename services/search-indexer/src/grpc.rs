@@ -2,7 +2,10 @@
 
 use std::sync::Arc;
 
-use crm_domain::{Tag, ValidationErrors};
+use crm_domain::{
+    Tag, ValidationErrors,
+    limits::{MAX_PAGE_SIZE, MAX_SEARCH_QUERY_CHARS, MAX_SEARCH_TAGS, MAX_SEARCH_WINDOW},
+};
 use crm_proto::{
     convert::{datetime, segment_from_proto, status_from_proto, timestamp},
     v1::{self, search_service_server::SearchService},
@@ -13,14 +16,10 @@ use uuid::Uuid;
 use crate::{
     Error,
     generations::Generations,
-    index::{DEFAULT_LIMIT, MAX_LIMIT, SearchQuery},
+    index::{DEFAULT_LIMIT, SearchQuery},
     reindex::{ReindexJob, Reindexer},
 };
 
-/// How deep pages may go (Elasticsearch's `max_result_window`).
-const MAX_WINDOW: u32 = 10_000;
-const MAX_QUERY_CHARS: usize = 200;
-const MAX_TAGS: usize = 20;
 
 pub struct SearchGrpc {
     generations: Arc<Generations>,
@@ -56,13 +55,13 @@ pub fn query_from_proto(
 ) -> Result<SearchQuery, ValidationErrors> {
     let mut errors = ValidationErrors::default();
     let text = request.query.trim().to_owned();
-    if text.chars().count() > MAX_QUERY_CHARS {
-        errors.push("query", format!("at most {MAX_QUERY_CHARS} characters"));
+    if text.chars().count() > MAX_SEARCH_QUERY_CHARS {
+        errors.push("query", format!("at most {MAX_SEARCH_QUERY_CHARS} characters"));
     }
     let segment = known(&mut errors, "segment", request.segment, segment_from_proto);
     let status = known(&mut errors, "status", request.status, status_from_proto);
-    if request.tags.len() > MAX_TAGS {
-        errors.push("tags", format!("at most {MAX_TAGS} tags"));
+    if request.tags.len() > MAX_SEARCH_TAGS {
+        errors.push("tags", format!("at most {MAX_SEARCH_TAGS} tags"));
     }
     let tags = request
         .tags
@@ -77,16 +76,16 @@ pub fn query_from_proto(
     }
     let limit = match request.limit {
         0 => DEFAULT_LIMIT,
-        n if n <= MAX_LIMIT => n,
+        n if n <= MAX_PAGE_SIZE => n,
         _ => {
-            errors.push("limit", format!("must be between 1 and {MAX_LIMIT}"));
+            errors.push("limit", format!("must be between 1 and {MAX_PAGE_SIZE}"));
             DEFAULT_LIMIT
         }
     };
-    if request.offset.saturating_add(limit) > MAX_WINDOW {
+    if request.offset.saturating_add(limit) > MAX_SEARCH_WINDOW {
         errors.push(
             "offset",
-            format!("offset + limit may be at most {MAX_WINDOW}; narrow the search instead"),
+            format!("offset + limit may be at most {MAX_SEARCH_WINDOW}; narrow the search instead"),
         );
     }
     errors.finish(|| SearchQuery {

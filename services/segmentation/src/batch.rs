@@ -113,7 +113,7 @@ impl Batch {
         let mut pending = self
             .store
             .pending_changes(&self.rules, now)
-            .chunks(crm_domain::segmentation::MAX_SEGMENT_CHANGES);
+            .chunks(crm_domain::limits::MAX_SEGMENT_CHANGES);
         while let Some(page) = pending.next().await {
             let page = page.into_iter().collect::<Result<Vec<_>>>()?;
             let decisions: Vec<SegmentDecision> = page

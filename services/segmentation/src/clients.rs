@@ -37,7 +37,7 @@ impl SegmentDecision {
 
 #[async_trait]
 pub trait SegmentWriter: Send + Sync {
-    /// Stores up to `crm_domain::segmentation::MAX_SEGMENT_CHANGES`; how many changed a customer (decisions made from
+    /// Stores up to `crm_domain::limits::MAX_SEGMENT_CHANGES`; how many changed a customer (decisions made from
     /// an older version, or for a deleted customer, are skipped).
     async fn store(&self, decisions: Vec<SegmentDecision>) -> Result<u64>;
 }

@@ -7,14 +7,13 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use crm_domain::{CustomerId, ValidationErrors};
+use crm_domain::{CustomerId, ValidationErrors, limits::MAX_RECOMMENDATIONS};
 
 use crate::{
     Error, Result,
     store::{CoOccurrence, SegmentStore},
 };
 
-pub const MAX_RECOMMENDATIONS: u32 = 10;
 /// An interaction this many days old counts half.
 const HALF_LIFE_DAYS: f64 = 30.0;
 

@@ -6,6 +6,7 @@
 use std::{fmt, str::FromStr};
 
 use chrono::{DateTime, Utc};
+use crm_domain::limits::MAX_IMPORT_ERRORS;
 use crm_domain::{CustomerDraft, CustomerPatch, Email, PreferencesPatch, ValidationErrors};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -19,8 +20,6 @@ mod bounded;
 pub use bounded::MAX_ROW_BYTES;
 use bounded::{Line, RowLimit, next_line};
 
-/// Errors kept per job; the count of failed rows goes on.
-pub const MAX_ERRORS: usize = 100;
 /// Rows between two progress saves.
 const PROGRESS_EVERY: u64 = 500;
 
@@ -123,7 +122,7 @@ impl ImportJob {
 
     fn reject(&mut self, line: u64, message: String) {
         self.failed += 1;
-        if self.errors.len() < MAX_ERRORS {
+        if self.errors.len() < MAX_IMPORT_ERRORS {
             self.errors.push(ImportError { line, message });
         }
     }

@@ -44,7 +44,6 @@ fn engine(error: impl std::fmt::Display) -> IndexError {
 const MERGED: &str = "merged";
 
 pub const DEFAULT_LIMIT: u32 = 20;
-pub const MAX_LIMIT: u32 = 100;
 
 /// A search, as the API's `SearchRequest` asks for it.
 #[derive(Debug, Clone, Default, PartialEq)]
