@@ -4,7 +4,6 @@ use std::{fmt, str::FromStr};
 
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
@@ -15,11 +14,10 @@ use crate::{
 };
 
 /// A customer's id: a UUIDv7, so ids sort in creation order and make a stable cursor.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
-#[schema(value_type = String, format = Uuid)]
+#[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
 pub struct CustomerId(Uuid);
 
 impl CustomerId {
@@ -61,7 +59,8 @@ macro_rules! wire_enum {
     // the variant names instead of the wire names.
     ($(#[$meta:meta])* $name:ident, $expected:literal { $($variant:ident = $wire:tt),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         pub enum $name {
             $(#[serde(rename = $wire)] $variant),+
         }
@@ -133,7 +132,8 @@ wire_enum!(
     }
 );
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Address {
     pub kind: AddressKind,
     pub line1: String,
@@ -141,20 +141,21 @@ pub struct Address {
     pub city: String,
     pub region: Option<String>,
     pub postal_code: Option<String>,
-    #[schema(value_type = String, example = "DE")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "DE"))]
     pub country: CountryCode,
     pub is_default: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Preferences {
-    #[schema(value_type = String, example = "en")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "en"))]
     pub language: Language,
-    #[schema(value_type = String, example = "EUR")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "EUR"))]
     pub currency: Currency,
     pub newsletter: bool,
     pub sms_notifications: bool,
-    #[schema(value_type = Vec<String>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub categories: Vec<Tag>,
 }
 
@@ -177,7 +178,8 @@ impl Preferences {
 
 /// Order metrics, maintained from order events. Dates are absent until the first order
 /// (a zero date would make never-ordered customers look ancient).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CustomerMetrics {
     pub total_orders: i64,
     pub total_spent: f64,
@@ -189,20 +191,21 @@ pub struct CustomerMetrics {
     pub nps: Option<i32>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Customer {
     pub id: CustomerId,
-    #[schema(value_type = String, format = Email)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Email))]
     pub email: Email,
-    #[schema(value_type = Option<String>, example = "+14155550123")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "+14155550123"))]
     pub phone: Option<Phone>,
-    #[schema(value_type = Option<String>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub first_name: Option<PersonName>,
-    #[schema(value_type = Option<String>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub last_name: Option<PersonName>,
     pub status: CustomerStatus,
     pub segment: Segment,
-    #[schema(value_type = Vec<String>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub tags: Vec<Tag>,
     pub addresses: Vec<Address>,
     pub preferences: Preferences,

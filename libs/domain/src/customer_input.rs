@@ -4,7 +4,6 @@
 //! serde shapes double as the REST request bodies.
 
 use serde::{Deserialize, Deserializer};
-use utoipa::ToSchema;
 
 use crate::{
     Address, AddressKind, CountryCode, Currency, CustomerStatus, Language, Preferences,
@@ -12,16 +11,17 @@ use crate::{
 };
 
 /// The body of `POST /api/customers`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CustomerDraft {
-    #[schema(example = "katherine.johnson@example.com")]
+    #[cfg_attr(feature = "openapi", schema(example = "katherine.johnson@example.com"))]
     pub email: String,
-    #[schema(example = "+14155550123")]
+    #[cfg_attr(feature = "openapi", schema(example = "+14155550123"))]
     pub phone: Option<String>,
-    #[schema(example = "Katherine")]
+    #[cfg_attr(feature = "openapi", schema(example = "Katherine"))]
     pub first_name: Option<String>,
-    #[schema(example = "Johnson")]
+    #[cfg_attr(feature = "openapi", schema(example = "Johnson"))]
     pub last_name: Option<String>,
     #[serde(default)]
     pub tags: Vec<String>,
@@ -31,7 +31,8 @@ pub struct CustomerDraft {
     pub preferences: PreferencesPatch,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AddressDraft {
     /// `shipping` when absent.
@@ -42,7 +43,7 @@ pub struct AddressDraft {
     pub region: Option<String>,
     pub postal_code: Option<String>,
     /// ISO 3166-1 alpha-2.
-    #[schema(example = "DE")]
+    #[cfg_attr(feature = "openapi", schema(example = "DE"))]
     pub country: String,
     #[serde(default)]
     pub is_default: bool,
@@ -64,16 +65,17 @@ impl From<Address> for AddressDraft {
 }
 
 /// Preferences to set; absent fields keep their value.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PreferencesPatch {
     /// BCP 47 language tag.
     #[serde(default, deserialize_with = "non_null")]
-    #[schema(example = "en")]
+    #[cfg_attr(feature = "openapi", schema(example = "en"))]
     pub language: Option<String>,
     /// ISO 4217 currency code.
     #[serde(default, deserialize_with = "non_null")]
-    #[schema(example = "EUR")]
+    #[cfg_attr(feature = "openapi", schema(example = "EUR"))]
     pub currency: Option<String>,
     #[serde(default, deserialize_with = "non_null")]
     pub newsletter: Option<bool>,
@@ -85,19 +87,20 @@ pub struct PreferencesPatch {
 
 /// A JSON merge patch (RFC 7396) of a customer: absent fields stay, `null` clears the
 /// optional ones (`phone`, names; `tags` and `addresses` become empty).
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CustomerPatch {
     #[serde(default, deserialize_with = "non_null")]
     pub email: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub phone: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub first_name: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub last_name: Option<Option<String>>,
     /// `active`, `inactive` or `blocked`; deleting is `DELETE`.
     #[serde(default, deserialize_with = "non_null")]

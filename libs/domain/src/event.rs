@@ -2,7 +2,6 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{CustomerId, customer::wire_enum};
@@ -46,13 +45,14 @@ impl CustomerEventType {
 }
 
 /// The `CustomerEvent` envelope; `id` makes every event idempotent.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CustomerEvent {
     pub id: Uuid,
     pub customer_id: CustomerId,
     #[serde(rename = "type")]
     pub event_type: CustomerEventType,
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub data: serde_json::Value,
     pub source: String,
     pub timestamp: DateTime<Utc>,

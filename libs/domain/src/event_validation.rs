@@ -16,7 +16,6 @@
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{Currency, CustomerEvent, CustomerEventType, CustomerId, ValidationErrors};
@@ -28,16 +27,17 @@ const MAX_TEXT: usize = 10_000;
 const MAX_ID: usize = 200;
 
 /// An event as a client sends it, before validation.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventDraft {
     /// UUID; assigned by the server when absent. Events are idempotent by id.
     pub id: Option<String>,
     pub customer_id: String,
     #[serde(rename = "type")]
-    #[schema(example = "order.completed")]
+    #[cfg_attr(feature = "openapi", schema(example = "order.completed"))]
     pub event_type: String,
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub data: Value,
     /// Where the event comes from (`website`, `pos`, ...); `api` when absent.
     pub source: Option<String>,

@@ -15,12 +15,12 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use crate::customer::wire_enum;
 
 /// Four ascending cut points that split a base into five groups of about equal size.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Quintiles(pub [f64; 4]);
 
 impl Quintiles {
@@ -51,7 +51,8 @@ pub struct RfmInput {
 }
 
 /// The stored quintile bounds of the whole base.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RfmBounds {
     /// Over customers who ordered.
     pub recency: Option<Quintiles>,
@@ -79,7 +80,8 @@ wire_enum!(
     }
 );
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RfmScore {
     pub recency: u8,
     pub frequency: u8,

@@ -1,10 +1,10 @@
 //! Field-level validation errors, collected so that one answer names every bad field.
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 /// One invalid field: `field` is a JSON path such as `addresses[0].country`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldError {
     pub field: String,
     pub message: String,

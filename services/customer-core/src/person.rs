@@ -87,7 +87,11 @@ impl CustomerService {
                     events.await.map_err(store)
                 }),
                 part(deadlines.part, async {
-                    let mut tickets = self.repo.tickets(id, MAX_TICKETS_SHOWN).await.map_err(store)?;
+                    let mut tickets = self
+                        .repo
+                        .tickets(id, MAX_TICKETS_SHOWN)
+                        .await
+                        .map_err(store)?;
                     activity::open_first(&mut tickets);
                     Ok(tickets)
                 }),

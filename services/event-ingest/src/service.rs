@@ -12,7 +12,6 @@ use uuid::Uuid;
 
 use crate::{Result, seen::SeenEvents};
 
-
 /// One event that was not accepted, and why.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rejected {

@@ -22,7 +22,6 @@ use crate::{
     extract::{JsonBody, field_error},
 };
 
-
 /// One event, or `{"events": [...]}` with up to 1,000.
 #[derive(Debug, ToSchema)]
 #[schema(as = EventsRequest)]
@@ -127,7 +126,9 @@ pub async fn ingest_events(
         _ => return Err(invalid("send one event object or {\"events\": [...]}")),
     };
     if items.len() > MAX_EVENTS_PER_REQUEST {
-        return Err(invalid(&format!("at most {MAX_EVENTS_PER_REQUEST} events per request")));
+        return Err(invalid(&format!(
+            "at most {MAX_EVENTS_PER_REQUEST} events per request"
+        )));
     }
     let mut rejected = Vec::new();
     let mut forwarded = Vec::new();

@@ -124,4 +124,15 @@ mod tests {
         }
         assert!(json["components"]["securitySchemes"]["bearer"].is_object());
     }
+
+    /// The domain's wire enums reach the document by their wire names (what serde
+    /// writes, checked in the domain), not by their Rust variants.
+    #[test]
+    fn the_document_names_enums_as_the_wire_does() {
+        let schema = <crm_domain::Segment as utoipa::PartialSchema>::schema();
+        assert_eq!(
+            serde_json::to_value(schema).unwrap()["enum"],
+            serde_json::json!(["new", "regular", "vip", "churned", "at_risk"])
+        );
+    }
 }

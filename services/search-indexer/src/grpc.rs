@@ -20,7 +20,6 @@ use crate::{
     reindex::{ReindexJob, Reindexer},
 };
 
-
 pub struct SearchGrpc {
     generations: Arc<Generations>,
     reindexer: Arc<Reindexer>,
@@ -56,7 +55,10 @@ pub fn query_from_proto(
     let mut errors = ValidationErrors::default();
     let text = request.query.trim().to_owned();
     if text.chars().count() > MAX_SEARCH_QUERY_CHARS {
-        errors.push("query", format!("at most {MAX_SEARCH_QUERY_CHARS} characters"));
+        errors.push(
+            "query",
+            format!("at most {MAX_SEARCH_QUERY_CHARS} characters"),
+        );
     }
     let segment = known(&mut errors, "segment", request.segment, segment_from_proto);
     let status = known(&mut errors, "status", request.status, status_from_proto);

@@ -8,17 +8,12 @@ fn at(hour: u32) -> DateTime<Utc> {
 }
 
 #[test]
-fn wire_names_are_what_serde_writes_and_the_api_document_says() {
+fn wire_names_are_what_serde_writes() {
     CustomerStatus::wire_names_match_serde();
     Segment::wire_names_match_serde();
     AddressKind::wire_names_match_serde();
     crate::CustomerEventType::wire_names_match_serde();
     crate::rfm::RfmSegment::wire_names_match_serde();
-    let schema = serde_json::to_value(<Segment as utoipa::PartialSchema>::schema()).unwrap();
-    assert_eq!(
-        schema["enum"],
-        serde_json::json!(["new", "regular", "vip", "churned", "at_risk"])
-    );
 }
 
 fn draft() -> CustomerDraft {
