@@ -13,12 +13,12 @@
 use std::{sync::Arc, time::Instant};
 
 use chrono::{Duration, Utc};
-use crm_domain::segmentation::SegmentConfig;
+use crm_domain::{JobStatus, segmentation::SegmentConfig};
 use crm_platform::{Shutdown, bus::EventBus, settings::Secret, testing::TestVhost};
 use crm_segmentation::{
-    batch::Batch,
+    batch::{Batch, CHANGED},
     clients::CustomerCoreWriter,
-    store::{JobStatus, PostgresStore, RecomputeStore},
+    store::{PostgresStore, RecomputeStore},
 };
 
 /// Customers with pseudo-random but repeatable metrics: created up to two years ago,
@@ -138,7 +138,7 @@ async fn main() {
 
     println!(
         "segment recompute benchmark: {} customers in PostgreSQL, segments right as of yesterday",
-        runs[0].1.total
+        runs[0].1.progress.total.unwrap_or_default()
     );
     println!("| measure                                         | seconds | changed | vs UPDATE |");
     println!("|-------------------------------------------------|--------:|--------:|----------:|");
@@ -152,7 +152,7 @@ async fn main() {
     for (label, (secs, job)) in labels.iter().zip(&runs) {
         println!(
             "| {label} | {secs:>7.2} | {:>7} | {:>8.2}x |",
-            job.changed,
+            job.count(CHANGED),
             secs / baseline_secs
         );
     }

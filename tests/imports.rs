@@ -35,10 +35,13 @@ async fn ten_thousand_rows_with_ten_bad_lines_report_exactly_those(app: TestApp)
     let job: Value = response.json().await.unwrap();
     assert_eq!(job["status"], "completed", "{job}");
     assert_eq!(
-        (job["created"].as_u64(), job["failed"].as_u64()),
+        (
+            job["counts"]["created"].as_u64(),
+            job["counts"]["failed"].as_u64()
+        ),
         (Some(9_990), Some(10))
     );
-    let lines: Vec<u64> = job["errors"]
+    let lines: Vec<u64> = job["failures"]
         .as_array()
         .unwrap()
         .iter()
@@ -46,7 +49,7 @@ async fn ten_thousand_rows_with_ten_bad_lines_report_exactly_those(app: TestApp)
         .collect();
     assert_eq!(lines, bad_lines);
     assert!(
-        job["errors"][0]["message"]
+        job["failures"][0]["message"]
             .as_str()
             .unwrap()
             .starts_with("email:")
@@ -76,7 +79,8 @@ async fn ndjson_rows_update_customers_with_the_same_email(app: TestApp) {
         .await;
 
     let job: Value = response.json().await.unwrap();
-    let counts = ["created", "updated", "unchanged", "failed"].map(|k| job[k].as_u64().unwrap());
+    let counts =
+        ["created", "updated", "unchanged", "failed"].map(|k| job["counts"][k].as_u64().unwrap());
     assert_eq!(counts, [1, 1, 1, 0], "{job}");
     let read: Value = app
         .get_customer(ada["id"].as_str().unwrap())
@@ -106,7 +110,7 @@ async fn refused_uploads_say_why(app: TestApp) {
     let job: Value = unknown_column.json().await.unwrap();
     assert_eq!(job["status"], "failed");
     assert!(
-        job["reason"].as_str().unwrap().contains("shoe_size"),
+        job["error"].as_str().unwrap().contains("shoe_size"),
         "{job}"
     );
 

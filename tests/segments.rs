@@ -77,7 +77,10 @@ async fn a_recompute_scores_everyone_and_reports_progress(app: TestApp) {
         .await;
     assert_eq!(done["status"], "completed", "{done}");
     assert_eq!(
-        (done["total"].as_u64(), done["processed"].as_u64()),
+        (
+            done["progress"]["total"].as_u64(),
+            done["progress"]["done"].as_u64()
+        ),
         (Some(2), Some(2))
     );
     assert_eq!(done["phase"], "done");

@@ -10,6 +10,7 @@ pub mod duplicates;
 pub mod email;
 pub mod event;
 pub mod event_validation;
+pub mod job;
 pub mod language;
 pub mod limits;
 pub mod merge;
@@ -34,6 +35,7 @@ pub use customer_input::{AddressDraft, CustomerDraft, CustomerPatch, Preferences
 pub use email::Email;
 pub use event::{CustomerEvent, CustomerEventType, OrderFacts, TicketFacts};
 pub use event_validation::EventDraft;
+pub use job::{ItemFailure, Job, JobKind, JobProgress, JobStatus};
 pub use language::Language;
 pub use name::PersonName;
 pub use phone::Phone;

@@ -7,6 +7,7 @@ use crm_domain as domain;
 use prost_types::Timestamp;
 
 mod activity;
+mod job;
 
 pub use activity::{order_to_proto, ticket_to_proto};
 

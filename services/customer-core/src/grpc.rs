@@ -7,7 +7,7 @@ use futures::StreamExt;
 use tokio_util::io::StreamReader;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::import::{ImportFormat, ImportJob};
+use crate::import::ImportFormat;
 
 use crate::{Error, repo::SegmentChange, service::CustomerService};
 
@@ -22,26 +22,6 @@ impl CustomerGrpc {
 
     pub fn into_server(self) -> v1::customer_service_server::CustomerServiceServer<Self> {
         v1::customer_service_server::CustomerServiceServer::new(self)
-    }
-}
-
-fn import_job(job: ImportJob) -> v1::ImportJob {
-    v1::ImportJob {
-        id: job.id.to_string(),
-        status: job.status.as_str().to_owned(),
-        created: job.created,
-        updated: job.updated,
-        unchanged: job.unchanged,
-        failed: job.failed,
-        errors: job
-            .errors
-            .into_iter()
-            .map(|e| v1::ImportError {
-                line: e.line,
-                message: e.message,
-            })
-            .collect(),
-        reason: job.reason.unwrap_or_default(),
     }
 }
 
@@ -271,7 +251,7 @@ impl CustomerRpc for CustomerGrpc {
     async fn import_customers(
         &self,
         request: Request<Streaming<v1::ImportChunk>>,
-    ) -> Result<Response<v1::ImportJob>, Status> {
+    ) -> Result<Response<v1::Job>, Status> {
         let mut chunks = request.into_inner();
         let first = chunks.message().await?.unwrap_or_default();
         let format = match v1::ImportFormat::try_from(first.format) {
@@ -289,19 +269,17 @@ impl CustomerRpc for CustomerGrpc {
         });
         let data = futures::stream::iter([Ok(Bytes::from(first.data))]).chain(rest);
         let job = self.service.import(format, StreamReader::new(data)).await?;
-        Ok(Response::new(import_job(job)))
+        Ok(Response::new(job.into()))
     }
 
     async fn get_import(
         &self,
         request: Request<v1::GetImportRequest>,
-    ) -> Result<Response<v1::ImportJob>, Status> {
+    ) -> Result<Response<v1::Job>, Status> {
         let raw = request.into_inner().id;
         let id = uuid::Uuid::parse_str(&raw)
             .map_err(|_| Error::from(ValidationErrors::single("id", "must be a UUID")))?;
-        Ok(Response::new(import_job(
-            self.service.import_job(id).await?,
-        )))
+        Ok(Response::new(self.service.import_job(id).await?.into()))
     }
 
     async fn get_daily_sales(

@@ -15,8 +15,6 @@ use axum::{
 };
 use crm_proto::v1;
 use futures::StreamExt;
-use serde::Serialize;
-use utoipa::ToSchema;
 
 use crate::{
     AppState,
@@ -33,51 +31,6 @@ pub const IMPORT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(
 
 /// The largest import accepted in one request.
 pub const MAX_IMPORT_BYTES: u64 = 1024 * 1024 * 1024;
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ImportErrorView {
-    /// The CSV header is line 1.
-    pub line: u64,
-    pub message: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ImportJobView {
-    pub id: String,
-    /// `running`, `completed` or `failed`.
-    pub status: String,
-    pub created: u64,
-    pub updated: u64,
-    /// Rows for an existing customer that changed nothing.
-    pub unchanged: u64,
-    pub failed: u64,
-    /// The first 100 errors.
-    pub errors: Vec<ImportErrorView>,
-    /// Why the import stopped before the end, when it did.
-    pub reason: Option<String>,
-}
-
-impl From<v1::ImportJob> for ImportJobView {
-    fn from(job: v1::ImportJob) -> Self {
-        Self {
-            id: job.id,
-            status: job.status,
-            created: job.created,
-            updated: job.updated,
-            unchanged: job.unchanged,
-            failed: job.failed,
-            errors: job
-                .errors
-                .into_iter()
-                .map(|e| ImportErrorView {
-                    line: e.line,
-                    message: e.message,
-                })
-                .collect(),
-            reason: Some(job.reason).filter(|r| !r.is_empty()),
-        }
-    }
-}
 
 fn format_of(headers: &HeaderMap) -> Result<v1::ImportFormat> {
     let content_type = content_type(headers);
@@ -101,7 +54,7 @@ fn format_of(headers: &HeaderMap) -> Result<v1::ImportFormat> {
     params(("Idempotency-Key" = Option<String>, Header,
             description = "Makes retries safe: the same key and body within 24 h get the first answer again and import nothing; another body with the key is a 422")),
     responses(
-        (status = 202, description = "The import job", body = ImportJobView,
+        (status = 202, description = "The import job", body = crm_domain::Job,
          headers(("Location" = String, description = "The job's URL"))),
         (status = 413, description = "Over 1 GiB (rows before the limit were imported)", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Neither CSV nor NDJSON", body = Problem, content_type = "application/problem+json"),
@@ -167,8 +120,7 @@ pub async fn start_import(
         }
         _ => {}
     }
-    let location = format!("/api/imports/{}", job.id);
-    Ok(crate::accepted(&location, ImportJobView::from(job)))
+    crate::jobs::started("/api/imports", job, "customer-core")
 }
 
 /// An import's status, counts and first 100 errors.
@@ -176,7 +128,7 @@ pub async fn start_import(
     get, path = "/api/imports/{id}", tag = "imports",
     params(("id" = String, Path, description = "Import id (UUID)")),
     responses(
-        (status = 200, description = "The import job", body = ImportJobView),
+        (status = 200, description = "The import job", body = crm_domain::Job),
         (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown import", body = Problem, content_type = "application/problem+json"),
     )
@@ -184,16 +136,12 @@ pub async fn start_import(
 pub async fn get_import(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<ImportJobView>> {
+) -> Result<Json<crm_domain::Job>> {
     let id = parse_uuid(&id, "an import id")?;
     let request = v1::GetImportRequest { id: id.to_string() };
-    Ok(Json(
-        state
-            .customers
-            .clone()
-            .get_import(request)
-            .await?
-            .into_inner()
-            .into(),
-    ))
+    let job = state.customers.clone().get_import(request).await?;
+    Ok(Json(crate::jobs::decode(
+        job.into_inner(),
+        "customer-core",
+    )?))
 }

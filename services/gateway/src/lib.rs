@@ -9,6 +9,7 @@ pub mod events;
 pub mod extract;
 pub mod idempotency;
 pub mod imports;
+pub mod jobs;
 pub mod openapi;
 pub mod paging;
 pub mod person;
@@ -155,19 +156,6 @@ pub fn router(
             security_headers::security_headers,
         ))
         .layer(axum::middleware::from_fn(request_id::tag_request))
-}
-
-/// 202 Accepted with the job as the body and where to follow it.
-pub(crate) fn accepted(location: &str, job: impl serde::Serialize) -> axum::response::Response {
-    use axum::{
-        http::{HeaderValue, StatusCode, header},
-        response::IntoResponse,
-    };
-    let mut response = (StatusCode::ACCEPTED, Json(job)).into_response();
-    if let Ok(location) = HeaderValue::from_str(location) {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    response
 }
 
 /// Ready when a service answers its gRPC health check for `service`.

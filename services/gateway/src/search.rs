@@ -8,7 +8,7 @@ use axum::{
 use chrono::{DateTime, Utc};
 use crm_domain::{Customer, CustomerStatus, Segment};
 use crm_proto::{
-    convert::{datetime, segment_to_proto, status_to_proto, timestamp},
+    convert::{segment_to_proto, status_to_proto, timestamp},
     v1,
 };
 use serde::{Deserialize, Serialize};
@@ -57,34 +57,6 @@ pub struct SearchResponse {
     /// Every match, not only this page.
     pub total: u64,
     pub hits: Vec<SearchHitView>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ReindexJobView {
-    pub id: String,
-    /// `running`, `completed` or `failed`.
-    pub status: String,
-    /// Customers written to the new index so far.
-    pub indexed: u64,
-    /// The index generation being built; searches read it once completed.
-    pub generation: String,
-    pub error: Option<String>,
-    pub started_at: Option<DateTime<Utc>>,
-    pub finished_at: Option<DateTime<Utc>>,
-}
-
-impl From<v1::ReindexJob> for ReindexJobView {
-    fn from(job: v1::ReindexJob) -> Self {
-        Self {
-            id: job.id,
-            status: job.status,
-            indexed: job.indexed,
-            generation: job.generation,
-            error: job.error,
-            started_at: datetime(job.started_at.as_ref()),
-            finished_at: datetime(job.finished_at.as_ref()),
-        }
-    }
 }
 
 /// Search customers: typo-tolerant text, filters, pages.
@@ -143,7 +115,7 @@ pub async fn search_customers(
 #[utoipa::path(
     post, path = "/api/search/reindex", tag = "search",
     responses(
-        (status = 202, description = "Started; follow the Location", body = ReindexJobView,
+        (status = 202, description = "Started; follow the Location", body = crm_domain::Job,
          headers(("Location" = String, description = "/api/search/reindex/{id}"))),
         (status = 409, description = "A reindex is already running (its id in the detail)", body = Problem, content_type = "application/problem+json"),
     )
@@ -155,8 +127,7 @@ pub async fn start_reindex(State(state): State<AppState>) -> Result<Response> {
         .reindex(v1::ReindexRequest {})
         .await?
         .into_inner();
-    let location = format!("/api/search/reindex/{}", job.id);
-    Ok(crate::accepted(&location, ReindexJobView::from(job)))
+    crate::jobs::started("/api/search/reindex", job, "search-indexer")
 }
 
 /// A reindex's progress.
@@ -164,7 +135,7 @@ pub async fn start_reindex(State(state): State<AppState>) -> Result<Response> {
     get, path = "/api/search/reindex/{id}", tag = "search",
     params(("id" = String, Path, description = "Job id (UUID)")),
     responses(
-        (status = 200, description = "The job", body = ReindexJobView),
+        (status = 200, description = "The job", body = crm_domain::Job),
         (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown job (or the indexer restarted since)", body = Problem, content_type = "application/problem+json"),
     )
@@ -172,7 +143,7 @@ pub async fn start_reindex(State(state): State<AppState>) -> Result<Response> {
 pub async fn reindex_job(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<ReindexJobView>> {
+) -> Result<Json<crm_domain::Job>> {
     let id = parse_uuid(&id, "a job id")?;
     let job = state
         .search
@@ -180,5 +151,5 @@ pub async fn reindex_job(
         .get_reindex_job(v1::GetReindexJobRequest { id: id.to_string() })
         .await?
         .into_inner();
-    Ok(Json(job.into()))
+    Ok(Json(crate::jobs::decode(job, "search-indexer")?))
 }

@@ -71,40 +71,6 @@ pub struct SegmentCountsView {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct RecomputeJobView {
-    pub id: String,
-    /// `running`, `completed` or `failed`.
-    pub status: String,
-    /// What it does now: computing RFM bounds, scoring RFM, storing changed segments, done.
-    pub phase: String,
-    /// Customers in the base.
-    pub total: u64,
-    /// Customers whose segment and RFM are settled.
-    pub processed: u64,
-    /// Customers whose segment changed (one `customer.segment_changed` each).
-    pub changed: u64,
-    pub error: Option<String>,
-    pub started_at: Option<DateTime<Utc>>,
-    pub finished_at: Option<DateTime<Utc>>,
-}
-
-impl From<v1::RecomputeJob> for RecomputeJobView {
-    fn from(job: v1::RecomputeJob) -> Self {
-        Self {
-            id: job.id,
-            status: job.status,
-            phase: job.phase,
-            total: job.total,
-            processed: job.processed,
-            changed: job.changed,
-            error: job.error,
-            started_at: datetime(job.started_at.as_ref()),
-            finished_at: datetime(job.finished_at.as_ref()),
-        }
-    }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
 pub struct RecommendationView {
     pub product_id: String,
     /// Higher first: co-occurrence weight, or units sold for best sellers.
@@ -205,7 +171,7 @@ pub async fn segment_counts(State(state): State<AppState>) -> Result<Json<Segmen
 #[utoipa::path(
     post, path = "/api/segments/recompute", tag = "segments",
     responses(
-        (status = 202, description = "Started; follow the Location", body = RecomputeJobView,
+        (status = 202, description = "Started; follow the Location", body = crm_domain::Job,
          headers(("Location" = String, description = "/api/segments/jobs/{id}"))),
         (status = 409, description = "A recompute is already running (its id in the detail)", body = Problem, content_type = "application/problem+json"),
     )
@@ -217,8 +183,7 @@ pub async fn start_recompute(State(state): State<AppState>) -> Result<Response> 
         .start_recompute(v1::StartRecomputeRequest {})
         .await?
         .into_inner();
-    let location = format!("/api/segments/jobs/{}", job.id);
-    Ok(crate::accepted(&location, RecomputeJobView::from(job)))
+    crate::jobs::started("/api/segments/jobs", job, "segmentation")
 }
 
 /// A recompute's progress.
@@ -226,7 +191,7 @@ pub async fn start_recompute(State(state): State<AppState>) -> Result<Response> 
     get, path = "/api/segments/jobs/{id}", tag = "segments",
     params(("id" = String, Path, description = "Job id (UUID)")),
     responses(
-        (status = 200, description = "The job", body = RecomputeJobView),
+        (status = 200, description = "The job", body = crm_domain::Job),
         (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown job", body = Problem, content_type = "application/problem+json"),
     )
@@ -234,7 +199,7 @@ pub async fn start_recompute(State(state): State<AppState>) -> Result<Response> 
 pub async fn recompute_job(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<RecomputeJobView>> {
+) -> Result<Json<crm_domain::Job>> {
     let id = parse_uuid(&id, "a job id")?;
     let job = state
         .segmentation
@@ -242,7 +207,7 @@ pub async fn recompute_job(
         .get_recompute_job(v1::GetRecomputeJobRequest { id: id.to_string() })
         .await?
         .into_inner();
-    Ok(Json(job.into()))
+    Ok(Json(crate::jobs::decode(job, "segmentation")?))
 }
 
 /// Up to 10 products for a customer, each with why.

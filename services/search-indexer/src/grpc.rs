@@ -7,7 +7,7 @@ use crm_domain::{
     limits::{MAX_PAGE_SIZE, MAX_SEARCH_QUERY_CHARS, MAX_SEARCH_TAGS, MAX_SEARCH_WINDOW},
 };
 use crm_proto::{
-    convert::{datetime, segment_from_proto, status_from_proto, timestamp},
+    convert::{datetime, segment_from_proto, status_from_proto},
     v1::{self, search_service_server::SearchService},
 };
 use tonic::{Request, Response, Status};
@@ -17,7 +17,7 @@ use crate::{
     Error,
     generations::Generations,
     index::{DEFAULT_LIMIT, SearchQuery},
-    reindex::{ReindexJob, Reindexer},
+    reindex::Reindexer,
 };
 
 pub struct SearchGrpc {
@@ -101,18 +101,6 @@ pub fn query_from_proto(
     })
 }
 
-fn job_to_proto(job: ReindexJob) -> v1::ReindexJob {
-    v1::ReindexJob {
-        id: job.id.to_string(),
-        status: job.status.as_str().into(),
-        indexed: job.indexed,
-        generation: job.generation,
-        started_at: Some(timestamp(job.started_at)),
-        finished_at: job.finished_at.map(timestamp),
-        error: job.error,
-    }
-}
-
 #[tonic::async_trait]
 impl SearchService for SearchGrpc {
     async fn search_customers(
@@ -139,22 +127,19 @@ impl SearchService for SearchGrpc {
         }))
     }
 
-    async fn reindex(
-        &self,
-        _: Request<v1::ReindexRequest>,
-    ) -> Result<Response<v1::ReindexJob>, Status> {
+    async fn reindex(&self, _: Request<v1::ReindexRequest>) -> Result<Response<v1::Job>, Status> {
         let job = self.reindexer.start().await?;
-        Ok(Response::new(job_to_proto(job)))
+        Ok(Response::new(job.into()))
     }
 
     async fn get_reindex_job(
         &self,
         request: Request<v1::GetReindexJobRequest>,
-    ) -> Result<Response<v1::ReindexJob>, Status> {
+    ) -> Result<Response<v1::Job>, Status> {
         let raw = request.into_inner().id;
         let id = Uuid::parse_str(raw.trim())
             .map_err(|_| Error::from(ValidationErrors::single("id", "must be a UUID")))?;
-        Ok(Response::new(job_to_proto(self.reindexer.job(id).await?)))
+        Ok(Response::new(self.reindexer.job(id).await?.into()))
     }
 }
 

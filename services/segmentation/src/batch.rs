@@ -8,19 +8,21 @@
 use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
-use crm_domain::segmentation::SegmentConfig;
+use crm_domain::{Job, segmentation::SegmentConfig};
 use crm_platform::Shutdown;
 use futures::StreamExt;
 
 use crate::{
     Error, Result,
     clients::{SegmentDecision, SegmentWriter},
-    store::{JobStatus, RecomputeJob, SegmentStore},
+    store::SegmentStore,
 };
 
 /// A running job whose heartbeat is older than this belongs to a process that died; the
 /// next start (on any replica) marks it failed and runs.
 const STALE_AFTER: Duration = Duration::from_secs(10 * 60);
+/// The job's count of customers whose segment changed.
+pub const CHANGED: &str = "changed";
 /// How often a running job says it is alive, whatever its statements take.
 const HEARTBEAT: Duration = Duration::from_secs(30);
 
@@ -56,7 +58,7 @@ impl Batch {
 
     /// Registers a job and runs it in the background; the job as registered, or
     /// `AlreadyRunning`.
-    pub async fn start(self: &Arc<Self>) -> Result<RecomputeJob> {
+    pub async fn start(self: &Arc<Self>) -> Result<Job> {
         let now = crm_domain::stored_precision(Utc::now());
         let job = self
             .store
@@ -72,7 +74,7 @@ impl Batch {
     }
 
     /// Runs a registered job to its end, recording how it ended.
-    pub async fn run(&self, mut job: RecomputeJob, now: DateTime<Utc>) -> RecomputeJob {
+    pub async fn run(&self, mut job: Job, now: DateTime<Utc>) -> Job {
         tracing::info!(job_id = %job.id, "segment recompute started");
         // The heartbeat goes on while a statement runs for minutes (scoring millions),
         // so another replica never takes a job over that is alive.
@@ -81,17 +83,16 @@ impl Batch {
             outcome = self.recompute(&mut job, now) => outcome,
             never = self.beat(id) => match never {},
         };
-        job.phase = "done".into();
-        job.finished_at = Some(crm_domain::stored_precision(Utc::now()));
+        let finished = crm_domain::stored_precision(Utc::now());
         match outcome {
             Ok(()) => {
-                job.status = JobStatus::Completed;
-                tracing::info!(job_id = %job.id, total = job.total, changed = job.changed, "segment recompute completed");
+                job.finish(finished, None);
+                tracing::info!(job_id = %job.id, total = ?job.progress.total,
+                    changed = job.count(CHANGED), "segment recompute completed");
             }
             Err(error) => {
-                job.status = JobStatus::Failed;
-                job.error = Some(error.to_string());
                 tracing::error!(job_id = %job.id, %error, "segment recompute failed");
+                job.finish(finished, Some(error.to_string()));
             }
         }
         if let Err(error) = self.store.save_job(&job, Utc::now()).await {
@@ -100,15 +101,16 @@ impl Batch {
         job
     }
 
-    async fn recompute(&self, job: &mut RecomputeJob, now: DateTime<Utc>) -> Result<()> {
-        job.total = self.store.count_live().await?;
+    async fn recompute(&self, job: &mut Job, now: DateTime<Utc>) -> Result<()> {
+        let total = self.store.count_live().await?;
+        job.progress.total = Some(total);
         self.progress(job, "computing RFM bounds").await?;
         if let Some(bounds) = self.store.compute_bounds(now).await? {
             self.progress(job, "scoring RFM").await?;
             self.store.score_all(&bounds, now).await?;
         }
         let pending = self.store.count_pending(&self.rules, now).await?;
-        job.processed = job.total.saturating_sub(pending);
+        job.progress.done = total.saturating_sub(pending);
         self.progress(job, "storing changed segments").await?;
         let mut pending = self
             .store
@@ -120,12 +122,13 @@ impl Batch {
                 .iter()
                 .map(|profile| SegmentDecision::for_profile(profile, &self.rules, now))
                 .collect();
-            job.changed += self.writer.store(decisions).await?;
-            job.processed += page.len() as u64;
+            let changed = self.writer.store(decisions).await?;
+            job.add(CHANGED, changed);
+            job.progress.done += page.len() as u64;
             self.save(job).await?;
         }
         // Every customer has been looked at (pages shrink when snapshots arrive meanwhile).
-        job.processed = job.total;
+        job.progress.done = total;
         Ok(())
     }
 
@@ -138,12 +141,12 @@ impl Batch {
         }
     }
 
-    async fn progress(&self, job: &mut RecomputeJob, phase: &str) -> Result<()> {
+    async fn progress(&self, job: &mut Job, phase: &str) -> Result<()> {
         job.phase = phase.into();
         self.save(job).await
     }
 
-    async fn save(&self, job: &RecomputeJob) -> Result<()> {
+    async fn save(&self, job: &Job) -> Result<()> {
         self.store.save_job(job, Utc::now()).await
     }
 
@@ -223,8 +226,16 @@ mod tests {
 
         let done = batch.run(job, now).await;
 
-        assert_eq!(done.status, JobStatus::Completed, "{:?}", done.error);
-        assert_eq!((done.total, done.processed, done.changed), (2, 2, 1));
+        assert_eq!(
+            done.status,
+            crm_domain::JobStatus::Completed,
+            "{:?}",
+            done.error
+        );
+        assert_eq!(
+            (done.progress.total, done.progress.done, done.count(CHANGED)),
+            (Some(2), 2, 1)
+        );
         assert_eq!(
             *writer.0.lock().unwrap(),
             [SegmentDecision {
@@ -326,7 +337,7 @@ mod tests {
         let finished = async {
             loop {
                 let job = store.job(first.id).await.unwrap().unwrap();
-                if job.status != JobStatus::Running {
+                if job.status != crm_domain::JobStatus::Running {
                     return job;
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -335,6 +346,11 @@ mod tests {
         let job = tokio::time::timeout(Duration::from_secs(10), finished)
             .await
             .unwrap();
-        assert_eq!(job.status, JobStatus::Completed, "{:?}", job.error);
+        assert_eq!(
+            job.status,
+            crm_domain::JobStatus::Completed,
+            "{:?}",
+            job.error
+        );
     }
 }

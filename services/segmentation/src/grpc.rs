@@ -11,12 +11,7 @@ use crm_proto::{
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::{
-    Error,
-    batch::Batch,
-    recommend::recommend,
-    store::{RecomputeJob, SegmentStore},
-};
+use crate::{Error, batch::Batch, recommend::recommend, store::SegmentStore};
 
 pub struct SegmentationGrpc {
     store: Arc<dyn SegmentStore>,
@@ -33,20 +28,6 @@ fn parse_id<T: From<Uuid>>(field: &str, raw: &str) -> Result<T, Error> {
     Uuid::parse_str(raw.trim())
         .map(T::from)
         .map_err(|_| ValidationErrors::single(field, "must be a UUID").into())
-}
-
-fn job_to_proto(job: RecomputeJob) -> v1::RecomputeJob {
-    v1::RecomputeJob {
-        id: job.id.to_string(),
-        status: job.status.as_str().into(),
-        processed: job.processed,
-        total: job.total,
-        changed: job.changed,
-        started_at: Some(timestamp(job.started_at)),
-        finished_at: job.finished_at.map(timestamp),
-        phase: job.phase,
-        error: job.error,
-    }
 }
 
 #[tonic::async_trait]
@@ -97,18 +78,18 @@ impl SegmentationService for SegmentationGrpc {
     async fn start_recompute(
         &self,
         _: Request<v1::StartRecomputeRequest>,
-    ) -> Result<Response<v1::RecomputeJob>, Status> {
+    ) -> Result<Response<v1::Job>, Status> {
         let job = self.batch.start().await?;
-        Ok(Response::new(job_to_proto(job)))
+        Ok(Response::new(job.into()))
     }
 
     async fn get_recompute_job(
         &self,
         request: Request<v1::GetRecomputeJobRequest>,
-    ) -> Result<Response<v1::RecomputeJob>, Status> {
+    ) -> Result<Response<v1::Job>, Status> {
         let id: Uuid = parse_id("id", &request.into_inner().id)?;
         let job = self.store.job(id).await?.ok_or(Error::JobNotFound(id))?;
-        Ok(Response::new(job_to_proto(job)))
+        Ok(Response::new(job.into()))
     }
 
     async fn get_recommendations(

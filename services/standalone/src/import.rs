@@ -167,7 +167,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
             answer["detail"].as_str().unwrap_or("no detail")
         );
     }
-    let count = |field: &str| answer[field].as_u64().unwrap_or_default();
+    let count = |field: &str| answer["counts"][field].as_u64().unwrap_or_default();
     println!(
         "import {}: {}; {} created, {} updated, {} unchanged, {} failed",
         answer["id"].as_str().unwrap_or("?"),
@@ -177,7 +177,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
         count("unchanged"),
         count("failed"),
     );
-    let errors = answer["errors"].as_array().cloned().unwrap_or_default();
+    let errors = answer["failures"].as_array().cloned().unwrap_or_default();
     for error in &errors {
         println!(
             "  line {}: {}",
@@ -194,7 +194,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
     if answer["status"] == "failed" {
         bail!(
             "the import stopped: {}",
-            answer["reason"].as_str().unwrap_or("no reason given")
+            answer["error"].as_str().unwrap_or("no reason given")
         );
     }
     Ok(())

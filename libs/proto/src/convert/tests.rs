@@ -79,3 +79,23 @@ fn a_draft_survives_the_wire() {
         sent
     );
 }
+
+#[test]
+fn a_job_survives_the_wire_and_an_unknown_kind_is_refused() {
+    let started = domain::stored_precision(Utc::now());
+    for kind in domain::JobKind::ALL {
+        let mut job = domain::Job::start(uuid::Uuid::now_v7(), *kind, "reading rows", started);
+        job.add("created", 3);
+        job.fail_item(4, "email: must be an e-mail address".into());
+        job.progress.total = Some(10);
+        job.finish(started, Some("the upload broke off".into()));
+        let wire = v1::Job::from(job.clone());
+        assert_eq!(domain::Job::try_from(wire).unwrap(), job);
+    }
+    let job = domain::Job::start(uuid::Uuid::nil(), domain::JobKind::Reindex, "x", started);
+    let unknown = v1::Job {
+        kind: 99,
+        ..v1::Job::from(job)
+    };
+    assert!(domain::Job::try_from(unknown).unwrap_err().contains("kind"));
+}

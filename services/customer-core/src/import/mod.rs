@@ -3,13 +3,11 @@
 //! stream and upserted by e-mail row by row, so a file of any size never sits in memory.
 //! Progress and the first 100 errors (by line) are saved while it runs.
 
-use std::{fmt, str::FromStr};
-
-use chrono::{DateTime, Utc};
-use crm_domain::limits::MAX_IMPORT_ERRORS;
-use crm_domain::{CustomerDraft, CustomerPatch, Email, PreferencesPatch, ValidationErrors};
+use chrono::Utc;
+use crm_domain::{
+    CustomerDraft, CustomerPatch, Email, Job, JobKind, PreferencesPatch, ValidationErrors,
+};
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, BufReader};
 use uuid::Uuid;
 
@@ -20,6 +18,8 @@ mod bounded;
 pub use bounded::MAX_ROW_BYTES;
 use bounded::{Line, RowLimit, next_line};
 
+/// The phase of an import until it ends.
+pub const READING: &str = "reading rows";
 /// Rows between two progress saves.
 const PROGRESS_EVERY: u64 = 500;
 
@@ -43,107 +43,31 @@ pub enum ImportFormat {
     Ndjson,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ImportStatus {
-    Running,
-    Completed,
-    Failed,
-}
-
-impl ImportStatus {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::Running => "running",
-            Self::Completed => "completed",
-            Self::Failed => "failed",
-        }
-    }
-}
-
-impl FromStr for ImportStatus {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "running" => Ok(Self::Running),
-            "completed" => Ok(Self::Completed),
-            "failed" => Ok(Self::Failed),
-            other => Err(format!("unknown import status {other}")),
-        }
-    }
-}
-
-impl fmt::Display for ImportStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ImportError {
-    pub line: u64,
-    pub message: String,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct ImportJob {
-    pub id: Uuid,
-    pub status: ImportStatus,
-    pub created: u64,
-    pub updated: u64,
-    pub unchanged: u64,
-    pub failed: u64,
-    pub errors: Vec<ImportError>,
-    /// Why the whole import stopped, when it did.
-    pub reason: Option<String>,
-    pub started_at: DateTime<Utc>,
-    pub finished_at: Option<DateTime<Utc>>,
-}
-
-impl ImportJob {
-    fn start() -> Self {
-        Self {
-            id: Uuid::now_v7(),
-            status: ImportStatus::Running,
-            created: 0,
-            updated: 0,
-            unchanged: 0,
-            failed: 0,
-            errors: Vec::new(),
-            reason: None,
-            started_at: Utc::now(),
-            finished_at: None,
-        }
-    }
-
-    fn rows(&self) -> u64 {
-        self.created + self.updated + self.unchanged + self.failed
-    }
-
-    fn reject(&mut self, line: u64, message: String) {
-        self.failed += 1;
-        if self.errors.len() < MAX_IMPORT_ERRORS {
-            self.errors.push(ImportError { line, message });
-        }
-    }
-
-    fn finish(&mut self, reason: Option<String>) {
-        self.status = if reason.is_some() {
-            ImportStatus::Failed
-        } else {
-            ImportStatus::Completed
-        };
-        self.reason = reason;
-        self.finished_at = Some(Utc::now());
-    }
-}
-
 /// What an upsert did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Upserted {
     Created,
     Updated,
     Unchanged,
+}
+
+impl Upserted {
+    /// The job count this outcome adds to.
+    fn count(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Updated => "updated",
+            Self::Unchanged => "unchanged",
+        }
+    }
+}
+
+/// What became of each row an import read: the counts it shows (from the start, at 0).
+pub const ROW_OUTCOMES: [&str; 4] = ["created", "updated", "unchanged", "failed"];
+
+/// Rows an import has read so far, whatever became of them.
+fn rows(job: &Job) -> u64 {
+    ROW_OUTCOMES.iter().map(|count| job.count(count)).sum()
 }
 
 fn describe(errors: &ValidationErrors) -> String {
@@ -244,7 +168,7 @@ impl CustomerService {
         Err(Error::EmailTaken)
     }
 
-    pub async fn import_job(&self, id: Uuid) -> Result<ImportJob> {
+    pub async fn import_job(&self, id: Uuid) -> Result<Job> {
         self.repository()
             .get_import(id)
             .await?
@@ -256,8 +180,12 @@ impl CustomerService {
         &self,
         format: ImportFormat,
         input: impl AsyncRead + Unpin + Send,
-    ) -> Result<ImportJob> {
-        let mut job = ImportJob::start();
+    ) -> Result<Job> {
+        let now = crm_domain::stored_precision(Utc::now());
+        let mut job = Job::start(Uuid::now_v7(), JobKind::Import, READING, now);
+        for outcome in ROW_OUTCOMES {
+            job.add(outcome, 0);
+        }
         self.repository().save_import(&job).await?;
         tracing::info!(import_id = %job.id, ?format, "import started");
         let outcome = match format {
@@ -272,31 +200,30 @@ impl CustomerService {
                 Some("the customer store failed; the rows before were imported".into())
             }
         };
-        job.finish(reason);
+        job.finish(crm_domain::stored_precision(Utc::now()), reason);
         self.repository().save_import(&job).await?;
-        tracing::info!(import_id = %job.id, created = job.created, updated = job.updated,
-            failed = job.failed, status = %job.status, "import finished");
+        tracing::info!(import_id = %job.id, counts = ?job.counts, status = %job.status,
+            "import finished");
         Ok(job)
     }
 
     async fn import_row(
         &self,
-        job: &mut ImportJob,
+        job: &mut Job,
         line: u64,
         draft: Result<CustomerDraft, String>,
     ) -> Result<(), Stop> {
         match draft {
-            Err(message) => job.reject(line, message),
+            Err(message) => job.fail_item(line, message),
             Ok(draft) => match self.upsert_by_email(draft).await {
-                Ok(Upserted::Created) => job.created += 1,
-                Ok(Upserted::Updated) => job.updated += 1,
-                Ok(Upserted::Unchanged) => job.unchanged += 1,
-                Err(Error::Invalid(errors)) => job.reject(line, describe(&errors)),
-                Err(Error::EmailTaken) => job.reject(line, "the e-mail address is taken".into()),
+                Ok(upserted) => job.add(upserted.count(), 1),
+                Err(Error::Invalid(errors)) => job.fail_item(line, describe(&errors)),
+                Err(Error::EmailTaken) => job.fail_item(line, "the e-mail address is taken".into()),
                 Err(other) => return Err(Stop::Store(other)),
             },
         }
-        if job.rows().is_multiple_of(PROGRESS_EVERY) {
+        job.progress.done = rows(job);
+        if job.progress.done.is_multiple_of(PROGRESS_EVERY) {
             self.repository()
                 .save_import(job)
                 .await
@@ -308,7 +235,7 @@ impl CustomerService {
     async fn import_csv(
         &self,
         input: impl AsyncRead + Unpin + Send,
-        job: &mut ImportJob,
+        job: &mut Job,
     ) -> Result<(), Stop> {
         let (input, row_start) = RowLimit::new(input);
         let mut reader = csv_async::AsyncReaderBuilder::new()
@@ -368,7 +295,7 @@ impl CustomerService {
     async fn import_ndjson(
         &self,
         input: impl AsyncRead + Unpin + Send,
-        job: &mut ImportJob,
+        job: &mut Job,
     ) -> Result<(), Stop> {
         let mut input = BufReader::new(input);
         let mut line = 0;

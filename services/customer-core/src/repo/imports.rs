@@ -9,21 +9,22 @@ use super::{
     sql::{ImportRow, SELECT_IMPORT, UPSERT_IMPORT},
     sql_repository::{CoreDialect, SqlRepository},
 };
-use crate::{Result, import::ImportJob};
+use crate::Result;
+use crm_domain::Job;
 
 #[async_trait]
 impl<D: CoreDialect> Imports for SqlRepository<D> {
-    async fn save_import(&self, job: &ImportJob) -> Result<()> {
+    async fn save_import(&self, job: &Job) -> Result<()> {
         let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         sqlx::query(UPSERT_IMPORT)
             .arg(job.id)
             .arg(job.status.as_str().to_owned())
-            .arg(count(job.created))
-            .arg(count(job.updated))
-            .arg(count(job.unchanged))
-            .arg(count(job.failed))
-            .json(&job.errors)
-            .arg(job.reason.clone())
+            .arg(count(job.count("created")))
+            .arg(count(job.count("updated")))
+            .arg(count(job.count("unchanged")))
+            .arg(count(job.count("failed")))
+            .json(&job.failures)
+            .arg(job.error.clone())
             .arg(job.started_at)
             .arg(job.finished_at)
             .execute(D::on(&self.pool))
@@ -31,7 +32,7 @@ impl<D: CoreDialect> Imports for SqlRepository<D> {
         Ok(())
     }
 
-    async fn get_import(&self, id: Uuid) -> Result<Option<ImportJob>> {
+    async fn get_import(&self, id: Uuid) -> Result<Option<Job>> {
         let row = sqlx::query(SELECT_IMPORT)
             .arg(id)
             .fetch_optional(D::on(&self.pool))

@@ -106,9 +106,9 @@ pub trait Outbox: Send + Sync {
 #[async_trait]
 pub trait Imports: Send + Sync {
     /// Inserts or replaces an import job's progress.
-    async fn save_import(&self, job: &crate::import::ImportJob) -> Result<()>;
+    async fn save_import(&self, job: &crm_domain::Job) -> Result<()>;
 
-    async fn get_import(&self, id: Uuid) -> Result<Option<crate::import::ImportJob>>;
+    async fn get_import(&self, id: Uuid) -> Result<Option<crm_domain::Job>>;
 }
 
 /// Purchase analytics.

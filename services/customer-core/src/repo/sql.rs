@@ -4,7 +4,8 @@
 
 use chrono::{DateTime, Utc};
 use crm_domain::{
-    Address, Customer, CustomerEvent, CustomerMetrics, Email, PersonName, Phone, Preferences, Tag,
+    Address, Customer, CustomerEvent, CustomerMetrics, Email, Job, JobKind, JobStatus, PersonName,
+    Phone, Preferences, Tag,
 };
 use sqlx::types::Json;
 use uuid::Uuid;
@@ -80,29 +81,38 @@ pub struct ImportRow {
     updated: i64,
     unchanged: i64,
     failed: i64,
-    errors: Json<Vec<crate::import::ImportError>>,
+    errors: Json<Vec<crm_domain::ItemFailure>>,
     reason: Option<String>,
     started_at: DateTime<Utc>,
     finished_at: Option<DateTime<Utc>>,
 }
 
-impl TryFrom<ImportRow> for crate::import::ImportJob {
+impl TryFrom<ImportRow> for Job {
     type Error = Error;
 
     fn try_from(row: ImportRow) -> Result<Self> {
-        let count = |n: i64| u64::try_from(n).unwrap_or_default();
-        Ok(Self {
-            id: row.id,
-            status: row.status.parse().map_err(Error::Corrupt)?,
-            created: count(row.created),
-            updated: count(row.updated),
-            unchanged: count(row.unchanged),
-            failed: count(row.failed),
-            errors: row.errors.0,
-            reason: row.reason,
-            started_at: row.started_at,
-            finished_at: row.finished_at,
-        })
+        let status: JobStatus = row.status.parse().map_err(Error::Corrupt)?;
+        let phase = match status {
+            JobStatus::Running => crate::import::READING,
+            _ => crm_domain::job::DONE,
+        };
+        let mut job = Job::start(row.id, JobKind::Import, phase, row.started_at);
+        let counts = [
+            ("created", row.created),
+            ("updated", row.updated),
+            ("unchanged", row.unchanged),
+            ("failed", row.failed),
+        ];
+        for (name, n) in counts {
+            let n = u64::try_from(n).unwrap_or_default();
+            job.add(name, n);
+            job.progress.done += n;
+        }
+        job.status = status;
+        job.failures = row.errors.0;
+        job.error = row.reason;
+        job.finished_at = row.finished_at;
+        Ok(job)
     }
 }
 

@@ -16,7 +16,7 @@ use super::{
     IndexError, Result,
     elasticsearch::{expect_success, send},
 };
-use crate::reindex::{JobBoard, ReindexJob, jobs::Revision};
+use crate::reindex::{Build, JobBoard, jobs::Revision};
 
 const CURRENT: &str = "current";
 
@@ -55,7 +55,7 @@ impl ElasticJobBoard {
 
     /// The document with `id` and its revision; `None` when there is none (nor the
     /// index).
-    async fn get(&self, id: &str) -> Result<Option<(ReindexJob, Revision)>> {
+    async fn get(&self, id: &str) -> Result<Option<(Build, Revision)>> {
         let path = format!("/{}/_doc/{id}", self.index);
         let (status, body) = self.request(Method::Get, &path, &[], None).await?;
         if status == StatusCode::NOT_FOUND {
@@ -95,13 +95,13 @@ fn revision(body: &Value) -> Result<Revision> {
 
 #[async_trait]
 impl JobBoard for ElasticJobBoard {
-    async fn current(&self) -> Result<Option<(ReindexJob, Revision)>> {
+    async fn current(&self) -> Result<Option<(Build, Revision)>> {
         self.get(CURRENT).await
     }
 
     async fn replace_current(
         &self,
-        job: &ReindexJob,
+        job: &Build,
         expected: Option<Revision>,
     ) -> Result<Option<Revision>> {
         let body = serde_json::to_value(job).map_err(|e| IndexError::Corrupt(e.to_string()))?;
@@ -133,14 +133,14 @@ impl JobBoard for ElasticJobBoard {
         revision(&expect_success("save the current reindex job", answer)?).map(Some)
     }
 
-    async fn keep(&self, job: &ReindexJob) -> Result<()> {
+    async fn keep(&self, job: &Build) -> Result<()> {
         let body = serde_json::to_value(job).map_err(|e| IndexError::Corrupt(e.to_string()))?;
-        let path = format!("/{}/_doc/{}", self.index, job.id);
+        let path = format!("/{}/_doc/{}", self.index, job.job.id);
         let answer = self.request(Method::Put, &path, &[], Some(body)).await?;
         expect_success("keep the reindex job", answer).map(drop)
     }
 
-    async fn job(&self, id: Uuid) -> Result<Option<ReindexJob>> {
+    async fn job(&self, id: Uuid) -> Result<Option<Build>> {
         Ok(self.get(&id.to_string()).await?.map(|(job, _)| job))
     }
 }

@@ -8,6 +8,7 @@ use std::{collections::VecDeque, sync::Mutex, time::Duration};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use crm_domain::{Job, JobKind};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -20,77 +21,55 @@ pub const LEASE: Duration = Duration::from_secs(30);
 /// Finished jobs an indexer of its own remembers (the newest).
 const JOBS_KEPT: usize = 50;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum JobStatus {
-    Running,
-    Completed,
-    Failed,
-}
-
-impl JobStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobStatus::Running => "running",
-            JobStatus::Completed => "completed",
-            JobStatus::Failed => "failed",
-        }
-    }
-}
-
+/// One build of a new generation as the board keeps it: the job clients follow, and what
+/// only builders need.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ReindexJob {
-    pub id: Uuid,
-    pub status: JobStatus,
-    /// The generation being built (the alias points at it once completed); empty until
-    /// it exists.
+pub struct Build {
+    pub job: Job,
+    /// The generation being filled (the alias points at it once the job completed);
+    /// empty until it exists.
     pub generation: String,
-    /// Customers written to the new generation so far.
-    pub indexed: u64,
-    pub started_at: DateTime<Utc>,
     /// The builder's last save.
     pub saved_at: DateTime<Utc>,
-    pub finished_at: Option<DateTime<Utc>>,
-    pub error: Option<String>,
 }
 
-impl ReindexJob {
+impl Build {
     pub fn start(now: DateTime<Utc>) -> Self {
         Self {
-            id: Uuid::now_v7(),
-            status: JobStatus::Running,
+            job: Job::start(
+                Uuid::now_v7(),
+                JobKind::Reindex,
+                "creating a generation",
+                now,
+            ),
             generation: String::new(),
-            indexed: 0,
-            started_at: now,
             saved_at: now,
-            finished_at: None,
-            error: None,
         }
+    }
+
+    /// From now on it fills `generation`.
+    pub fn fills(&mut self, generation: &str) {
+        self.generation = generation.to_owned();
+        self.job.phase = format!("indexing customers into {generation}");
     }
 
     /// Running, and its builder saved it within the lease.
     pub fn is_building(&self, now: DateTime<Utc>) -> bool {
-        self.status == JobStatus::Running && now - self.saved_at <= lease()
+        self.job.is_running() && now - self.saved_at <= lease()
     }
 
-    /// The job as a reader should see it: one whose builder is gone failed.
+    /// The build as a reader should see it: one whose builder is gone failed.
     pub fn as_seen(mut self, now: DateTime<Utc>) -> Self {
-        if self.status == JobStatus::Running && !self.is_building(now) {
-            self.status = JobStatus::Failed;
-            self.finished_at = Some(self.saved_at + lease());
-            self.error = Some("the indexer building it stopped before it finished".into());
+        if self.job.is_running() && !self.is_building(now) {
+            let error = "the indexer building it stopped before it finished".to_owned();
+            self.job.finish(self.saved_at + lease(), Some(error));
         }
         self
     }
 
     pub fn finish(&mut self, now: DateTime<Utc>, error: Option<String>) {
-        self.status = match error {
-            None => JobStatus::Completed,
-            Some(_) => JobStatus::Failed,
-        };
-        self.finished_at = Some(now);
+        self.job.finish(now, error);
         self.saved_at = now;
-        self.error = error;
     }
 }
 
@@ -110,19 +89,19 @@ pub struct Revision {
 #[async_trait]
 pub trait JobBoard: Send + Sync {
     /// The latest started job and the revision it is at.
-    async fn current(&self) -> Result<Option<(ReindexJob, Revision)>>;
+    async fn current(&self) -> Result<Option<(Build, Revision)>>;
     /// Makes `job` the current one if the board still holds `expected` (`None`: no
     /// current job yet); answers the new revision, or `None` when another writer got
     /// there first.
     async fn replace_current(
         &self,
-        job: &ReindexJob,
+        job: &Build,
         expected: Option<Revision>,
     ) -> Result<Option<Revision>>;
     /// Keeps `job` for lookups by id.
-    async fn keep(&self, job: &ReindexJob) -> Result<()>;
+    async fn keep(&self, job: &Build) -> Result<()>;
     /// A kept job as its builder last saved it.
-    async fn job(&self, id: Uuid) -> Result<Option<ReindexJob>>;
+    async fn job(&self, id: Uuid) -> Result<Option<Build>>;
 }
 
 /// The jobs of an indexer whose index is its own (tantivy): its memory.
@@ -133,20 +112,20 @@ pub struct MemoryJobBoard {
 
 #[derive(Default)]
 struct Memory {
-    current: Option<(ReindexJob, Revision)>,
+    current: Option<(Build, Revision)>,
     /// Newest last.
-    kept: VecDeque<ReindexJob>,
+    kept: VecDeque<Build>,
 }
 
 #[async_trait]
 impl JobBoard for MemoryJobBoard {
-    async fn current(&self) -> Result<Option<(ReindexJob, Revision)>> {
+    async fn current(&self) -> Result<Option<(Build, Revision)>> {
         Ok(self.state.lock().expect("jobs").current.clone())
     }
 
     async fn replace_current(
         &self,
-        job: &ReindexJob,
+        job: &Build,
         expected: Option<Revision>,
     ) -> Result<Option<Revision>> {
         let mut state = self.state.lock().expect("jobs");
@@ -162,9 +141,9 @@ impl JobBoard for MemoryJobBoard {
         Ok(Some(revision))
     }
 
-    async fn keep(&self, job: &ReindexJob) -> Result<()> {
+    async fn keep(&self, job: &Build) -> Result<()> {
         let mut state = self.state.lock().expect("jobs");
-        match state.kept.iter_mut().find(|kept| kept.id == job.id) {
+        match state.kept.iter_mut().find(|kept| kept.job.id == job.job.id) {
             Some(kept) => *kept = job.clone(),
             None => {
                 state.kept.push_back(job.clone());
@@ -176,9 +155,9 @@ impl JobBoard for MemoryJobBoard {
         Ok(())
     }
 
-    async fn job(&self, id: Uuid) -> Result<Option<ReindexJob>> {
+    async fn job(&self, id: Uuid) -> Result<Option<Build>> {
         let state = self.state.lock().expect("jobs");
-        Ok(state.kept.iter().find(|job| job.id == id).cloned())
+        Ok(state.kept.iter().find(|build| build.job.id == id).cloned())
     }
 }
 
@@ -192,12 +171,11 @@ pub mod contract {
 
     /// A job with fixed ids and times, so the requests an adapter sends are the same
     /// every run.
-    pub fn job(n: u8) -> ReindexJob {
+    pub fn job(n: u8) -> Build {
         let at = Utc.with_ymd_and_hms(2026, 12, 7, 10, 0, n.into()).unwrap();
-        ReindexJob {
-            id: Uuid::from_bytes([n; 16]),
-            ..ReindexJob::start(at)
-        }
+        let mut build = Build::start(at);
+        build.job.id = Uuid::from_bytes([n; 16]);
+        build
     }
 
     pub async fn run(board: &dyn JobBoard) {
@@ -217,8 +195,8 @@ pub mod contract {
         );
 
         let mut saved = first.clone();
-        saved.generation = "customers-2".into();
-        saved.indexed = 100;
+        saved.fills("customers-2");
+        saved.job.progress.done = 100;
         let revision = board
             .replace_current(&saved, Some(revision))
             .await
@@ -229,8 +207,8 @@ pub mod contract {
             board.current().await.expect("current"),
             Some((saved.clone(), revision))
         );
-        assert_eq!(board.job(first.id).await.expect("job"), Some(saved));
-        assert_eq!(board.job(second.id).await.expect("job"), None);
+        assert_eq!(board.job(first.job.id).await.expect("job"), Some(saved));
+        assert_eq!(board.job(second.job.id).await.expect("job"), None);
 
         let stale = Revision {
             seq_no: revision.seq_no - 1,
@@ -268,7 +246,7 @@ pub mod contract {
         let later = job.saved_at + chrono::Duration::seconds(31);
         assert!(!job.is_building(later));
         let seen = job.as_seen(later);
-        assert_eq!(seen.status, JobStatus::Failed);
-        assert!(seen.error.unwrap().contains("stopped"));
+        assert_eq!(seen.job.status, crm_domain::JobStatus::Failed);
+        assert!(seen.job.error.unwrap().contains("stopped"));
     }
 }

@@ -12,10 +12,11 @@ use std::sync::{
 };
 
 use chrono::Utc;
+use crm_domain::Job;
 use uuid::Uuid;
 
 pub use self::{
-    jobs::{JobBoard, JobStatus, MemoryJobBoard, ReindexJob},
+    jobs::{Build, JobBoard, MemoryJobBoard},
     source::CustomerSource,
 };
 use crate::{
@@ -34,7 +35,7 @@ pub struct Reindexer {
 
 /// A job this replica builds, and the board's revision that says it still may.
 struct Held {
-    job: ReindexJob,
+    build: Build,
     revision: Revision,
 }
 
@@ -53,13 +54,13 @@ impl Reindexer {
         }
     }
 
-    pub async fn job(&self, id: Uuid) -> Result<ReindexJob> {
-        let job = self.board.job(id).await?.ok_or(Error::JobNotFound(id))?;
-        Ok(job.as_seen(Utc::now()))
+    pub async fn job(&self, id: Uuid) -> Result<Job> {
+        let build = self.board.job(id).await?.ok_or(Error::JobNotFound(id))?;
+        Ok(build.as_seen(Utc::now()).job)
     }
 
     /// Starts a job in the background; refused while another runs.
-    pub async fn start(self: &Arc<Self>) -> Result<ReindexJob> {
+    pub async fn start(self: &Arc<Self>) -> Result<Job> {
         // The job is claimed before the generation is made, so two starts at once never
         // make two generations: the second is refused here.
         let mut held = self.claim().await?;
@@ -70,7 +71,7 @@ impl Reindexer {
                 return Err(error.into());
             }
         };
-        held.job.generation = generation.name.clone();
+        held.build.fills(&generation.name);
         // From now on events applied here reach the new generation too; once saved,
         // also those that other replicas apply.
         self.generations.start_building(generation.index.clone());
@@ -79,8 +80,8 @@ impl Reindexer {
             self.end(held, Some(error.to_string())).await;
             return Err(error);
         }
-        tracing::info!(job = %held.job.id, generation = %generation.name, "reindex started");
-        let job = held.job.clone();
+        tracing::info!(job = %held.build.job.id, generation = %generation.name, "reindex started");
+        let job = held.build.job.clone();
         let this = self.clone();
         tokio::spawn(async move { this.run(held, generation).await });
         Ok(job)
@@ -89,38 +90,38 @@ impl Reindexer {
     async fn claim(&self) -> Result<Held> {
         let now = Utc::now();
         let current = self.board.current().await?;
-        if let Some((running, _)) = current.as_ref().filter(|(job, _)| job.is_building(now)) {
-            return Err(Error::AlreadyRunning(running.id));
+        if let Some((running, _)) = current.as_ref().filter(|(build, _)| build.is_building(now)) {
+            return Err(Error::AlreadyRunning(running.job.id));
         }
-        let job = ReindexJob::start(now);
+        let build = Build::start(now);
         let expected = current.as_ref().map(|(_, revision)| *revision);
-        let Some(revision) = self.board.replace_current(&job, expected).await? else {
+        let Some(revision) = self.board.replace_current(&build, expected).await? else {
             // Another replica started one in between.
             return match self.board.current().await? {
-                Some((winner, _)) => Err(Error::AlreadyRunning(winner.id)),
+                Some((winner, _)) => Err(Error::AlreadyRunning(winner.job.id)),
                 None => Err(IndexError::Engine("the reindex job vanished".into()).into()),
             };
         };
-        if let Some((abandoned, _)) = current.filter(|(job, _)| job.status == JobStatus::Running) {
+        if let Some((abandoned, _)) = current.filter(|(build, _)| build.job.is_running()) {
             self.board.keep(&abandoned.as_seen(now)).await?;
         }
-        self.board.keep(&job).await?;
-        Ok(Held { job, revision })
+        self.board.keep(&build).await?;
+        Ok(Held { build, revision })
     }
 
     /// Records the job's progress, and that its builder is alive; fails when another
     /// replica took the job over (this one was quiet longer than the lease).
     async fn save(&self, held: &mut Held) -> Result<()> {
-        held.job.saved_at = Utc::now();
+        held.build.saved_at = Utc::now();
         match self
             .board
-            .replace_current(&held.job, Some(held.revision))
+            .replace_current(&held.build, Some(held.revision))
             .await?
         {
             Some(revision) => held.revision = revision,
-            None => return Err(Error::TakenOver(held.job.id)),
+            None => return Err(Error::TakenOver(held.build.job.id)),
         }
-        Ok(self.board.keep(&held.job).await?)
+        Ok(self.board.keep(&held.build).await?)
     }
 
     async fn run(&self, mut held: Held, generation: Generation) {
@@ -138,7 +139,7 @@ impl Reindexer {
             },
             Err(error) => Err(error),
         };
-        let id = held.job.id;
+        let id = held.build.job.id;
         match promoted {
             Ok(live) => {
                 self.generations.finish_building(Some(live));
@@ -154,9 +155,9 @@ impl Reindexer {
     }
 
     async fn end(&self, mut held: Held, error: Option<String>) {
-        held.job.finish(Utc::now(), error);
+        held.build.finish(Utc::now(), error);
         if let Err(error) = self.save(&mut held).await {
-            tracing::warn!(job = %held.job.id, %error, "cannot record the end of the reindex job");
+            tracing::warn!(job = %held.build.job.id, %error, "cannot record the end of the reindex job");
         }
     }
 
@@ -171,11 +172,11 @@ impl Reindexer {
         loop {
             tokio::select! {
                 built = &mut build => {
-                    held.job.indexed = indexed.load(Ordering::Relaxed);
+                    held.build.job.progress.done = indexed.load(Ordering::Relaxed);
                     return built;
                 }
                 _ = heartbeat.tick() => {
-                    held.job.indexed = indexed.load(Ordering::Relaxed);
+                    held.build.job.progress.done = indexed.load(Ordering::Relaxed);
                     self.save(held).await?;
                 }
             }

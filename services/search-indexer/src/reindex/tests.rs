@@ -154,8 +154,8 @@ async fn one_build_at_a_time_and_it_gets_the_events_every_replica_applies() {
         .job(job.id)
         .await
         .expect("the other replica knows it");
-    assert_eq!(seen_elsewhere.status, JobStatus::Running);
-    assert_eq!(seen_elsewhere.generation, "customers-2");
+    assert_eq!(seen_elsewhere.status, crm_domain::JobStatus::Running);
+    assert_eq!(seen_elsewhere.phase, "indexing customers into customers-2");
 
     // A customer created during the build, whose event the other replica consumes.
     let grace = customer("grace@example.com", "Grace", "Hopper", None, &[]);
@@ -164,12 +164,15 @@ async fn one_build_at_a_time_and_it_gets_the_events_every_replica_applies() {
     source.gate.add_permits(1);
     let done = loop {
         let job = b.reindexer.job(job.id).await.unwrap();
-        if job.status != JobStatus::Running {
+        if job.status != crm_domain::JobStatus::Running {
             break job;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     };
-    assert_eq!((done.status, done.indexed), (JobStatus::Completed, 1));
+    assert_eq!(
+        (done.status, done.progress.done),
+        (crm_domain::JobStatus::Completed, 1)
+    );
     let live = b.generations.live();
     live.refresh().await.unwrap();
     let everyone = SearchQuery {
@@ -195,14 +198,14 @@ async fn a_job_whose_builder_stopped_is_failed_and_another_may_start() {
         gate: Semaphore::new(0),
     });
     let b = replica(&catalog, &source).await;
-    let mut gone = ReindexJob::start(Utc::now() - chrono::Duration::minutes(1));
-    gone.generation = "customers-9".into();
+    let mut gone = Build::start(Utc::now() - chrono::Duration::minutes(1));
+    gone.fills("customers-9");
     catalog.board.replace_current(&gone, None).await.unwrap();
     catalog.board.keep(&gone).await.unwrap();
 
     let job = b.reindexer.start().await.expect("taken over");
-    assert_ne!(job.id, gone.id);
-    let gone = b.reindexer.job(gone.id).await.unwrap();
-    assert_eq!(gone.status, JobStatus::Failed);
+    assert_ne!(job.id, gone.job.id);
+    let gone = b.reindexer.job(gone.job.id).await.unwrap();
+    assert_eq!(gone.status, crm_domain::JobStatus::Failed);
     assert!(gone.error.unwrap().contains("stopped"));
 }

@@ -6,7 +6,7 @@ use crm_domain::{CustomerId, Segment, rfm::RfmBounds, segmentation::SegmentConfi
 use futures::StreamExt;
 use uuid::Uuid;
 
-use super::{JobStatus, Profile, PurchasedItem, SegmentStore};
+use super::{Profile, PurchasedItem, SegmentStore};
 use crate::Error;
 
 fn now() -> DateTime<Utc> {
@@ -229,17 +229,15 @@ async fn rfm_in_sql_matches_the_domain(store: &dyn SegmentStore, live: &[Custome
 async fn jobs(store: &dyn SegmentStore) {
     let stale_after = Duration::minutes(10);
     let mut job = store.start_job(now(), stale_after).await.expect("start");
-    assert_eq!(job.status, JobStatus::Running);
+    assert_eq!(job.status, crm_domain::JobStatus::Running);
     match store.start_job(now(), stale_after).await {
         Err(Error::AlreadyRunning(Some(id))) => assert_eq!(id, job.id),
         other => panic!("a second start must be refused, got {other:?}"),
     }
-    job.total = 10;
-    job.processed = 10;
-    job.changed = 2;
-    job.status = JobStatus::Completed;
-    job.phase = "done".into();
-    job.finished_at = Some(now());
+    job.progress.total = Some(10);
+    job.progress.done = 10;
+    job.add(crate::batch::CHANGED, 2);
+    job.finish(now(), None);
     store.save_job(&job, now()).await.expect("save");
     assert_eq!(store.job(job.id).await.expect("get"), Some(job.clone()));
     assert_eq!(store.job(Uuid::now_v7()).await.expect("get"), None);
@@ -255,9 +253,9 @@ async fn jobs(store: &dyn SegmentStore) {
         .await
         .expect("dead one is failed");
     let dead = store.job(dead.id).await.expect("get").expect("kept");
-    assert_eq!(dead.status, JobStatus::Failed);
+    assert_eq!(dead.status, crm_domain::JobStatus::Failed);
     assert!(dead.error.expect("why").contains("abandoned"));
-    assert_eq!(next.status, JobStatus::Running);
+    assert_eq!(next.status, crm_domain::JobStatus::Running);
 }
 
 async fn recommendation_data(store: &dyn SegmentStore) {

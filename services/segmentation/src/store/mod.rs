@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use crm_domain::{
-    Customer, CustomerId, CustomerMetrics, Segment,
+    Customer, CustomerId, CustomerMetrics, Job, Segment,
     rfm::{RfmBounds, RfmInput, RfmScore, RfmSegment},
     segmentation::{SegmentConfig, days_since},
 };
@@ -118,41 +118,6 @@ impl Profile {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JobStatus {
-    Running,
-    Completed,
-    Failed,
-}
-
-impl JobStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Running => "running",
-            Self::Completed => "completed",
-            Self::Failed => "failed",
-        }
-    }
-}
-
-/// One run of the batch, with its progress.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RecomputeJob {
-    pub id: Uuid,
-    pub status: JobStatus,
-    /// What it does now: scoring, storing segments, done.
-    pub phase: String,
-    /// Customers in the base.
-    pub total: u64,
-    /// Customers whose segment and RFM are settled.
-    pub processed: u64,
-    /// Customers whose segment changed.
-    pub changed: u64,
-    pub error: Option<String>,
-    pub started_at: DateTime<Utc>,
-    pub finished_at: Option<DateTime<Utc>>,
-}
-
 /// Customers per segment and per RFM segment.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SegmentCounts {
@@ -224,16 +189,12 @@ pub trait RecomputeStore: Send + Sync {
     /// Registers a running job (times keep microseconds), unless one runs:
     /// `Error::AlreadyRunning`. A running job without a heartbeat for `stale_after` is
     /// marked failed first (its process died).
-    async fn start_job(
-        &self,
-        now: DateTime<Utc>,
-        stale_after: chrono::Duration,
-    ) -> Result<RecomputeJob>;
+    async fn start_job(&self, now: DateTime<Utc>, stale_after: chrono::Duration) -> Result<Job>;
     /// Saves progress (and the heartbeat).
-    async fn save_job(&self, job: &RecomputeJob, now: DateTime<Utc>) -> Result<()>;
+    async fn save_job(&self, job: &Job, now: DateTime<Utc>) -> Result<()>;
     /// Says a running job is alive at `now` (its lease against `start_job`'s stale window).
     async fn heartbeat(&self, id: Uuid, now: DateTime<Utc>) -> Result<()>;
-    async fn job(&self, id: Uuid) -> Result<Option<RecomputeJob>>;
+    async fn job(&self, id: Uuid) -> Result<Option<Job>>;
 }
 
 /// Purchases and product views, and what recommendations read of them.

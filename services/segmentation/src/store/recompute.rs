@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use crm_domain::{
+    Job, JobKind,
     rfm::{Quintiles, RfmBounds},
     segmentation::SegmentConfig,
 };
@@ -13,7 +14,7 @@ use sqlx::query::Query;
 use uuid::Uuid;
 
 use super::{
-    JobStatus, Profile, RecomputeJob, RecomputeStore,
+    Profile, RecomputeStore,
     sql::{
         self, COUNT_PENDING, FAIL_STALE_JOBS, FREQUENCY, INSERT_JOB, JOB_HEARTBEAT, JobRow,
         MONETARY, PENDING_CHANGES, ProfileRow, RECENCY, SAVE_BOUNDS, SELECT_BOUNDS, SELECT_JOB,
@@ -21,7 +22,7 @@ use super::{
     },
     sql_store::{SegmentDialect, SqlStore},
 };
-use crate::{Error, Result};
+use crate::{Error, Result, batch::CHANGED};
 
 /// Binds `$1`..`$5` of the statements built on `queries/wanted_segment.sql`.
 pub(super) fn with_rules<'q, D: SegmentDialect>(
@@ -112,26 +113,13 @@ impl<D: SegmentDialect> RecomputeStore for SqlStore<D> {
         self.count(&self.batch_pool, query).await
     }
 
-    async fn start_job(
-        &self,
-        now: DateTime<Utc>,
-        stale_after: chrono::Duration,
-    ) -> Result<RecomputeJob> {
+    async fn start_job(&self, now: DateTime<Utc>, stale_after: chrono::Duration) -> Result<Job> {
         sqlx::query(FAIL_STALE_JOBS)
             .arg(micros(now - stale_after))
             .execute(D::on(&self.pool))
             .await?;
-        let job = RecomputeJob {
-            id: Uuid::now_v7(),
-            status: JobStatus::Running,
-            phase: "starting".into(),
-            total: 0,
-            processed: 0,
-            changed: 0,
-            error: None,
-            started_at: now,
-            finished_at: None,
-        };
+        let mut job = Job::start(Uuid::now_v7(), JobKind::Recompute, "starting", now);
+        job.add(CHANGED, 0);
         let inserted = sqlx::query(INSERT_JOB)
             .arg(job.id)
             .arg(job.status.as_str().to_owned())
@@ -153,21 +141,21 @@ impl<D: SegmentDialect> RecomputeStore for SqlStore<D> {
                     .fetch_optional(D::on(&self.pool))
                     .await?;
                 let running: Option<JobRow> = running.map(|row| D::read(&row)).transpose()?;
-                let running: Option<RecomputeJob> = running.map(TryInto::try_into).transpose()?;
+                let running: Option<Job> = running.map(TryInto::try_into).transpose()?;
                 Err(Error::AlreadyRunning(running.map(|j| j.id)))
             }
             Err(other) => Err(other.into()),
         }
     }
 
-    async fn save_job(&self, job: &RecomputeJob, now: DateTime<Utc>) -> Result<()> {
+    async fn save_job(&self, job: &Job, now: DateTime<Utc>) -> Result<()> {
         sqlx::query(UPDATE_JOB)
             .arg(job.id)
             .arg(job.status.as_str().to_owned())
             .arg(job.phase.clone())
-            .arg(stored_count(job.total))
-            .arg(stored_count(job.processed))
-            .arg(stored_count(job.changed))
+            .arg(stored_count(job.progress.total.unwrap_or_default()))
+            .arg(stored_count(job.progress.done))
+            .arg(stored_count(job.count(CHANGED)))
             .arg(job.error.clone())
             .arg(micros(now))
             .arg(job.finished_at.map(micros))
@@ -185,7 +173,7 @@ impl<D: SegmentDialect> RecomputeStore for SqlStore<D> {
         Ok(())
     }
 
-    async fn job(&self, id: Uuid) -> Result<Option<RecomputeJob>> {
+    async fn job(&self, id: Uuid) -> Result<Option<Job>> {
         let row = sqlx::query(SELECT_JOB)
             .arg(id)
             .fetch_optional(D::on(&self.pool))

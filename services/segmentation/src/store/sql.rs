@@ -5,12 +5,12 @@
 
 use chrono::{DateTime, Utc};
 use crm_domain::{
-    CustomerId,
+    CustomerId, Job, JobKind, JobStatus,
     rfm::{Quintiles, RfmBounds, RfmScore},
 };
 use uuid::Uuid;
 
-use super::{JobStatus, Profile, RecomputeJob, ScoredRfm};
+use super::{Profile, ScoredRfm};
 use crate::{Error, Result};
 
 pub fn micros(at: DateTime<Utc>) -> i64 {
@@ -244,28 +244,25 @@ pub struct JobRow {
     finished_at_us: Option<i64>,
 }
 
-impl TryFrom<JobRow> for RecomputeJob {
+impl TryFrom<JobRow> for Job {
     type Error = Error;
 
     fn try_from(row: JobRow) -> Result<Self> {
-        let status = match row.status.as_str() {
-            "running" => JobStatus::Running,
-            "completed" => JobStatus::Completed,
-            "failed" => JobStatus::Failed,
-            other => return Err(Error::Corrupt(format!("job status {other}"))),
-        };
+        let status: JobStatus = row.status.parse().map_err(Error::Corrupt)?;
         let count = |n: i64| u64::try_from(n).unwrap_or_default();
-        Ok(Self {
-            id: row.id,
-            status,
-            phase: row.phase,
-            total: count(row.total),
-            processed: count(row.processed),
-            changed: count(row.changed),
-            error: row.error,
-            started_at: from_micros(row.started_at_us)?,
-            finished_at: row.finished_at_us.map(from_micros).transpose()?,
-        })
+        let mut job = Job::start(
+            row.id,
+            JobKind::Recompute,
+            &row.phase,
+            from_micros(row.started_at_us)?,
+        );
+        job.status = status;
+        job.progress.total = Some(count(row.total));
+        job.progress.done = count(row.processed);
+        job.add(crate::batch::CHANGED, count(row.changed));
+        job.error = row.error;
+        job.finished_at = row.finished_at_us.map(from_micros).transpose()?;
+        Ok(job)
     }
 }
 
