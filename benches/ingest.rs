@@ -8,7 +8,7 @@ use std::{sync::Arc, time::Instant};
 use crm_platform::{
     Shutdown,
     bus::{ConsumerConfig, EVENTS_EXCHANGE, EventBus, Message, RabbitBus},
-    settings::Secret,
+    settings::{BusSettings, DatabaseSettings, ListenSettings, RedisSettings, Secret},
     testing::TestVhost,
 };
 use crm_proto::v1::{
@@ -63,12 +63,21 @@ async fn main() {
     let raw = rate(events, started);
 
     // The platform: customer-core and event-ingest, in this process, on real servers.
-    let core_settings = crm_customer_core::Settings {
-        grpc_addr: ([127, 0, 0, 1], 0).into(),
-        http_addr: ([127, 0, 0, 1], 0).into(),
-        database_url: Secret::new(crm_platform::testing::fresh_postgres_url().await),
+    let redis = RedisSettings {
         redis_key_prefix: format!("bench:{}:", uuid::Uuid::new_v4().simple()),
+        ..RedisSettings::default()
+    };
+    let bus = BusSettings {
         amqp_url: Secret::new(&vhost.url),
+    };
+    let core_settings = crm_customer_core::Settings {
+        listen: ListenSettings::loopback(0, 0),
+        database: DatabaseSettings {
+            database_url: Secret::new(crm_platform::testing::fresh_postgres_url().await),
+            ..DatabaseSettings::default()
+        },
+        redis: redis.clone(),
+        bus: bus.clone(),
         ..crm_customer_core::Settings::default()
     };
     let core = crm_customer_core::Application::build(&core_settings)
@@ -77,10 +86,9 @@ async fn main() {
     let core_url = format!("http://{}", core.grpc_addr());
     tokio::spawn(core.run(shutdown.clone()));
     let ingest_settings = crm_event_ingest::Settings {
-        grpc_addr: ([127, 0, 0, 1], 0).into(),
-        http_addr: ([127, 0, 0, 1], 0).into(),
-        amqp_url: Secret::new(&vhost.url),
-        redis_key_prefix: core_settings.redis_key_prefix.clone(),
+        listen: ListenSettings::loopback(0, 0),
+        redis,
+        bus,
         ..crm_event_ingest::Settings::default()
     };
     let ingest = crm_event_ingest::Application::build(&ingest_settings)

@@ -14,7 +14,12 @@ use std::{sync::Arc, time::Instant};
 
 use chrono::{Duration, Utc};
 use crm_domain::{JobStatus, segmentation::SegmentConfig};
-use crm_platform::{Shutdown, bus::EventBus, settings::Secret, testing::TestVhost};
+use crm_platform::{
+    Shutdown,
+    bus::EventBus,
+    settings::{BusSettings, DatabaseSettings, ListenSettings, RedisSettings, Secret},
+    testing::TestVhost,
+};
 use crm_segmentation::{
     batch::{Batch, CHANGED},
     clients::CustomerCoreWriter,
@@ -56,11 +61,18 @@ async fn main() {
 
     // customer-core, in this process, on the real servers.
     let core_settings = crm_customer_core::Settings {
-        grpc_addr: ([127, 0, 0, 1], 0).into(),
-        http_addr: ([127, 0, 0, 1], 0).into(),
-        database_url: Secret::new(&database_url),
-        redis_key_prefix: format!("bench:{}:", uuid::Uuid::new_v4().simple()),
-        amqp_url: Secret::new(&vhost.url),
+        listen: ListenSettings::loopback(0, 0),
+        database: DatabaseSettings {
+            database_url: Secret::new(&database_url),
+            ..DatabaseSettings::default()
+        },
+        redis: RedisSettings {
+            redis_key_prefix: format!("bench:{}:", uuid::Uuid::new_v4().simple()),
+            ..RedisSettings::default()
+        },
+        bus: BusSettings {
+            amqp_url: Secret::new(&vhost.url),
+        },
         ..crm_customer_core::Settings::default()
     };
     let core = crm_customer_core::Application::build(&core_settings)

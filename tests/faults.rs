@@ -128,9 +128,11 @@ async fn a_broker_cut_loses_nothing_and_applies_nothing_twice() {
             proxies.broker.cut();
             outage = Some(proxies.broker.restore_after(Duration::from_secs(10)));
             app.eventually("readiness to report the broker away", || async {
-                let ingest = readiness(&app, "crm-event-ingest").await;
-                let core = readiness(&app, "crm-customer-core").await;
-                (ingest["status"] == "degraded" && core["status"] == "degraded").then_some(())
+                let mut degraded = true;
+                for binary in ["crm-event-ingest", "crm-customer-core", "crm-segmentation"] {
+                    degraded &= readiness(&app, binary).await["status"] == "degraded";
+                }
+                degraded.then_some(())
             })
             .await;
         }
@@ -245,6 +247,11 @@ async fn a_redis_cut_costs_reads_nothing_and_no_read_after_it_is_older_than_a_wr
         assert_eq!(app.get_customer(id).await.status(), StatusCode::OK);
     }
     redis.cut();
+    app.eventually("event-ingest to report its Redis away", || async {
+        let ready = readiness(&app, "crm-event-ingest").await;
+        (ready["status"] == "degraded").then_some(())
+    })
+    .await;
     let mut last_written = BTreeMap::new();
     for round in 0..3 {
         for id in &ids {

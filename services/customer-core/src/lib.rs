@@ -43,11 +43,11 @@ impl Application {
     /// The production wiring: PostgreSQL (migrated at start), Redis and RabbitMQ.
     pub async fn build(settings: &Settings) -> Result<Self> {
         let repo = repo::PostgresRepository::connect(
-            settings.database_url.expose(),
-            settings.database_limits(),
+            settings.database.database_url.expose(),
+            settings.database.limits(),
         )
         .await?;
-        let cache = Arc::new(RedisCache::new(settings.redis())?);
+        let cache = Arc::new(RedisCache::new(settings.redis.cache())?);
         let freshness = freshness::Freshness::shared(repo.pool().clone(), cache.clone());
         let service = CustomerService::new(Arc::new(repo), cache.clone())
             .with_freshness(freshness)
@@ -57,13 +57,9 @@ impl Application {
             let cache = cache.clone();
             async move { cache.ping().await }
         });
-        let bus = Arc::new(RabbitBus::new(settings.amqp_url.clone()));
+        let bus = Arc::new(RabbitBus::new(settings.bus.amqp_url.clone()));
         let broker_probe = crm_platform::bus::broker_probe(bus.clone());
-        let listen = Listen {
-            grpc_addr: settings.grpc_addr,
-            http_addr: Some(settings.http_addr),
-            internal: settings.internal.load()?,
-        };
+        let listen = settings.listen.listen(settings.internal.load()?);
         Self::with_service(service, bus, listen, vec![cache_probe, broker_probe]).await
     }
 

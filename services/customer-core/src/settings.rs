@@ -1,8 +1,11 @@
 //! crm-customer-core's settings (`CRM_*` environment variables, see the README).
 
-use std::{net::SocketAddr, time::Duration};
+use std::time::Duration;
 
-use crm_platform::{cache::RedisCacheSettings, database::PostgresLimits, settings::Secret};
+use crm_platform::{
+    internal_auth::InternalAuthSettings,
+    settings::{BusSettings, DatabaseSettings, ListenSettings, RedisSettings},
+};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -10,17 +13,16 @@ use serde::{Deserialize, Serialize};
 pub struct Settings {
     /// The internal token and mutual TLS (`CRM_INTERNAL_TOKEN`, `CRM_TLS_*`).
     #[serde(flatten)]
-    pub internal: crm_platform::internal_auth::InternalAuthSettings,
-    pub grpc_addr: SocketAddr,
-    pub http_addr: SocketAddr,
-    pub database_url: Secret,
-    pub database_max_connections: u32,
-    /// The longest one statement may run (waiting for locks included); 0 = no limit.
-    pub database_statement_timeout_ms: u64,
-    pub redis_url: Secret,
-    pub redis_key_prefix: String,
-    pub redis_timeout_ms: u64,
-    pub amqp_url: Secret,
+    pub internal: InternalAuthSettings,
+    #[serde(flatten)]
+    pub listen: ListenSettings,
+    #[serde(flatten)]
+    pub database: DatabaseSettings,
+    /// The customer cache.
+    #[serde(flatten)]
+    pub redis: RedisSettings,
+    #[serde(flatten)]
+    pub bus: BusSettings,
     /// The 360 view's deadline for each part from the store and for the whole answer.
     /// 0 gives up at once (turns the parts off).
     pub view_part_timeout_ms: u64,
@@ -33,16 +35,10 @@ impl Default for Settings {
         let millis = |d: Duration| d.as_millis() as u64;
         Self {
             internal: Default::default(),
-            grpc_addr: ([127, 0, 0, 1], 50051).into(),
-            http_addr: ([127, 0, 0, 1], 9101).into(),
-            database_url: Secret::new("postgres://postgres@127.0.0.1:5432/crm"),
-            database_max_connections: PostgresLimits::default().max_connections,
-            database_statement_timeout_ms: PostgresLimits::default().statement_timeout.as_millis()
-                as u64,
-            redis_url: Secret::new("redis://127.0.0.1:6379"),
-            redis_key_prefix: String::new(),
-            redis_timeout_ms: 250,
-            amqp_url: Secret::new("amqp://guest:guest@127.0.0.1:5672/%2f"),
+            listen: ListenSettings::loopback(50051, 9101),
+            database: Default::default(),
+            redis: Default::default(),
+            bus: Default::default(),
             view_part_timeout_ms: millis(view.part),
             view_timeout_ms: millis(view.whole),
         }
@@ -50,25 +46,10 @@ impl Default for Settings {
 }
 
 impl Settings {
-    pub fn database_limits(&self) -> PostgresLimits {
-        PostgresLimits {
-            max_connections: self.database_max_connections,
-            statement_timeout: std::time::Duration::from_millis(self.database_statement_timeout_ms),
-        }
-    }
-
     pub fn view_deadlines(&self) -> crate::person::Deadlines {
         crate::person::Deadlines {
             part: Duration::from_millis(self.view_part_timeout_ms),
             whole: Duration::from_millis(self.view_timeout_ms),
-        }
-    }
-
-    pub fn redis(&self) -> RedisCacheSettings {
-        RedisCacheSettings {
-            url: self.redis_url.clone(),
-            key_prefix: self.redis_key_prefix.clone(),
-            timeout: Duration::from_millis(self.redis_timeout_ms),
         }
     }
 }

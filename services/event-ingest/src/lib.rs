@@ -32,18 +32,20 @@ pub struct Application {
 impl Application {
     /// The production wiring: RabbitMQ and Redis.
     pub async fn build(settings: &Settings) -> Result<Self> {
-        let bus = Arc::new(RabbitBus::new(settings.amqp_url.clone()));
-        let seen = Arc::new(seen::RedisSeen::new(
-            &settings.redis_url,
-            &settings.redis_key_prefix,
-        )?);
-        let listen = Listen {
-            grpc_addr: settings.grpc_addr,
-            http_addr: Some(settings.http_addr),
-            internal: settings.internal.load()?,
+        let bus = Arc::new(RabbitBus::new(settings.bus.amqp_url.clone()));
+        let seen = Arc::new(seen::RedisSeen::new(&settings.redis)?);
+        // Without Redis, ids are not checked before the broker (customer-core still
+        // applies each once): degraded, not out of service.
+        let dedupe = {
+            let seen = seen.clone();
+            crm_platform::health::probe("redis", false, move || {
+                let seen = seen.clone();
+                async move { seen.ping().await }
+            })
         };
+        let listen = settings.listen.listen(settings.internal.load()?);
         let mut app = Self::with_ingestor(Ingestor::new(bus.clone(), seen), listen).await?;
-        app.readiness = Readiness::new(vec![crm_platform::bus::broker_probe(bus)]);
+        app.readiness = Readiness::new(vec![crm_platform::bus::broker_probe(bus), dedupe]);
         Ok(app)
     }
 

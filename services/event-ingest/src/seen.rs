@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use crm_platform::{redis::RedisClient, settings::Secret};
+use crm_platform::{redis::RedisClient, settings::RedisSettings};
 use uuid::Uuid;
 
 /// How long an id is remembered.
@@ -59,11 +59,16 @@ pub struct RedisSeen {
 }
 
 impl RedisSeen {
-    pub fn new(url: &Secret, prefix: &str) -> crm_platform::Result<Self> {
+    pub fn new(settings: &RedisSettings) -> crm_platform::Result<Self> {
         Ok(Self {
-            client: RedisClient::new(url, Duration::from_millis(500))?,
-            prefix: prefix.to_owned(),
+            client: RedisClient::new(&settings.redis_url, settings.timeout())?,
+            prefix: settings.redis_key_prefix.clone(),
         })
+    }
+
+    /// Whether Redis answers (readiness).
+    pub async fn ping(&self) -> Result<(), String> {
+        self.client.ping().await
     }
 
     fn key(&self, id: &Uuid) -> String {
@@ -123,8 +128,11 @@ mod tests {
 
     #[tokio::test]
     async fn redis() {
-        let prefix = format!("test:{}:", Uuid::new_v4().simple());
-        let seen = RedisSeen::new(&Secret::new("redis://127.0.0.1:6379"), &prefix).unwrap();
+        let seen = RedisSeen::new(&RedisSettings {
+            redis_key_prefix: format!("test:{}:", Uuid::new_v4().simple()),
+            ..RedisSettings::default()
+        })
+        .unwrap();
         contract(&seen).await;
         assert_eq!(
             seen.client.outages(),

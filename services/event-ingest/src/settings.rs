@@ -1,8 +1,9 @@
 //! crm-event-ingest's settings (`CRM_*` environment variables, see the README).
 
-use std::net::SocketAddr;
-
-use crm_platform::settings::Secret;
+use crm_platform::{
+    internal_auth::InternalAuthSettings,
+    settings::{BusSettings, ListenSettings, RedisSettings},
+};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -10,23 +11,27 @@ use serde::{Deserialize, Serialize};
 pub struct Settings {
     /// The internal token and mutual TLS (`CRM_INTERNAL_TOKEN`, `CRM_TLS_*`).
     #[serde(flatten)]
-    pub internal: crm_platform::internal_auth::InternalAuthSettings,
-    pub grpc_addr: SocketAddr,
-    pub http_addr: SocketAddr,
-    pub amqp_url: Secret,
-    pub redis_url: Secret,
-    pub redis_key_prefix: String,
+    pub internal: InternalAuthSettings,
+    #[serde(flatten)]
+    pub listen: ListenSettings,
+    /// The event ids seen lately (a courtesy dedupe before the broker).
+    #[serde(flatten)]
+    pub redis: RedisSettings,
+    #[serde(flatten)]
+    pub bus: BusSettings,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Self {
             internal: Default::default(),
-            grpc_addr: ([127, 0, 0, 1], 50052).into(),
-            http_addr: ([127, 0, 0, 1], 9102).into(),
-            amqp_url: Secret::new("amqp://guest:guest@127.0.0.1:5672/%2f"),
-            redis_url: Secret::new("redis://127.0.0.1:6379"),
-            redis_key_prefix: String::new(),
+            listen: ListenSettings::loopback(50052, 9102),
+            redis: RedisSettings {
+                // A dedupe lookup may take longer than a cache read before it is skipped.
+                redis_timeout_ms: 500,
+                ..Default::default()
+            },
+            bus: Default::default(),
         }
     }
 }

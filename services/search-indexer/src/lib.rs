@@ -89,19 +89,14 @@ impl Application {
         };
         let internal = settings.internal.load()?;
         let adapters = Adapters {
-            bus: Arc::new(RabbitBus::new(settings.amqp_url.clone())),
+            bus: Arc::new(RabbitBus::new(settings.bus.amqp_url.clone())),
             catalog,
             customers: Arc::new(CustomerCore::new(
                 internal.channel(&settings.customer_core_url)?,
             )),
             replica,
         };
-        let listen = Listen {
-            grpc_addr: settings.grpc_addr,
-            http_addr: Some(settings.http_addr),
-            internal,
-        };
-        Self::with_adapters(adapters, listen).await
+        Self::with_adapters(adapters, settings.listen.listen(internal)).await
     }
 
     pub async fn with_adapters(adapters: Adapters, listen: Listen) -> Result<Self> {

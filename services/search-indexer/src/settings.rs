@@ -1,8 +1,11 @@
 //! crm-search-indexer's settings (`CRM_*` environment variables, see the README).
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::path::PathBuf;
 
-use crm_platform::settings::Secret;
+use crm_platform::{
+    internal_auth::InternalAuthSettings,
+    settings::{BusSettings, ListenSettings, Secret},
+};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,10 +22,11 @@ pub enum Backend {
 pub struct Settings {
     /// The internal token and mutual TLS (`CRM_INTERNAL_TOKEN`, `CRM_TLS_*`).
     #[serde(flatten)]
-    pub internal: crm_platform::internal_auth::InternalAuthSettings,
-    pub grpc_addr: SocketAddr,
-    pub http_addr: SocketAddr,
-    pub amqp_url: Secret,
+    pub internal: InternalAuthSettings,
+    #[serde(flatten)]
+    pub listen: ListenSettings,
+    #[serde(flatten)]
+    pub bus: BusSettings,
     /// Where a reindex reads every customer.
     pub customer_core_url: String,
     /// `CRM_SEARCH_BACKEND`: `tantivy` or `elasticsearch`.
@@ -37,9 +41,8 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             internal: Default::default(),
-            grpc_addr: ([127, 0, 0, 1], 50054).into(),
-            http_addr: ([127, 0, 0, 1], 9104).into(),
-            amqp_url: Secret::new("amqp://guest:guest@127.0.0.1:5672/%2f"),
+            listen: ListenSettings::loopback(50054, 9104),
+            bus: Default::default(),
             customer_core_url: "http://127.0.0.1:50051".into(),
             search_backend: Backend::Tantivy,
             search_index_dir: PathBuf::from("./data/search"),

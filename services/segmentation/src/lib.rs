@@ -51,25 +51,20 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: &Settings) -> Result<Self> {
         let store = PostgresStore::connect(
-            settings.database_url.expose(),
-            settings.database_limits(),
+            settings.database.database_url.expose(),
+            settings.database.limits(),
             Duration::from_millis(settings.recompute_statement_timeout_ms),
         )
         .await?;
         let internal = settings.internal.load()?;
         let adapters = Adapters {
-            bus: Arc::new(RabbitBus::new(settings.amqp_url.clone())),
+            bus: Arc::new(RabbitBus::new(settings.bus.amqp_url.clone())),
             store: Arc::new(store),
             customer_core: internal.channel(&settings.customer_core_url)?,
             rules: settings.rules(),
             recompute_every: settings.recompute_every(),
         };
-        let listen = Listen {
-            grpc_addr: settings.grpc_addr,
-            http_addr: Some(settings.http_addr),
-            internal,
-        };
-        Self::with_adapters(adapters, listen).await
+        Self::with_adapters(adapters, settings.listen.listen(internal)).await
     }
 
     pub async fn with_adapters(adapters: Adapters, listen: Listen) -> Result<Self> {
@@ -100,6 +95,8 @@ impl Application {
             (consumer::customers_config(), snapshots),
             (consumer::activity_config(), activity),
         ];
+        // Without the broker no change reaches segmentation, but what it has still answers.
+        let broker = crm_platform::bus::broker_probe(bus.clone());
         let consuming = crm_platform::bus::start_consumers(bus, consumers, shutdown.clone()).await;
         if let Some(every) = recompute_every {
             tokio::spawn(batch.clone().run_every(every, shutdown.clone()));
@@ -110,10 +107,11 @@ impl Application {
             .await;
         let grpc = SegmentationGrpc::new(store.clone(), batch);
         let router = router.add_service(SegmentationServiceServer::new(grpc));
-        let readiness = Readiness::new(vec![probe("database", true, move || {
+        let database = probe("database", true, move || {
             let store = store.clone();
             async move { store.ping().await.map_err(|e| e.to_string()) }
-        })]);
+        });
+        let readiness = Readiness::new(vec![database, broker]);
         let serving = self
             .listeners
             .serve("segmentation", router, readiness, shutdown);
