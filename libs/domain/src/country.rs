@@ -51,11 +51,8 @@ const CODES: &[&str] = &[
 impl CountryCode {
     /// Validates `input` (trimmed, upper-cased) against the code list.
     pub fn parse(input: &str) -> Result<Self, String> {
-        let code = input.trim().to_ascii_uppercase();
-        if CODES.binary_search(&code.as_str()).is_err() {
-            return Err("must be an ISO 3166-1 alpha-2 country code, e.g. DE".to_owned());
-        }
-        Ok(Self(code))
+        let expected = "must be an ISO 3166-1 alpha-2 country code, e.g. DE";
+        crate::value::listed_code(input, CODES, expected).map(Self)
     }
 }
 

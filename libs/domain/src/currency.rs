@@ -43,11 +43,8 @@ const CODES: &[&str] = &[
 impl Currency {
     /// Validates `input` (trimmed, upper-cased) against the code list.
     pub fn parse(input: &str) -> Result<Self, String> {
-        let code = input.trim().to_ascii_uppercase();
-        if CODES.binary_search(&code.as_str()).is_err() {
-            return Err("must be an ISO 4217 currency code, e.g. EUR".to_owned());
-        }
-        Ok(Self(code))
+        let expected = "must be an ISO 4217 currency code, e.g. EUR";
+        crate::value::listed_code(input, CODES, expected).map(Self)
     }
 }
 

@@ -39,3 +39,12 @@ macro_rules! string_value {
     };
 }
 pub(crate) use string_value;
+
+/// `input` trimmed and upper-cased, if it is one of `codes` (sorted); else `expected`.
+pub(crate) fn listed_code(input: &str, codes: &[&str], expected: &str) -> Result<String, String> {
+    let code = input.trim().to_ascii_uppercase();
+    match codes.binary_search(&code.as_str()) {
+        Ok(_) => Ok(code),
+        Err(_) => Err(expected.to_owned()),
+    }
+}
