@@ -30,6 +30,7 @@ test: ## Run every test: unit, adapters against the real servers, end to end, de
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace
 	$(MAKE) fuzz-api
+	$(MAKE) bench-smoke
 
 .PHONY: fuzz-api
 fuzz-api: $(VENV)/.installed ## Fuzz the REST API of the built crm from its OpenAPI document (schemathesis)
@@ -42,9 +43,20 @@ soak: ## Mixed load with random faults on two replicas of everything, then a con
 	$(CARGO) test -p crm-e2e --test soak -- --ignored --nocapture
 
 .PHONY: bench
-bench: ## Benchmarks against the local servers (release; BENCH_EVENTS=20000, BENCH_CUSTOMERS=1000000)
+bench: ## The platform through its API beside same-run baselines, to benches/RESULTS.md (release; BENCH_CUSTOMERS=1000000)
 	scripts/check-services
-	$(CARGO) bench -p crm-benches
+	$(CARGO) build --release --workspace --bins
+	$(CARGO) bench -p crm-benches --bench platform
+
+.PHONY: bench-parts
+bench-parts: ## The in-process benchmarks of single parts (ingest publish, segment batch, search engine)
+	scripts/check-services
+	$(CARGO) bench -p crm-benches --bench ingest --bench segmentation --bench search
+
+.PHONY: bench-smoke
+bench-smoke: ## Every row of make bench on tiny data (debug binaries): each must produce a number
+	$(CARGO) build --workspace --bins
+	BENCH_SMOKE=1 $(CARGO) test -p crm-benches --bench platform
 
 .PHONY: lint
 lint: ## cargo fmt --check and clippy with warnings as errors

@@ -1,0 +1,55 @@
+//! `make bench`: the platform measured through its real API against the machine's own
+//! limits. It starts the release binaries (every service on the local PostgreSQL, Redis
+//! and RabbitMQ), loads its own customers (a fixed seed, `BENCH_CUSTOMERS`, 1,000,000 by
+//! default) through the import API, and measures each row's figure beside a baseline
+//! measured in the same run on the same machine: three back-to-back pairs, the median
+//! kept. The table goes to `benches/RESULTS.md`. `BENCH_SMOKE=1` (`make bench-smoke`)
+//! runs every row on tiny data and checks each produced a number, not how fast.
+
+use std::path::PathBuf;
+
+use crm_benches::{
+    env_or,
+    report::{self, Row},
+    rows, servers,
+};
+
+#[tokio::main]
+async fn main() {
+    let smoke = std::env::var_os("BENCH_SMOKE").is_some();
+    let customers: u64 = env_or("BENCH_CUSTOMERS", if smoke { 300 } else { 1_000_000 });
+    let requests: u64 = env_or("BENCH_REQUESTS", if smoke { 300 } else { 50_000 });
+    let date = chrono::Utc::now().format("%Y-%m-%d").to_string();
+
+    println!("bench: starting the binaries (distributed)");
+    let platform = servers::distributed().await;
+    let api = rows::Api::new(&platform);
+    println!("bench: loading {customers} customers through POST /api/imports");
+    let ids = api.load_customers(customers).await;
+    println!("bench: {} customers loaded", ids.len());
+
+    let mut table: Vec<Row> = Vec::new();
+    table.extend(rows::get_customer(&api, &platform, &ids, requests).await);
+
+    let rendered = report::markdown(&table, customers, &date);
+    println!("\n{rendered}");
+    let path = if smoke {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-smoke/RESULTS.md")
+    } else {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("RESULTS.md")
+    };
+    std::fs::create_dir_all(path.parent().expect("a folder")).expect("results folder");
+    std::fs::write(&path, rendered).expect("write the results");
+    println!("bench: written to {}", path.display());
+    if smoke {
+        let empty: Vec<&str> = table
+            .iter()
+            .filter(|row| !(row.ours > 0.0 && row.base > 0.0) || row.note.contains("errors"))
+            .map(|row| row.what.as_str())
+            .collect();
+        assert!(
+            empty.is_empty(),
+            "rows without a number or with errors: {empty:?}"
+        );
+    }
+}
