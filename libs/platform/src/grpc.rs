@@ -5,7 +5,7 @@
 use std::{net::SocketAddr, time::Duration};
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 use tonic::transport::{
     Channel, ClientTlsConfig, Endpoint, Server, ServerTlsConfig, server::Router,
 };
@@ -69,12 +69,16 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
         .map_err(|source| Error::Bind { addr, source })
 }
 
+/// The connections `listener` accepts, sending without delay (see
+/// `http::without_delay`): a gRPC answer is a HEADERS and a DATA frame, written apart.
+fn incoming(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener).with_nodelay(Some(true))
+}
+
 /// Serves `router` on `listener` until `shutdown` fires.
 pub async fn serve(router: GrpcRouter, listener: TcpListener, shutdown: Shutdown) -> Result<()> {
     router
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
-            shutdown.wait().await
-        })
+        .serve_with_incoming_shutdown(incoming(listener), async move { shutdown.wait().await })
         .await
         .map_err(|e| Error::Serve(e.to_string()))
 }
@@ -102,4 +106,21 @@ pub(crate) fn lazy_channel_over(
         .connect_timeout(Duration::from_secs(2))
         .timeout(deadline)
         .connect_lazy())
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::net::TcpStream;
+    use tokio_stream::StreamExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn accepted_connections_send_without_delay() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut incoming = incoming(listener);
+        let (accepted, _client) = tokio::join!(incoming.next(), TcpStream::connect(addr));
+        assert!(accepted.unwrap().unwrap().nodelay().unwrap());
+    }
 }
