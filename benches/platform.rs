@@ -31,6 +31,7 @@ async fn main() {
     let mut table: Vec<Row> = Vec::new();
     table.extend(rows::get_customer(&api, &platform, &ids, requests).await);
     table.push(rows::view_360(&api, &platform, &ids, requests).await);
+    table.push(rows::search(&api, customers, requests).await);
 
     let rendered = report::markdown(&table, customers, &date);
     println!("\n{rendered}");

@@ -1,0 +1,195 @@
+//! The rows of the table: each runs our figure and its baseline back to back, three
+//! times, on the same data. The REST client and the pairing live here, the rows beside.
+
+mod reads;
+mod search;
+mod view;
+
+pub use reads::get_customer;
+pub use search::search;
+pub use view::view_360;
+
+use std::{future::Future, time::Duration};
+
+use serde_json::Value;
+
+use crate::{
+    data,
+    load::Summary,
+    report::{Row, describe, idle_percent, median, millis},
+    servers::{API_KEY, Platform},
+};
+
+/// Connections of the read rows, as the measurements used.
+pub(crate) const CONNECTIONS: usize = 64;
+/// Customers per import upload while loading.
+const IMPORT_CHUNK: u64 = 5_000;
+
+/// The REST API, as a client with a key sees it.
+#[derive(Clone)]
+pub struct Api {
+    client: reqwest::Client,
+    base: String,
+}
+
+impl Api {
+    pub fn new(platform: &Platform) -> Self {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(1_024)
+            .tcp_nodelay(true)
+            .timeout(Duration::from_secs(600))
+            .build()
+            .expect("an HTTP client");
+        Self {
+            client,
+            base: platform.api.clone(),
+        }
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(API_KEY)
+    }
+
+    /// Whether `GET path` answered 200 (its body read).
+    pub async fn get_ok(&self, path: &str) -> bool {
+        match self.request(reqwest::Method::GET, path).send().await {
+            Ok(response) if response.status().is_success() => response.bytes().await.is_ok(),
+            _ => false,
+        }
+    }
+
+    /// `POST path` with a JSON body; whether it answered 2xx.
+    pub async fn post_ok(&self, path: &str, body: &Value) -> bool {
+        let sent = self
+            .request(reqwest::Method::POST, path)
+            .json(body)
+            .send()
+            .await;
+        sent.is_ok_and(|response| response.status().is_success())
+    }
+
+    /// `POST path` with a JSON body, answered 2xx with JSON.
+    pub(crate) async fn post_json(&self, path: &str, body: &Value) -> Value {
+        let response = self.request(reqwest::Method::POST, path).json(body).send().await;
+        let response = response.unwrap_or_else(|e| panic!("POST {path}: {e}"));
+        assert!(response.status().is_success(), "POST {path}: {}", response.status());
+        response.json().await.expect("JSON")
+    }
+
+    pub(crate) async fn get_json(&self, path: &str) -> Value {
+        let response = self
+            .request(reqwest::Method::GET, path)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        assert!(
+            response.status().is_success(),
+            "GET {path}: {}",
+            response.status()
+        );
+        response.json().await.expect("JSON")
+    }
+
+    /// Imports customers `0..count` of the generated base (NDJSON uploads of
+    /// `IMPORT_CHUNK`), showing progress; answers every customer id.
+    pub async fn load_customers(&self, count: u64) -> Vec<String> {
+        let started = std::time::Instant::now();
+        let mut from = 0;
+        while from < count {
+            let to = (from + IMPORT_CHUNK).min(count);
+            let mut body = String::new();
+            for n in from..to {
+                body.push_str(&data::customer(n).to_string());
+                body.push('\n');
+            }
+            let response = self
+                .request(reqwest::Method::POST, "/api/imports")
+                .header("content-type", "application/x-ndjson")
+                .body(body)
+                .send()
+                .await
+                .expect("import upload");
+            let job: Value = response.json().await.expect("the import job");
+            let created = job["counts"]["created"].as_u64().unwrap_or_default();
+            assert_eq!(created, to - from, "the import created every row: {job}");
+            from = to;
+            let rate = from as f64 / started.elapsed().as_secs_f64();
+            println!("bench:   {from}/{count} customers imported ({rate:.0} rows/s)");
+        }
+        let mut ids = Vec::with_capacity(count as usize);
+        let mut cursor = String::new();
+        loop {
+            let page = self
+                .get_json(&format!("/api/customers?limit=100{cursor}"))
+                .await;
+            for item in page["items"].as_array().expect("items") {
+                ids.push(item["id"].as_str().expect("an id").to_owned());
+            }
+            match page["next_cursor"].as_str() {
+                Some(next) if !next.is_empty() => cursor = format!("&cursor={next}"),
+                _ => return ids,
+            }
+        }
+    }
+}
+
+/// Three pairs of (ours, baseline) load runs, each preceded by a look at how idle the
+/// machine is.
+pub(crate) async fn pairs<O, OF, B, BF>(ours: O, baseline: B) -> (Vec<(Summary, Summary)>, f64)
+where
+    O: Fn(usize) -> OF,
+    OF: Future<Output = Summary>,
+    B: Fn(usize) -> BF,
+    BF: Future<Output = Summary>,
+{
+    let mut runs = Vec::new();
+    let mut idle = Vec::new();
+    for round in 0..3 {
+        idle.push(idle_percent(Duration::from_secs(1)).await);
+        let mine = ours(round).await;
+        let theirs = baseline(round).await;
+        println!(
+            "bench:     ours {} | baseline {}",
+            describe(&mine),
+            describe(&theirs)
+        );
+        runs.push((mine, theirs));
+    }
+    (runs, median(idle))
+}
+
+pub(crate) fn rate_row(
+    what: &str,
+    baseline: &str,
+    target: &str,
+    runs: &[(Summary, Summary)],
+    idle_before: f64,
+) -> Row {
+    let ours = median(runs.iter().map(|(o, _)| o.per_second).collect());
+    let base = median(runs.iter().map(|(_, b)| b.per_second).collect());
+    let p99 = |pick: fn(&(Summary, Summary)) -> Duration| {
+        median(runs.iter().map(|r| millis(pick(r))).collect())
+    };
+    let errors: u64 = runs.iter().map(|(o, b)| o.errors + b.errors).sum();
+    let mut note = format!(
+        "p99 {:.2} ms vs {:.2} ms",
+        p99(|r| r.0.p99),
+        p99(|r| r.1.p99)
+    );
+    if errors > 0 {
+        note.push_str(&format!("; {errors} errors"));
+    }
+    Row {
+        what: what.to_owned(),
+        baseline: baseline.to_owned(),
+        unit: "req/s",
+        ours,
+        base,
+        ratio: ours / base,
+        target: target.to_owned(),
+        note,
+        idle_before,
+    }
+}
