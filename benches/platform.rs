@@ -32,6 +32,7 @@ async fn main() {
     table.extend(rows::get_customer(&api, &platform, &ids, requests).await);
     table.push(rows::view_360(&api, &platform, &ids, requests).await);
     table.push(rows::search(&api, customers, requests).await);
+    table.push(rows::ingest(&api, &platform, &ids, requests).await);
 
     let rendered = report::markdown(&table, customers, &date);
     println!("\n{rendered}");

@@ -18,6 +18,8 @@ pub struct Platform {
     /// Where customer-core's gRPC listens (distributed only).
     pub customer_core_grpc: Option<String>,
     pub redis_key_prefix: String,
+    /// The distributed platform's broker (its own vhost).
+    pub amqp_url: String,
     pub processes: Vec<Process>,
     _vhost: Option<TestVhost>,
     _dirs: Vec<tempfile::TempDir>,
@@ -89,6 +91,7 @@ pub async fn distributed() -> Platform {
         database_url: Some(database_url),
         customer_core_grpc: Some(grpc["customer-core"].clone()),
         redis_key_prefix: prefix,
+        amqp_url: vhost.url.clone(),
         processes,
         _vhost: Some(vhost),
         _dirs: vec![search_dir],
@@ -107,6 +110,7 @@ pub async fn standalone() -> Platform {
         database_url: None,
         customer_core_grpc: None,
         redis_key_prefix: String::new(),
+        amqp_url: String::new(),
         processes: vec![process],
         _vhost: None,
         _dirs: vec![dir],

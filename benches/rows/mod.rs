@@ -1,10 +1,12 @@
 //! The rows of the table: each runs our figure and its baseline back to back, three
 //! times, on the same data. The REST client and the pairing live here, the rows beside.
 
+mod events;
 mod reads;
 mod search;
 mod view;
 
+pub use events::ingest;
 pub use reads::get_customer;
 pub use search::search;
 pub use view::view_360;
@@ -72,9 +74,17 @@ impl Api {
 
     /// `POST path` with a JSON body, answered 2xx with JSON.
     pub(crate) async fn post_json(&self, path: &str, body: &Value) -> Value {
-        let response = self.request(reqwest::Method::POST, path).json(body).send().await;
+        let response = self
+            .request(reqwest::Method::POST, path)
+            .json(body)
+            .send()
+            .await;
         let response = response.unwrap_or_else(|e| panic!("POST {path}: {e}"));
-        assert!(response.status().is_success(), "POST {path}: {}", response.status());
+        assert!(
+            response.status().is_success(),
+            "POST {path}: {}",
+            response.status()
+        );
         response.json().await.expect("JSON")
     }
 

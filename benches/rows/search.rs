@@ -33,14 +33,19 @@ pub async fn search(api: &Api, customers: u64, requests: u64) -> Row {
     let last = json!({ "query": data::email(customers - 1) });
     let started = std::time::Instant::now();
     while api.post_json("/api/customers/search", &last).await["total"] == 0 {
-        assert!(started.elapsed() < Duration::from_secs(1_800), "indexed in time");
+        assert!(
+            started.elapsed() < Duration::from_secs(1_800),
+            "indexed in time"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     println!("bench: search: indexing {customers} customers in this process (the baseline)");
     let dir = tempfile::tempdir().expect("temp dir");
     let engine = Arc::new(TantivyIndex::open(dir.path()).expect("a tantivy index"));
     for start in (0..customers).step_by(BATCH as usize) {
-        let batch: Vec<Customer> = (start..(start + BATCH).min(customers)).map(indexed).collect();
+        let batch: Vec<Customer> = (start..(start + BATCH).min(customers))
+            .map(indexed)
+            .collect();
         engine.apply_all(&batch).await.expect("indexed");
     }
     engine.refresh().await.expect("refreshed");
