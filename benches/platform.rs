@@ -24,11 +24,13 @@ async fn main() {
     println!("bench: starting the binaries (distributed)");
     let platform = servers::distributed().await;
     let api = rows::Api::new(&platform);
+    // Idle: started, nothing asked of it yet.
+    let idle_memory = rows::memory(&platform);
     println!("bench: loading {customers} customers through POST /api/imports");
     let ids = api.load_customers(customers).await;
     println!("bench: {} customers loaded", ids.len());
 
-    let mut table: Vec<Row> = Vec::new();
+    let mut table: Vec<Row> = vec![idle_memory];
     table.extend(rows::get_customer(&api, &platform, &ids, requests).await);
     table.push(rows::view_360(&api, &platform, &ids, requests).await);
     table.push(rows::search(&api, customers, requests).await);

@@ -80,6 +80,16 @@ fn cpu_times() -> Option<(u64, u64)> {
     Some((idle, fields.iter().sum()))
 }
 
+/// The resident memory of process `pid` in MiB (from `/proc`).
+pub fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|l| l.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1_024.0)
+}
+
 /// Cores, CPU model and memory of this machine.
 pub fn machine() -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();

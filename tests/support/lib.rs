@@ -83,6 +83,11 @@ impl Process {
     pub fn logs(&self) -> Vec<String> {
         self.logs.lock().unwrap().clone()
     }
+
+    /// Its process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
+    }
 }
 
 /// Where cargo put the binaries: the tests run from `<target>/<profile>/deps/`.
