@@ -14,6 +14,9 @@ use crm_benches::{
     rows, servers,
 };
 
+/// The heading of the hand-written part of `RESULTS.md`, kept from run to run.
+const GAINS: &str = "## What each change gained";
+
 #[tokio::main]
 async fn main() {
     let smoke = std::env::var_os("BENCH_SMOKE").is_some();
@@ -44,7 +47,12 @@ async fn main() {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("RESULTS.md")
     };
     std::fs::create_dir_all(path.parent().expect("a folder")).expect("results folder");
-    std::fs::write(&path, rendered).expect("write the results");
+    // What each change gained is written by hand below the table, and kept.
+    let kept = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|old| old.find(GAINS).map(|at| old[at..].to_owned()))
+        .unwrap_or_default();
+    std::fs::write(&path, format!("{rendered}\n{kept}")).expect("write the results");
     println!("bench: written to {}", path.display());
     if smoke {
         let empty: Vec<&str> = table
