@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 /// The seed every stream of this module starts from.
 const SEED: u64 = 0x5EED_C0DE_2026_1207;
 
-const FIRST: [&str; 32] = [
+pub const FIRST: [&str; 32] = [
     "Katherine",
     "Dorothy",
     "Mary",
@@ -41,7 +41,7 @@ const FIRST: [&str; 32] = [
     "Bjarne",
     "Guido",
 ];
-const LAST: [&str; 32] = [
+pub const LAST: [&str; 32] = [
     "Johnson",
     "Vaughan",
     "Jackson",
@@ -159,6 +159,7 @@ pub fn email(n: u64) -> String {
 /// Customer `n` as `POST /api/customers` (and an NDJSON import line) takes it.
 pub fn customer(n: u64) -> Value {
     let mut rng = Rng::for_item(CUSTOMERS, n);
+    // Picked in `email`'s order, so the names are the ones in the address.
     let (first, last) = (*rng.pick(&FIRST), *rng.pick(&LAST));
     let _domain = rng.pick(&DOMAINS);
     let (city, country, currency) = *rng.pick(&CITIES);

@@ -9,66 +9,15 @@
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
+use crm_benches::data::{FIRST, LAST};
 use crm_domain::{Customer, CustomerDraft, CustomerId};
 use crm_search_indexer::index::{SearchIndex, SearchQuery, TantivyIndex};
 
-const FIRST: [&str; 24] = [
-    "Katherine",
-    "Dorothy",
-    "Mary",
-    "Grace",
-    "Ada",
-    "Margaret",
-    "Hedy",
-    "Barbara",
-    "Frances",
-    "Radia",
-    "Shafi",
-    "Lynn",
-    "Evelyn",
-    "Annie",
-    "Joan",
-    "Karen",
-    "Sophie",
-    "Edith",
-    "Jean",
-    "Adele",
-    "Betty",
-    "Ruth",
-    "Marlyn",
-    "Kathleen",
-];
-const LAST: [&str; 24] = [
-    "Johnson",
-    "Vaughan",
-    "Jackson",
-    "Hopper",
-    "Lovelace",
-    "Hamilton",
-    "Lamarr",
-    "Liskov",
-    "Allen",
-    "Perlman",
-    "Goldwasser",
-    "Conway",
-    "Boyd",
-    "Easley",
-    "Clarke",
-    "Jones",
-    "Wilson",
-    "Clarke",
-    "Bartik",
-    "Goldberg",
-    "Holberton",
-    "Teitelbaum",
-    "Wescoff",
-    "Antonelli",
-];
 const BATCH: usize = 2_000;
 const QUERIES: usize = 300;
 const PAGE: u32 = 20;
 
-/// Customer `i`: one of 576 name pairs, a unique e-mail and phone.
+/// Customer `i`: one of 1,024 name pairs, a unique e-mail and phone.
 fn customer(i: usize) -> Customer {
     let (first, last) = (FIRST[i % FIRST.len()], LAST[(i / FIRST.len()) % LAST.len()]);
     let draft = CustomerDraft {

@@ -204,18 +204,11 @@ pub(crate) fn rate_row(
 ) -> Row {
     let ours = median(runs.iter().map(|(o, _)| o.per_second).collect());
     let base = median(runs.iter().map(|(_, b)| b.per_second).collect());
-    let p99 = |pick: fn(&(Summary, Summary)) -> Duration| {
-        median(runs.iter().map(|r| millis(pick(r))).collect())
-    };
-    let errors: u64 = runs.iter().map(|(o, b)| o.errors + b.errors).sum();
-    let mut note = format!(
+    let note = format!(
         "p99 {:.2} ms vs {:.2} ms",
-        p99(|r| r.0.p99),
-        p99(|r| r.1.p99)
+        median_ms(runs, |r| r.0.p99),
+        median_ms(runs, |r| r.1.p99)
     );
-    if errors > 0 {
-        note.push_str(&format!("; {errors} errors"));
-    }
     Row {
         what: what.to_owned(),
         baseline: baseline.to_owned(),
@@ -224,7 +217,49 @@ pub(crate) fn rate_row(
         base,
         ratio: ours / base,
         target: target.to_owned(),
-        note,
+        note: with_errors(note, runs),
         idle_before,
     }
+}
+
+/// A row of latencies: the median p99s (ratio: the baseline's over ours), the p50s in
+/// the note.
+pub(crate) fn latency_row(
+    what: &str,
+    baseline: &str,
+    target: &str,
+    runs: &[(Summary, Summary)],
+    idle_before: f64,
+) -> Row {
+    let (ours, base) = (median_ms(runs, |r| r.0.p99), median_ms(runs, |r| r.1.p99));
+    let note = format!(
+        "p50 {:.2} ms vs {:.2} ms",
+        median_ms(runs, |r| r.0.p50),
+        median_ms(runs, |r| r.1.p50)
+    );
+    Row {
+        what: what.to_owned(),
+        baseline: baseline.to_owned(),
+        unit: "p99 ms",
+        ours,
+        base,
+        ratio: base / ours,
+        target: target.to_owned(),
+        note: with_errors(note, runs),
+        idle_before,
+    }
+}
+
+/// The median over the runs of one latency, in milliseconds.
+fn median_ms(runs: &[(Summary, Summary)], pick: fn(&(Summary, Summary)) -> Duration) -> f64 {
+    median(runs.iter().map(|r| millis(pick(r))).collect())
+}
+
+/// `note`, and how many requests failed when any did (the smoke run refuses those rows).
+fn with_errors(mut note: String, runs: &[(Summary, Summary)]) -> String {
+    let errors: u64 = runs.iter().map(|(o, b)| o.errors + b.errors).sum();
+    if errors > 0 {
+        note.push_str(&format!("; {errors} errors"));
+    }
+    note
 }

@@ -8,12 +8,8 @@ use crm_domain::{Customer, CustomerDraft, CustomerId};
 use crm_search_indexer::index::{SearchIndex, SearchQuery, TantivyIndex};
 use serde_json::json;
 
-use super::{Api, pairs};
-use crate::{
-    data,
-    load::{Summary, closed_loop},
-    report::{Row, median, millis},
-};
+use super::{Api, latency_row, pairs};
+use crate::{data, load::closed_loop, report::Row};
 
 /// Customers indexed in one call while building the in-process engine.
 const BATCH: u64 = 2_000;
@@ -79,19 +75,11 @@ pub async fn search(api: &Api, customers: u64, requests: u64) -> Row {
         },
     )
     .await;
-    let p = |pick: fn(&(Summary, Summary)) -> Duration| {
-        median(runs.iter().map(|r| millis(pick(r))).collect())
-    };
-    let (ours, base) = (p(|r| r.0.p99), p(|r| r.1.p99));
-    Row {
-        what: "POST /api/customers/search, 1 connection, typos, e-mails, phone endings".into(),
-        baseline: "the same queries on tantivy in this process".into(),
-        unit: "p99 ms",
-        ours,
-        base,
-        ratio: base / ours,
-        target: "p99 ≤ 1.5× (ratio ≥ 0.67) and ≤ 15 ms".into(),
-        note: format!("p50 {:.2} ms vs {:.2} ms", p(|r| r.0.p50), p(|r| r.1.p50)),
-        idle_before: idle,
-    }
+    latency_row(
+        "POST /api/customers/search, 1 connection, typos, e-mails, phone endings",
+        "the same queries on tantivy in this process",
+        "p99 ≤ 1.5× (ratio ≥ 0.67) and ≤ 15 ms",
+        &runs,
+        idle,
+    )
 }

@@ -4,13 +4,8 @@ use std::{sync::Arc, time::Duration};
 
 use serde_json::Value;
 
-use super::{Api, pairs, reads::SELECT_CUSTOMER};
-use crate::{
-    data,
-    load::{Summary, closed_loop},
-    report::{Row, median, millis},
-    servers::Platform,
-};
+use super::{Api, latency_row, pairs, reads::SELECT_CUSTOMER};
+use crate::{data, load::closed_loop, report::Row, servers::Platform};
 
 /// Customers of the 360 row, each with 10 orders and 40 product views.
 const VIEWED_CUSTOMERS: usize = 20;
@@ -77,26 +72,16 @@ pub async fn view_360(api: &Api, platform: &Platform, ids: &[String], requests: 
         },
     )
     .await;
-    let p = |pick: fn(&(Summary, Summary)) -> Duration| {
-        median(runs.iter().map(|r| millis(pick(r))).collect())
-    };
-    let (ours, base) = (p(|r| r.0.p99), p(|r| r.1.p99));
-    Row {
-        what: "GET /api/customers/{id}/360, 1 connection, 50 events and 10 orders".into(),
-        baseline: "customer-core's SELECTs for it, in sequence, 1 connection".into(),
-        unit: "p99 ms",
-        ours,
-        base,
-        ratio: base / ours,
-        target: "p99 ≤ 3× (ratio ≥ 0.33) and ≤ 10 ms".into(),
-        note: format!(
-            "p50 {:.2} ms vs {:.2} ms; segmentation's RFM and recommendations are in ours, \
-             not yet in the baseline",
-            p(|r| r.0.p50),
-            p(|r| r.1.p50)
-        ),
-        idle_before: idle,
-    }
+    let mut row = latency_row(
+        "GET /api/customers/{id}/360, 1 connection, 50 events and 10 orders",
+        "customer-core's SELECTs for it, in sequence, 1 connection",
+        "p99 ≤ 3× (ratio ≥ 0.33) and ≤ 10 ms",
+        &runs,
+        idle,
+    );
+    row.note
+        .push_str("; segmentation's RFM and recommendations are in ours, not yet in the baseline");
+    row
 }
 
 /// The statements of customer-core's part of the 360 view, one after another.
