@@ -74,32 +74,12 @@ impl Api {
 
     /// `POST path` with a JSON body, answered 2xx with JSON.
     pub(crate) async fn post_json(&self, path: &str, body: &Value) -> Value {
-        let response = self
-            .request(reqwest::Method::POST, path)
-            .json(body)
-            .send()
-            .await;
-        let response = response.unwrap_or_else(|e| panic!("POST {path}: {e}"));
-        assert!(
-            response.status().is_success(),
-            "POST {path}: {}",
-            response.status()
-        );
-        response.json().await.expect("JSON")
+        let request = self.request(reqwest::Method::POST, path).json(body);
+        answered_json(request, path).await
     }
 
     pub(crate) async fn get_json(&self, path: &str) -> Value {
-        let response = self
-            .request(reqwest::Method::GET, path)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
-        assert!(
-            response.status().is_success(),
-            "GET {path}: {}",
-            response.status()
-        );
-        response.json().await.expect("JSON")
+        answered_json(self.request(reqwest::Method::GET, path), path).await
     }
 
     /// Imports customers `0..count` of the generated base (NDJSON uploads of
@@ -143,6 +123,20 @@ impl Api {
             }
         }
     }
+}
+
+/// The JSON of a 2xx answer to `request`; anything else stops the benchmark.
+async fn answered_json(request: reqwest::RequestBuilder, path: &str) -> Value {
+    let response = request
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{path}: {e}"));
+    assert!(
+        response.status().is_success(),
+        "{path}: {}",
+        response.status()
+    );
+    response.json().await.expect("JSON")
 }
 
 /// The resident memory of every process of `platform` (the largest in the row).
@@ -195,55 +189,45 @@ where
     (runs, median(idle))
 }
 
-pub(crate) fn rate_row(
-    what: &str,
-    baseline: &str,
-    target: &str,
-    runs: &[(Summary, Summary)],
-    idle_before: f64,
-) -> Row {
-    let ours = median(runs.iter().map(|(o, _)| o.per_second).collect());
-    let base = median(runs.iter().map(|(_, b)| b.per_second).collect());
-    let note = format!(
-        "p99 {:.2} ms vs {:.2} ms",
-        median_ms(runs, |r| r.0.p99),
-        median_ms(runs, |r| r.1.p99)
-    );
-    Row {
-        what: what.to_owned(),
-        baseline: baseline.to_owned(),
-        unit: "req/s",
-        ours,
-        base,
-        ratio: ours / base,
-        target: target.to_owned(),
-        note: with_errors(note, runs),
-        idle_before,
-    }
+/// What a row compares.
+pub(crate) enum Figure {
+    /// Requests per second: higher is ahead; the p99s go in the note.
+    Rate,
+    /// The p99 latency: lower is ahead; the p50s go in the note.
+    P99,
 }
 
-/// A row of latencies: the median p99s (ratio: the baseline's over ours), the p50s in
-/// the note.
-pub(crate) fn latency_row(
+/// A row from three pairs of runs, medians of each side.
+pub(crate) fn row(
+    figure: Figure,
     what: &str,
     baseline: &str,
     target: &str,
     runs: &[(Summary, Summary)],
     idle_before: f64,
 ) -> Row {
-    let (ours, base) = (median_ms(runs, |r| r.0.p99), median_ms(runs, |r| r.1.p99));
-    let note = format!(
-        "p50 {:.2} ms vs {:.2} ms",
-        median_ms(runs, |r| r.0.p50),
-        median_ms(runs, |r| r.1.p50)
-    );
+    let (unit, ours, base, ratio, note) = match figure {
+        Figure::Rate => {
+            let ours = median(runs.iter().map(|(o, _)| o.per_second).collect());
+            let base = median(runs.iter().map(|(_, b)| b.per_second).collect());
+            let (mine, theirs) = (median_ms(runs, |r| r.0.p99), median_ms(runs, |r| r.1.p99));
+            let note = format!("p99 {mine:.2} ms vs {theirs:.2} ms");
+            ("req/s", ours, base, ours / base, note)
+        }
+        Figure::P99 => {
+            let (ours, base) = (median_ms(runs, |r| r.0.p99), median_ms(runs, |r| r.1.p99));
+            let (mine, theirs) = (median_ms(runs, |r| r.0.p50), median_ms(runs, |r| r.1.p50));
+            let note = format!("p50 {mine:.2} ms vs {theirs:.2} ms");
+            ("p99 ms", ours, base, base / ours, note)
+        }
+    };
     Row {
         what: what.to_owned(),
         baseline: baseline.to_owned(),
-        unit: "p99 ms",
+        unit,
         ours,
         base,
-        ratio: base / ours,
+        ratio,
         target: target.to_owned(),
         note: with_errors(note, runs),
         idle_before,

@@ -2,7 +2,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use super::{Api, CONNECTIONS, pairs, rate_row};
+use super::{Api, CONNECTIONS, Figure, pairs, row};
 use crate::{
     load::{Summary, closed_loop},
     report::{Row, describe},
@@ -68,7 +68,8 @@ pub async fn get_customer(
     )
     .await;
     let redis = redis_get(platform, warm.clone(), requests).await;
-    let mut warm_row = rate_row(
+    let mut warm_row = row(
+        Figure::Rate,
         "GET /api/customers/{id}, 64 connections, cache warm",
         "PK SELECT, prepared, 64 clients",
         "≥ 0.5×",
@@ -81,7 +82,8 @@ pub async fn get_customer(
     ));
     vec![
         warm_row,
-        rate_row(
+        row(
+            Figure::Rate,
             "GET /api/customers/{id}, 64 connections, cache cold (each id once)",
             "PK SELECT, prepared, 64 clients",
             "≥ 0.3×",

@@ -3,7 +3,8 @@
 //! bound type, a decoder per row type); Rust does not carry such bounds along with a
 //! trait, so a store generic over the engine would repeat them on every function. Here
 //! each bound becomes a small trait whose blanket impl holds it once, and `Dialect`
-//! gathers them as supertraits, which Rust does carry: `impl<D: Dialect> Store for
+//! gathers them as supertraits (implemented for PostgreSQL and SQLite), which Rust does
+//! carry: `impl<D: Dialect> Store for
 //! SqlStore<D>` is then plain code.
 //!
 //! ```ignore
@@ -139,28 +140,10 @@ pub trait Dialect:
 {
 }
 
-impl<D> Dialect for D where
-    D: Runs
-        + Affected
-        + BindsJson
-        + Binds<bool>
-        + Binds<i16>
-        + Binds<i64>
-        + Binds<f64>
-        + Binds<String>
-        + Binds<Uuid>
-        + Binds<DateTime<Utc>>
-        + Binds<chrono::NaiveDate>
-        + Binds<Option<i16>>
-        + Binds<Option<i32>>
-        + Binds<Option<i64>>
-        + Binds<Option<f64>>
-        + Binds<Option<String>>
-        + Binds<Option<Uuid>>
-        + Binds<Option<DateTime<Utc>>>
-        + Binds<sqlx::types::Json<serde_json::Value>>
-{
-}
+// Implemented for the two engines by name, so the list above is the only one; an engine
+// missing a bound fails here, not at a store's first use.
+impl Dialect for sqlx::Postgres {}
+impl Dialect for sqlx::Sqlite {}
 
 /// `query.arg(value)` and `query.json(value)`: `bind` for code generic over the engine.
 pub trait Arg<'q, D: Database> {

@@ -49,23 +49,8 @@ pub trait CoreDialect:
 {
 }
 
-impl<D> CoreDialect for D where
-    D: Dialect
-        + Locking
-        + Reads<CustomerRow>
-        + Reads<EventRow>
-        + Reads<OutboxRow>
-        + Reads<ImportRow>
-        + Reads<DailySalesRow>
-        + Reads<OrderRow>
-        + Reads<TicketRow>
-        + Reads<ProductView>
-        + Reads<super::Erasure>
-        + Reads<(Uuid,)>
-        + Reads<(f64, Option<DateTime<Utc>>)>
-        + Reads<(Uuid, String, sqlx::types::Json<serde_json::Value>)>
-{
-}
+impl CoreDialect for sqlx::Postgres {}
+impl CoreDialect for sqlx::Sqlite {}
 
 pub struct SqlRepository<D: sqlx::Database> {
     pub(super) pool: Pool<D>,

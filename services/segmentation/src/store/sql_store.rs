@@ -23,17 +23,8 @@ pub trait SegmentDialect:
 {
 }
 
-impl<D> SegmentDialect for D where
-    D: Dialect
-        + Reads<ProfileRow>
-        + Reads<JobRow>
-        + Reads<(i64,)>
-        + Reads<(String,)>
-        + Reads<(String, i64)>
-        + Reads<(String, i64, String, i64)>
-        + Reads<(Option<f64>, Option<f64>, Option<f64>, Option<f64>)>
-{
-}
+impl SegmentDialect for sqlx::Postgres {}
+impl SegmentDialect for sqlx::Sqlite {}
 
 pub struct SqlStore<D: sqlx::Database> {
     pub(super) pool: Pool<D>,
