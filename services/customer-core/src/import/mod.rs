@@ -1,27 +1,26 @@
 //! Bulk import of customers: CSV (a header row with the customer's field names, `tags` and
 //! `categories` separated by `|`) or NDJSON (one customer JSON per line), read as a
-//! stream and upserted by e-mail row by row, so a file of any size never sits in memory.
-//! Progress and the first 100 errors (by line) are saved while it runs.
+//! stream and upserted by e-mail in batches (`batch.rs`), so a file of any size never
+//! sits in memory. Progress and the first 100 errors (by line) are saved while it runs.
 
 use chrono::Utc;
-use crm_domain::{
-    CustomerDraft, CustomerPatch, Email, Job, JobKind, PreferencesPatch, ValidationErrors,
-};
+use crm_domain::{CustomerDraft, Job, JobKind, PreferencesPatch};
 use futures::StreamExt;
 use tokio::io::{AsyncRead, BufReader};
 use uuid::Uuid;
 
 use crate::{Error, Result, service::CustomerService};
 
+mod batch;
 mod bounded;
 
+use batch::Batch;
+pub use batch::Upserted;
 pub use bounded::MAX_ROW_BYTES;
 use bounded::{Line, RowLimit, next_line};
 
 /// The phase of an import until it ends.
 pub const READING: &str = "reading rows";
-/// Rows between two progress saves.
-const PROGRESS_EVERY: u64 = 500;
 
 /// The CSV columns, named as the customer's fields.
 pub const CSV_COLUMNS: [&str; 10] = [
@@ -43,49 +42,8 @@ pub enum ImportFormat {
     Ndjson,
 }
 
-/// What an upsert did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Upserted {
-    Created,
-    Updated,
-    Unchanged,
-}
-
-impl Upserted {
-    /// The job count this outcome adds to.
-    fn count(self) -> &'static str {
-        match self {
-            Self::Created => "created",
-            Self::Updated => "updated",
-            Self::Unchanged => "unchanged",
-        }
-    }
-}
-
 /// What became of each row an import read: the counts it shows (from the start, at 0).
 const ROW_OUTCOMES: [&str; 4] = ["created", "updated", "unchanged", "failed"];
-
-fn describe(errors: &ValidationErrors) -> String {
-    errors
-        .0
-        .iter()
-        .map(|e| format!("{}: {}", e.field, e.message))
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
-/// The fields a row gives, as a patch of an existing customer (empty ones stay).
-fn patch_from(draft: CustomerDraft) -> CustomerPatch {
-    CustomerPatch {
-        phone: draft.phone.map(Some),
-        first_name: draft.first_name.map(Some),
-        last_name: draft.last_name.map(Some),
-        tags: (!draft.tags.is_empty()).then_some(draft.tags),
-        addresses: (!draft.addresses.is_empty()).then_some(draft.addresses),
-        preferences: Some(draft.preferences),
-        ..CustomerPatch::default()
-    }
-}
 
 fn flag(raw: &str) -> Result<bool, String> {
     match raw.to_ascii_lowercase().as_str() {
@@ -138,31 +96,6 @@ fn csv_draft(
 }
 
 impl CustomerService {
-    /// Creates the customer, or changes the live one with the same e-mail.
-    pub async fn upsert_by_email(&self, draft: CustomerDraft) -> Result<Upserted> {
-        let email = Email::parse(&draft.email).map_err(|m| ValidationErrors::single("email", m))?;
-        // Two tries: a concurrent create of the same e-mail turns the second into an update.
-        for _ in 0..2 {
-            match self.repository().find_live_by_email(&email).await? {
-                None => match self.create(draft.clone()).await {
-                    Ok(_) => return Ok(Upserted::Created),
-                    Err(Error::EmailTaken) => continue,
-                    Err(other) => return Err(other),
-                },
-                Some(existing) => {
-                    let patch = patch_from(draft);
-                    let after = self.update(existing.id, &patch, None).await?;
-                    return Ok(if after.version == existing.version {
-                        Upserted::Unchanged
-                    } else {
-                        Upserted::Updated
-                    });
-                }
-            }
-        }
-        Err(Error::EmailTaken)
-    }
-
     pub async fn import_job(&self, id: Uuid) -> Result<Job> {
         self.repository()
             .get_import(id)
@@ -183,10 +116,14 @@ impl CustomerService {
         }
         self.repository().save_import(&job).await?;
         tracing::info!(import_id = %job.id, ?format, "import started");
-        let outcome = match format {
-            ImportFormat::Csv => self.import_csv(input, &mut job).await,
-            ImportFormat::Ndjson => self.import_ndjson(input, &mut job).await,
+        let mut batch = Batch::default();
+        let read = match format {
+            ImportFormat::Csv => self.import_csv(input, &mut job, &mut batch).await,
+            ImportFormat::Ndjson => self.import_ndjson(input, &mut job, &mut batch).await,
         };
+        // The rows read before the end, or before the input broke off.
+        let written = self.write_batch(&mut job, &mut batch).await;
+        let outcome = read.and(written);
         let reason = match outcome {
             Ok(()) => None,
             Err(Stop::Input(reason)) => Some(reason),
@@ -202,35 +139,11 @@ impl CustomerService {
         Ok(job)
     }
 
-    async fn import_row(
-        &self,
-        job: &mut Job,
-        line: u64,
-        draft: Result<CustomerDraft, String>,
-    ) -> Result<(), Stop> {
-        match draft {
-            Err(message) => job.fail_item(line, message),
-            Ok(draft) => match self.upsert_by_email(draft).await {
-                Ok(upserted) => job.add(upserted.count(), 1),
-                Err(Error::Invalid(errors)) => job.fail_item(line, describe(&errors)),
-                Err(Error::EmailTaken) => job.fail_item(line, "the e-mail address is taken".into()),
-                Err(other) => return Err(Stop::Store(other)),
-            },
-        }
-        job.progress.done += 1;
-        if job.progress.done.is_multiple_of(PROGRESS_EVERY) {
-            self.repository()
-                .save_import(job)
-                .await
-                .map_err(Stop::Store)?;
-        }
-        Ok(())
-    }
-
     async fn import_csv(
         &self,
         input: impl AsyncRead + Unpin + Send,
         job: &mut Job,
+        batch: &mut Batch,
     ) -> Result<(), Stop> {
         let (input, row_start) = RowLimit::new(input);
         let mut reader = csv_async::AsyncReaderBuilder::new()
@@ -282,7 +195,7 @@ impl CustomerService {
                     (line, Err(message))
                 }
             };
-            self.import_row(job, line, draft).await?;
+            self.import_row(job, batch, (line, draft)).await?;
         }
         Ok(())
     }
@@ -291,6 +204,7 @@ impl CustomerService {
         &self,
         input: impl AsyncRead + Unpin + Send,
         job: &mut Job,
+        batch: &mut Batch,
     ) -> Result<(), Stop> {
         let mut input = BufReader::new(input);
         let mut line = 0;
@@ -301,7 +215,7 @@ impl CustomerService {
                 Ok(Line::TooLong) => {
                     line += 1;
                     let message = format!("longer than {} KiB", MAX_ROW_BYTES / 1024);
-                    self.import_row(job, line, Err(message)).await?;
+                    self.import_row(job, batch, (line, Err(message))).await?;
                     continue;
                 }
                 Err(error) => return Err(Stop::Input(format!("line {}: {error}", line + 1))),
@@ -318,13 +232,13 @@ impl CustomerService {
                     .unwrap_or(&message)
                     .to_owned()
             });
-            self.import_row(job, line, draft).await?;
+            self.import_row(job, batch, (line, draft)).await?;
         }
     }
 }
 
 /// Why an import stopped before the end of its input.
-enum Stop {
+pub(super) enum Stop {
     /// The input cannot be read on (a bad header, broken encoding, a cut upload).
     Input(String),
     Store(Error),

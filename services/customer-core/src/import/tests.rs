@@ -1,5 +1,6 @@
 use std::sync::Arc;
 
+use crm_domain::Email;
 use crm_platform::cache::MemoryCache;
 
 use super::*;
@@ -129,4 +130,73 @@ async fn a_csv_quote_that_never_closes_stops_the_import_at_its_row() {
     let reason = job.error.unwrap();
     assert!(reason.starts_with("line 3:"), "{reason}");
     assert!(reason.contains("longer than 64 KiB"), "{reason}");
+}
+
+fn ndjson_rows(emails: impl IntoIterator<Item = String>, first_name: &str) -> String {
+    emails
+        .into_iter()
+        .map(|email| format!("{{\"email\":\"{email}\",\"first_name\":\"{first_name}\"}}\n"))
+        .collect()
+}
+
+/// Rows are written in batches, yet a row sees what every earlier row of the upload
+/// wrote: in its own batch and in an earlier one.
+#[tokio::test]
+async fn a_later_row_updates_what_an_earlier_row_wrote_in_any_batch() {
+    let service = service().await;
+    let mut emails: Vec<String> = (0..1_200).map(|n| format!("row-{n}@example.com")).collect();
+    emails[11] = emails[10].clone();
+    emails[900] = emails[3].clone();
+    let mut upload = ndjson_rows(emails[..1_100].to_vec(), "Ada");
+    upload.push_str(&ndjson_rows([emails[5].clone()], "Grace"));
+    let job = service
+        .import(ImportFormat::Ndjson, upload.as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(job.progress.done, 1_101);
+    assert_eq!(
+        (
+            job.count("created"),
+            job.count("updated"),
+            job.count("unchanged")
+        ),
+        (1_098, 1, 2),
+        "{job:?}"
+    );
+    let grace = service
+        .repository()
+        .find_live_by_email(&Email::parse(&emails[5]).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(grace.first_name.unwrap().as_str(), "Grace");
+}
+
+/// Two uploads of the same customers at once: their batches race for the same
+/// e-mails, and the one that loses writes its batch again row by row, so each
+/// customer exists once and every row is counted.
+#[tokio::test]
+async fn two_uploads_of_the_same_customers_at_once_create_each_once() {
+    let service = service().await;
+    let emails: Vec<String> = (0..700).map(|n| format!("racer-{n}@example.com")).collect();
+    let upload = ndjson_rows(emails.clone(), "Racer");
+    let (first, second) = tokio::join!(
+        service.import(ImportFormat::Ndjson, upload.as_bytes()),
+        service.import(ImportFormat::Ndjson, upload.as_bytes()),
+    );
+    let (first, second) = (first.unwrap(), second.unwrap());
+    for job in [&first, &second] {
+        assert_eq!(job.status, crm_domain::JobStatus::Completed, "{job:?}");
+        assert_eq!(job.count("failed"), 0, "{:?}", job.failures);
+        assert_eq!(job.progress.done, 700);
+    }
+    assert_eq!(first.count("created") + second.count("created"), 700);
+    assert_eq!(first.count("unchanged") + second.count("unchanged"), 700);
+    let emails: Vec<Email> = emails.iter().map(|e| Email::parse(e).unwrap()).collect();
+    let found = service
+        .repository()
+        .find_live_by_emails(&emails)
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 700);
 }

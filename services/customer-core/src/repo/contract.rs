@@ -351,7 +351,7 @@ async fn activity(repo: &dyn CustomerRepository) {
     );
 }
 
-fn customer(email: &str) -> Customer {
+pub(super) fn customer(email: &str) -> Customer {
     let draft = CustomerDraft {
         email: email.into(),
         first_name: Some("Katherine".into()),
@@ -468,6 +468,7 @@ pub async fn run(repo: &dyn CustomerRepository) {
     activity(repo).await;
     segment_change(repo).await;
     segment_changes(repo).await;
+    super::contract_imports::import_batches(repo).await;
 }
 
 /// Two relays (replicas) over one outbox, with a slow broker so their rounds overlap:
@@ -534,7 +535,7 @@ pub async fn a_racing_duplicate_is_applied_once(repo: std::sync::Arc<dyn Custome
 }
 
 /// Relays the whole outbox to `bus`; the routing keys published (`bus` forgets them).
-async fn relay_all(repo: &dyn CustomerRepository, bus: &RecordingBus) -> Vec<String> {
+pub(super) async fn relay_all(repo: &dyn CustomerRepository, bus: &RecordingBus) -> Vec<String> {
     while repo.relay_outbox(bus, 100).await.expect("relay") > 0 {}
     let published = std::mem::take(&mut *bus.published.lock().unwrap());
     published.into_iter().map(|(_, m)| m.routing_key).collect()

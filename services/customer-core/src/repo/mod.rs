@@ -16,6 +16,8 @@ mod sqlite;
 
 #[cfg(test)]
 mod contract;
+#[cfg(test)]
+mod contract_imports;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -102,9 +104,18 @@ pub trait Outbox: Send + Sync {
     async fn relay_outbox(&self, bus: &dyn crm_platform::bus::EventBus, max: u32) -> Result<usize>;
 }
 
-/// Bulk imports' progress.
+/// Bulk imports: their rows, many at a time, and their progress.
 #[async_trait]
 pub trait Imports: Send + Sync {
+    /// The live (not deleted) customers with these e-mails.
+    async fn find_live_by_emails(&self, emails: &[crm_domain::Email]) -> Result<Vec<Customer>>;
+
+    /// Writes one batch of an import in one transaction: inserts `created` and writes
+    /// each of `updated` over its row still at `version - 1`, with their
+    /// `customer.created` / `customer.updated` events in the outbox. All or nothing:
+    /// fails with `EmailTaken` or `VersionConflict` when another writer got there first.
+    async fn write_import_batch(&self, created: &[Customer], updated: &[Customer]) -> Result<()>;
+
     /// Inserts or replaces an import job's progress.
     async fn save_import(&self, job: &crm_domain::Job) -> Result<()>;
 

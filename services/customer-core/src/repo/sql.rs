@@ -73,6 +73,12 @@ pub const UPSERT_IMPORT: &str = include_str!("queries/upsert_import.sql");
 
 pub const SELECT_IMPORT: &str = include_str!("queries/select_import.sql");
 
+/// Customers are 26 binds in INSERT's order; the VALUES rows follow.
+pub const INSERT_ROWS: &str = include_str!("queries/insert_customers.sql");
+pub const CUSTOMER_COLUMNS: usize = 26;
+
+pub const SELECT_LIVE_BY_EMAILS: &str = include_str!("queries/select_live_customers_by_emails.sql");
+
 #[derive(sqlx::FromRow)]
 pub struct ImportRow {
     id: Uuid,
