@@ -32,12 +32,26 @@ async fn main() {
     println!("bench: loading {customers} customers through POST /api/imports");
     let ids = api.load_customers(customers).await;
     println!("bench: {} customers loaded", ids.len());
+    rows::settle(&platform).await;
 
     let mut table: Vec<Row> = vec![idle_memory];
     table.extend(rows::get_customer(&api, &platform, &ids, requests).await);
     table.push(rows::view_360(&api, &platform, &ids, requests).await);
-    table.push(rows::search(&api, customers, requests).await);
+    table.extend(rows::search(&api, &platform, customers, requests).await);
+    rows::settle(&platform).await;
+    table.extend(rows::applied(&api, &platform, &ids, requests / 5).await);
+    rows::settle(&platform).await;
+    table.push(rows::grpc_call(&platform, requests).await);
+    table.push(rows::recompute(&api, &platform).await);
+    // Last of the event rows: customer-core applies its events long after they were
+    // accepted; the import row waits for the machine to settle.
     table.push(rows::ingest(&api, &platform, &ids, requests).await);
+    let import_rows: u64 = env_or("BENCH_IMPORT_ROWS", (customers / 10).clamp(30, 100_000));
+    println!("bench: import: {import_rows} new customers per upload");
+    table.push(rows::import(&api, &platform, customers, import_rows).await);
+
+    drop(platform);
+    table.push(rows::standalone(customers).await);
 
     let rendered = report::markdown(&table, customers, &date);
     println!("\n{rendered}");

@@ -17,6 +17,8 @@ pub struct Platform {
     pub database_url: Option<String>,
     /// Where customer-core's gRPC listens (distributed only).
     pub customer_core_grpc: Option<String>,
+    /// What internal callers show the services (`CRM_INTERNAL_TOKEN`).
+    pub internal_token: String,
     pub redis_key_prefix: String,
     /// The distributed platform's broker (its own vhost).
     pub amqp_url: String,
@@ -90,6 +92,7 @@ pub async fn distributed() -> Platform {
         api: format!("http://{}", fields["http"]),
         database_url: Some(database_url),
         customer_core_grpc: Some(grpc["customer-core"].clone()),
+        internal_token: token,
         redis_key_prefix: prefix,
         amqp_url: vhost.url.clone(),
         processes,
@@ -102,13 +105,15 @@ pub async fn standalone() -> Platform {
     let dir = tempfile::tempdir().expect("temp dir");
     let data_dir = dir.path().to_str().expect("utf-8").to_owned();
     let args = ["--listen", "127.0.0.1:0", "--data-dir", &data_dir];
-    let mut env = common(&uuid::Uuid::new_v4().simple().to_string());
+    let token = uuid::Uuid::new_v4().simple().to_string();
+    let mut env = common(&token);
     env.push(("CRM_API_KEYS", ADMIN_KEY_ENTRY.to_owned()));
     let (process, fields) = spawn("crm", &args, &env, "crm listening").await;
     Platform {
         api: format!("http://{}", fields["http"]),
         database_url: None,
         customer_core_grpc: None,
+        internal_token: token,
         redis_key_prefix: String::new(),
         amqp_url: String::new(),
         processes: vec![process],

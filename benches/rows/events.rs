@@ -17,8 +17,8 @@ use super::{Api, Figure, pairs, row};
 use crate::{data, load::closed_loop, report::Row, servers::Platform};
 
 /// Events per request, and requests in flight, as the issue measured ingest.
-const BATCH: u64 = 500;
-const CONNECTIONS: usize = 8;
+pub(super) const BATCH: u64 = 500;
+pub(super) const CONNECTIONS: usize = 8;
 
 fn batch(ids: &[String], first: u64) -> Vec<Value> {
     (first..first + BATCH)
@@ -27,7 +27,7 @@ fn batch(ids: &[String], first: u64) -> Vec<Value> {
 }
 
 /// Publisher channels in confirm mode on one connection.
-async fn channels(url: &str) -> (Connection, Vec<Channel>) {
+pub(super) async fn channels(url: &str) -> (Connection, Vec<Channel>) {
     let connection = Connection::connect(url, ConnectionProperties::default())
         .await
         .expect("connect to the broker");
@@ -43,14 +43,19 @@ async fn channels(url: &str) -> (Connection, Vec<Channel>) {
     (connection, channels)
 }
 
-/// Publishes `payloads` persistent to the events exchange and waits for every confirm.
-async fn publish(channel: &Channel, payloads: &[Vec<u8>]) -> bool {
+/// Publishes `payloads` persistent to `exchange` and waits for every confirm.
+pub(super) async fn publish(
+    channel: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    payloads: &[Vec<u8>],
+) -> bool {
     let mut confirms = Vec::with_capacity(payloads.len());
     for payload in payloads {
         let sent = channel
             .basic_publish(
-                EVENTS_EXCHANGE.into(),
-                "bench.order".into(),
+                exchange.into(),
+                routing_key.into(),
                 BasicPublishOptions::default(),
                 payload,
                 BasicProperties::default().with_delivery_mode(2),
@@ -102,7 +107,8 @@ pub async fn ingest(api: &Api, platform: &Platform, ids: &[String], requests: u6
                         .iter()
                         .map(|event| serde_json::to_vec(event).expect("JSON"))
                         .collect();
-                    publish(&channels[n as usize % channels.len()], &payloads).await
+                    let channel = &channels[n as usize % channels.len()];
+                    publish(channel, EVENTS_EXCHANGE, "bench.order", &payloads).await
                 }
             })
         },

@@ -1,14 +1,24 @@
 //! The rows of the table: each runs our figure and its baseline back to back, three
 //! times, on the same data. The REST client and the pairing live here, the rows beside.
 
+mod applied;
 mod events;
+mod grpc;
+mod import;
 mod reads;
+mod recompute;
 mod search;
+mod standalone;
 mod view;
 
+pub use applied::applied;
 pub use events::ingest;
+pub use grpc::grpc_call;
+pub use import::import;
 pub use reads::get_customer;
+pub use recompute::recompute;
 pub use search::search;
+pub use standalone::standalone;
 pub use view::view_360;
 
 use std::{future::Future, time::Duration};
@@ -82,6 +92,15 @@ impl Api {
         answered_json(self.request(reqwest::Method::GET, path), path).await
     }
 
+    /// Uploads `ndjson` to `POST /api/imports`; the finished job.
+    pub(crate) async fn import(&self, ndjson: String) -> Value {
+        let request = self
+            .request(reqwest::Method::POST, "/api/imports")
+            .header("content-type", "application/x-ndjson")
+            .body(ndjson);
+        answered_json(request, "/api/imports").await
+    }
+
     /// Imports customers `0..count` of the generated base (NDJSON uploads of
     /// `IMPORT_CHUNK`), showing progress; answers every customer id.
     pub async fn load_customers(&self, count: u64) -> Vec<String> {
@@ -94,14 +113,7 @@ impl Api {
                 body.push_str(&data::customer(n).to_string());
                 body.push('\n');
             }
-            let response = self
-                .request(reqwest::Method::POST, "/api/imports")
-                .header("content-type", "application/x-ndjson")
-                .body(body)
-                .send()
-                .await
-                .expect("import upload");
-            let job: Value = response.json().await.expect("the import job");
+            let job = self.import(body).await;
             let created = job["counts"]["created"].as_u64().unwrap_or_default();
             assert_eq!(created, to - from, "the import created every row: {job}");
             from = to;
@@ -161,6 +173,33 @@ pub fn memory(platform: &Platform) -> Row {
         target: "≤ 64 MiB each".into(),
         note: listed.join(", "),
         idle_before: f64::NAN,
+    }
+}
+
+/// Waits until the platform is done with earlier work: customer-core's outbox relayed
+/// (distributed) and the machine at least 80 % idle for a second, at most two minutes;
+/// how idle it was last.
+pub async fn settle(platform: &Platform) -> f64 {
+    let outbox = match platform.database_url.as_deref() {
+        Some(url) => Some(sqlx::PgPool::connect(url).await.expect("the database")),
+        None => None,
+    };
+    let started = std::time::Instant::now();
+    loop {
+        let waiting = match &outbox {
+            Some(database) => {
+                let (waiting,): (i64,) = sqlx::query_as("select count(*) from outbox")
+                    .fetch_one(database)
+                    .await
+                    .expect("the outbox");
+                waiting
+            }
+            None => 0,
+        };
+        let idle = idle_percent(Duration::from_secs(1)).await;
+        if (waiting == 0 && idle >= 80.0) || started.elapsed() > Duration::from_secs(120) {
+            return idle;
+        }
     }
 }
 
@@ -235,7 +274,10 @@ pub(crate) fn row(
 }
 
 /// The median over the runs of one latency, in milliseconds.
-fn median_ms(runs: &[(Summary, Summary)], pick: fn(&(Summary, Summary)) -> Duration) -> f64 {
+pub(crate) fn median_ms(
+    runs: &[(Summary, Summary)],
+    pick: fn(&(Summary, Summary)) -> Duration,
+) -> f64 {
     median(runs.iter().map(|r| millis(pick(r))).collect())
 }
 

@@ -1,5 +1,5 @@
 //! Search through the API on the loaded base, beside the same queries on the search
-//! engine in this process over the same customers.
+//! engine in this process over the same customers, and on PostgreSQL's `pg_trgm`.
 
 use std::{sync::Arc, time::Duration};
 
@@ -8,8 +8,13 @@ use crm_domain::{Customer, CustomerDraft, CustomerId};
 use crm_search_indexer::index::{SearchIndex, SearchQuery, TantivyIndex};
 use serde_json::json;
 
-use super::{Api, Figure, pairs, row};
-use crate::{data, load::closed_loop, report::Row};
+use super::{Api, Figure, median_ms, pairs, row};
+use crate::{
+    data,
+    load::{Summary, closed_loop},
+    report::{Row, median},
+    servers::Platform,
+};
 
 /// Customers indexed in one call while building the in-process engine.
 const BATCH: u64 = 2_000;
@@ -23,8 +28,10 @@ fn indexed(n: u64) -> Customer {
 }
 
 /// `POST /api/customers/search` on one connection with misspelled names, e-mail local
-/// parts and phone endings, beside the same queries on tantivy in this process.
-pub async fn search(api: &Api, customers: u64, requests: u64) -> Row {
+/// parts and phone endings, beside the same queries on tantivy in this process; then
+/// the API's p99 beside the same queries as `pg_trgm` word similarity over the same
+/// customers (a GIN trigram index on their e-mail, name and phone).
+pub async fn search(api: &Api, platform: &Platform, customers: u64, requests: u64) -> Vec<Row> {
     println!("bench: search: waiting for the index to hold every customer");
     let last = json!({ "query": data::email(customers - 1) });
     let started = std::time::Instant::now();
@@ -75,12 +82,86 @@ pub async fn search(api: &Api, customers: u64, requests: u64) -> Row {
         },
     )
     .await;
-    row(
+    let engine_row = row(
         Figure::P99,
         "POST /api/customers/search, 1 connection, typos, e-mails, phone endings",
         "the same queries on tantivy in this process",
         "p99 ≤ 1.5× (ratio ≥ 0.67) and ≤ 15 ms",
         &runs,
         idle,
-    )
+    );
+    let trigrams = pg_trgm(platform, customers, count).await;
+    let ours = median_ms(&runs, |r| r.0.p99);
+    let theirs = median(
+        trigrams
+            .iter()
+            .map(|s| crate::report::millis(s.p99))
+            .collect(),
+    );
+    let theirs_p50 = median(
+        trigrams
+            .iter()
+            .map(|s| crate::report::millis(s.p50))
+            .collect(),
+    );
+    let trigram_row = Row {
+        what: "the same search through the API (its p99 above)".into(),
+        baseline: "the same queries as pg_trgm word similarity, GIN index, same customers".into(),
+        unit: "p99 ms",
+        ours,
+        base: theirs,
+        ratio: theirs / ours,
+        target: "≥ 10× faster".into(),
+        note: format!("pg_trgm p50 {theirs_p50:.2} ms"),
+        idle_before: idle,
+    };
+    vec![engine_row, trigram_row]
+}
+
+/// The search queries, three runs of `count` on one connection, as `pg_trgm` word
+/// similarity over a table of the platform's customers (e-mail, name and phone).
+async fn pg_trgm(platform: &Platform, customers: u64, count: u64) -> Vec<Summary> {
+    println!("bench: search: a pg_trgm index of the same customers (the second baseline)");
+    let url = platform.database_url.as_deref().expect("distributed");
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+        .expect("the database");
+    for statement in [
+        "create extension if not exists pg_trgm",
+        "drop table if exists bench_search",
+        "create table bench_search as select id, concat_ws(' ', email, first_name, \
+         last_name, phone) as text from customers",
+        "create index bench_search_trgm on bench_search using gin (text gin_trgm_ops)",
+        "analyze bench_search",
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+            .execute(&pool)
+            .await
+            .unwrap_or_else(|e| panic!("{statement}: {e}"));
+    }
+    let mut runs = Vec::new();
+    for _ in 0..3 {
+        let pool = pool.clone();
+        let summary = closed_loop(1, count, move |n| {
+            let pool = pool.clone();
+            async move {
+                let body = data::search(n, customers);
+                let text = body["query"].as_str().unwrap_or_default().to_owned();
+                sqlx::query(
+                    "select id from bench_search where $1 <% text \
+                     order by word_similarity($1, text) desc limit 10",
+                )
+                .bind(text)
+                .fetch_all(&pool)
+                .await
+                .is_ok()
+            }
+        })
+        .await;
+        println!("bench:     pg_trgm {}", crate::report::describe(&summary));
+        runs.push(summary);
+    }
+    runs
 }
