@@ -34,29 +34,57 @@ async fn main() {
     println!("bench: {} customers loaded", ids.len());
     rows::settle(&platform).await;
 
+    // `BENCH_ROWS=applied,import` runs only those rows (while working on one path).
+    let only: Option<Vec<String>> = std::env::var("BENCH_ROWS")
+        .ok()
+        .map(|list| list.split(',').map(|n| n.trim().to_owned()).collect());
+    let runs = |name: &str| {
+        only.as_ref()
+            .is_none_or(|names| names.iter().any(|n| n == name))
+    };
+
     let mut table: Vec<Row> = vec![idle_memory];
-    table.extend(rows::get_customer(&api, &platform, &ids, requests).await);
-    table.push(rows::view_360(&api, &platform, &ids, requests).await);
-    table.extend(rows::search(&api, &platform, customers, requests).await);
-    rows::settle(&platform).await;
-    table.extend(rows::applied(&api, &platform, &ids, requests / 5).await);
-    rows::settle(&platform).await;
-    table.push(rows::grpc_call(&platform, requests).await);
-    table.push(rows::recompute(&api, &platform).await);
+    if runs("get") {
+        table.extend(rows::get_customer(&api, &platform, &ids, requests).await);
+    }
+    if runs("view") {
+        table.push(rows::view_360(&api, &platform, &ids, requests).await);
+    }
+    if runs("search") {
+        table.extend(rows::search(&api, &platform, customers, requests).await);
+    }
+    if runs("applied") {
+        rows::settle(&platform).await;
+        table.extend(rows::applied(&api, &platform, &ids, requests / 5).await);
+    }
+    if runs("grpc") {
+        rows::settle(&platform).await;
+        table.push(rows::grpc_call(&platform, requests).await);
+    }
+    if runs("recompute") {
+        table.push(rows::recompute(&api, &platform).await);
+    }
     // Last of the event rows: customer-core applies its events long after they were
     // accepted; the import row waits for the machine to settle.
-    table.push(rows::ingest(&api, &platform, &ids, requests).await);
-    let import_rows: u64 = env_or("BENCH_IMPORT_ROWS", (customers / 10).clamp(30, 100_000));
-    println!("bench: import: {import_rows} new customers per upload");
-    table.push(rows::import(&api, &platform, customers, import_rows).await);
-
+    if runs("ingest") {
+        table.push(rows::ingest(&api, &platform, &ids, requests).await);
+    }
+    if runs("import") {
+        let import_rows: u64 = env_or("BENCH_IMPORT_ROWS", (customers / 10).clamp(30, 100_000));
+        println!("bench: import: {import_rows} new customers per upload");
+        table.push(rows::import(&api, &platform, customers, import_rows).await);
+    }
     drop(platform);
-    table.push(rows::standalone(customers).await);
+    if runs("standalone") {
+        table.push(rows::standalone(customers).await);
+    }
 
     let rendered = report::markdown(&table, customers, &date);
     println!("\n{rendered}");
     let path = if smoke {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-smoke/RESULTS.md")
+    } else if only.is_some() {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-rows/RESULTS.md")
     } else {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("RESULTS.md")
     };

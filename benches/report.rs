@@ -1,7 +1,7 @@
 //! The benchmark's report: rows of our figure beside a baseline measured in the same run,
 //! each the median of three back-to-back pairs, with when, what and on which machine.
 
-use std::{fmt::Write as _, time::Duration};
+use std::{collections::BTreeMap, fmt::Write as _, time::Duration};
 
 use crate::load::Summary;
 
@@ -88,6 +88,54 @@ pub fn rss_mib(pid: u32) -> f64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|l| l.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(0.0, |kib| kib / 1_024.0)
+}
+
+/// CPU seconds (user and system) spent so far by each of `ours` (name, pid) and by the
+/// local PostgreSQL, RabbitMQ and Redis (all their processes), from `/proc`.
+pub fn cpu_seconds(ours: &[(String, u32)]) -> BTreeMap<String, f64> {
+    // Linux reports times in clock ticks of 1/100 s on every platform it runs on here.
+    const TICKS_PER_SECOND: f64 = 100.0;
+    let mut spent = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return spent;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // `pid (comm) state ...`: the fields after the command's closing parenthesis.
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let comm = head.split_once('(').map_or("", |(_, c)| c);
+        let name = match ours.iter().find(|(_, p)| *p == pid) {
+            Some((name, _)) => name.clone(),
+            None => match comm {
+                "postgres" => "postgresql".into(),
+                "beam.smp" => "rabbitmq".into(),
+                "redis-server" => "redis".into(),
+                _ => continue,
+            },
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.len() < 13 {
+            continue;
+        }
+        // utime and stime: the 14th and 15th fields, the 12th and 13th after `)`.
+        let ticks: f64 = fields[11..13]
+            .iter()
+            .filter_map(|f| f.parse::<f64>().ok())
+            .sum();
+        *spent.entry(name).or_insert(0.0) += ticks / TICKS_PER_SECOND;
+    }
+    spent
 }
 
 /// Cores, CPU model and memory of this machine.

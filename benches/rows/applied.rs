@@ -3,6 +3,7 @@
 //! manual acks through the same broker; and how fresh the activity is at half the rate.
 
 use std::{
+    collections::BTreeMap,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -26,7 +27,7 @@ use super::{
 use crate::{
     data,
     load::closed_loop,
-    report::{Row, idle_percent, median},
+    report::{Row, cpu_seconds, idle_percent, median},
     servers::Platform,
 };
 
@@ -51,10 +52,17 @@ pub async fn applied(api: &Api, platform: &Platform, ids: &[String], events: u64
     let batch = BATCH.min(events).max(1);
     let batches = (events / batch).max(1);
     let (mut ours, mut base, mut idle) = (Vec::new(), Vec::new(), Vec::new());
+    let processes: Vec<(String, u32)> = platform
+        .processes
+        .iter()
+        .filter_map(|p| Some((p.name.trim_start_matches("crm-").to_owned(), p.pid()?)))
+        .collect();
+    let mut cpu = BTreeMap::<String, f64>::new();
     for round in 0..3u64 {
         idle.push(idle_percent(Duration::from_secs(1)).await);
         let source = format!("bench-applied-{round}");
         let first = 10_000_000 + round * batches * batch;
+        let cpu_before = cpu_seconds(&processes);
         let started = Instant::now();
         let (api_, ids_, source_) = (api.clone(), ids.clone(), source.clone());
         closed_loop(CONNECTIONS, batches, move |n| {
@@ -67,6 +75,10 @@ pub async fn applied(api: &Api, platform: &Platform, ids: &[String], events: u64
         .await;
         recorded(&database, &source, batches * batch).await;
         let mine = (batches * batch) as f64 / started.elapsed().as_secs_f64();
+        for (name, seconds) in cpu_seconds(&processes) {
+            *cpu.entry(name.clone()).or_default() +=
+                seconds - cpu_before.get(&name).unwrap_or(&0.0);
+        }
 
         let payloads: Vec<Vec<u8>> = orders(&ids, first, batches * batch, &source)
             .iter()
@@ -88,11 +100,25 @@ pub async fn applied(api: &Api, platform: &Platform, ids: &[String], events: u64
         base,
         ratio: ours / base,
         target: "≥ 0.3×".into(),
-        note: String::new(),
+        note: cpu_note(&cpu, 3 * batches * batch),
         idle_before: median(idle),
     };
     let fresh = freshness(api, &database, &ids, events, ours / 2.0).await;
     vec![rate, fresh]
+}
+
+/// Where the CPU went: seconds per 1,000 events applied, the largest first.
+fn cpu_note(cpu: &BTreeMap<String, f64>, events: u64) -> String {
+    let mut spent: Vec<(&String, f64)> = cpu
+        .iter()
+        .map(|(name, seconds)| (name, seconds * 1_000.0 / events as f64))
+        .collect();
+    spent.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let listed: Vec<String> = spent
+        .iter()
+        .map(|(name, seconds)| format!("{name} {seconds:.2}"))
+        .collect();
+    format!("CPU s per 1,000 events: {}", listed.join(", "))
 }
 
 /// `count` order events from number `first` on, for the chosen customers, from `source`.

@@ -6,7 +6,7 @@ use crm_platform::{bus::EventBus, dialect::Arg};
 use super::{
     Outbox,
     sql::{DELETE_OUTBOX, OutboxRow},
-    sql_repository::{CoreDialect, SqlRepository, read_rows},
+    sql_repository::{CoreDialect, SqlRepository, placeholder_list, read_rows},
 };
 use crate::Result;
 
@@ -30,12 +30,12 @@ impl<D: CoreDialect> Outbox for SqlRepository<D> {
             let messages: Vec<_> = run.iter().map(OutboxRow::message).collect();
             bus.broadcast(&run[0].exchange, &messages).await?;
         }
+        let delete = format!("{DELETE_OUTBOX}{})", placeholder_list(rows.len()));
+        let mut relayed = sqlx::query(sqlx::AssertSqlSafe(delete));
         for row in &rows {
-            sqlx::query(DELETE_OUTBOX)
-                .arg(row.seq)
-                .execute(D::within(&mut tx))
-                .await?;
+            relayed = relayed.arg(row.seq);
         }
+        relayed.execute(D::within(&mut tx)).await?;
         tx.commit().await?;
         Ok(rows.len())
     }

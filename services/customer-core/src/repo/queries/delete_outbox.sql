@@ -1,3 +1,4 @@
+-- The relayed rows' seqs and the closing parenthesis follow.
 delete
 from outbox
-where seq = $1
+where seq in (
