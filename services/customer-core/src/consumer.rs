@@ -24,8 +24,11 @@ pub fn config() -> ConsumerConfig {
         .collect();
     ConsumerConfig {
         // Applying an event does not depend on the order of events (sums, latest dates,
-        // idempotent upserts), and writes to one customer retry on conflict.
-        concurrency: 8,
+        // idempotent upserts), and writes to one customer retry on conflict. What waits
+        // is recorded up to 64 events to a transaction.
+        concurrency: 4,
+        batch: 64,
+        prefetch: 256,
         ..ConsumerConfig::new(QUEUE, EVENTS_EXCHANGE, &bindings)
     }
 }
@@ -49,20 +52,23 @@ impl ActivityConsumer {
     }
 }
 
-#[async_trait]
-impl Handler for ActivityConsumer {
-    async fn handle(&self, delivery: &Delivery) -> Outcome {
-        let event: CustomerEvent = match serde_json::from_slice(&delivery.message.payload) {
-            Ok(event) => event,
-            Err(error) => return Outcome::DeadLetter(format!("not a customer event: {error}")),
-        };
-        if !event.is_applicable() {
-            return Outcome::DeadLetter(format!(
-                "{} event lacks the data its type needs",
-                event.event_type
-            ));
-        }
-        let outcome = match self.service.record_event(&event).await {
+/// The event a delivery carries, or why it goes to the dead letters.
+fn event_of(delivery: &Delivery) -> Result<CustomerEvent, Outcome> {
+    let event: CustomerEvent = serde_json::from_slice(&delivery.message.payload)
+        .map_err(|error| Outcome::DeadLetter(format!("not a customer event: {error}")))?;
+    if !event.is_applicable() {
+        return Err(Outcome::DeadLetter(format!(
+            "{} event lacks the data its type needs",
+            event.event_type
+        )));
+    }
+    Ok(event)
+}
+
+impl ActivityConsumer {
+    /// What becomes of the delivery of `event`, recorded as `recorded`.
+    fn outcome(&self, event: &CustomerEvent, recorded: crate::Result<EventOutcome>) -> Outcome {
+        let outcome = match recorded {
             Ok(EventOutcome::Applied { .. }) => {
                 metrics::counter!("crm_events_applied_total", "type" => event.event_type.as_str())
                     .increment(1);
@@ -94,6 +100,32 @@ impl Handler for ActivityConsumer {
             metrics::counter!("crm_events_dead_lettered_total").increment(1);
         }
         outcome
+    }
+}
+
+#[async_trait]
+impl Handler for ActivityConsumer {
+    async fn handle(&self, delivery: &Delivery) -> Outcome {
+        match event_of(delivery) {
+            Ok(event) => self.outcome(&event, self.service.record_event(&event).await),
+            Err(outcome) => outcome,
+        }
+    }
+
+    /// The batch's events are recorded in one transaction.
+    async fn handle_batch(&self, deliveries: &[Delivery]) -> Vec<Outcome> {
+        let read: Vec<Result<CustomerEvent, Outcome>> = deliveries.iter().map(event_of).collect();
+        let events: Vec<CustomerEvent> = read.iter().filter_map(|r| r.clone().ok()).collect();
+        let mut recorded = self.service.record_events(&events).await.into_iter();
+        read.into_iter()
+            .map(|read| match read {
+                Ok(event) => match recorded.next() {
+                    Some(recorded) => self.outcome(&event, recorded),
+                    None => Outcome::Retry("not recorded".into()),
+                },
+                Err(outcome) => outcome,
+            })
+            .collect()
     }
 }
 

@@ -279,6 +279,42 @@ impl CustomerService {
         Ok(recorded)
     }
 
+    /// Records many events (a consumer's delivery batch) in one transaction; their
+    /// outcomes in the same order. Events for merged-away customers follow the merge one
+    /// by one; when the batch cannot be written whole (another writer got in between, a
+    /// statement failed), each event is recorded on its own, with its own outcome.
+    #[instrument(skip_all, fields(events = events.len()))]
+    pub async fn record_events(&self, events: &[CustomerEvent]) -> Vec<Result<EventOutcome>> {
+        let recorded = match self.repo.record_events(events, Utc::now()).await {
+            Ok(recorded) => recorded,
+            Err(error) => {
+                metrics::counter!("crm_event_batches_split_total").increment(1);
+                tracing::debug!(%error, "event batch recorded one by one");
+                let mut outcomes = Vec::with_capacity(events.len());
+                for event in events {
+                    outcomes.push(self.record_event(event).await);
+                }
+                return outcomes;
+            }
+        };
+        let changed = recorded.iter().filter_map(|outcome| match outcome {
+            EventOutcome::Applied {
+                customer,
+                changed: true,
+            } => Some(&**customer),
+            _ => None,
+        });
+        self.after_commit(changed).await;
+        let mut outcomes = Vec::with_capacity(events.len());
+        for (event, outcome) in events.iter().zip(recorded) {
+            outcomes.push(match outcome {
+                EventOutcome::MergedInto(_) => self.record_event(event).await,
+                other => Ok(other),
+            });
+        }
+        outcomes
+    }
+
     /// The customer's activity, newest first.
     pub async fn events(
         &self,

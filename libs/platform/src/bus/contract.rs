@@ -29,6 +29,34 @@ impl Handler for Recorder {
     }
 }
 
+/// Records the batches it is given; dead-letters the messages whose id starts with
+/// `dead`, acknowledges the rest. Slow, so that more wait meanwhile.
+struct BatchRecorder {
+    batches: mpsc::UnboundedSender<Vec<String>>,
+}
+
+#[async_trait]
+impl Handler for BatchRecorder {
+    async fn handle(&self, delivery: &Delivery) -> Outcome {
+        self.handle_batch(std::slice::from_ref(delivery))
+            .await
+            .remove(0)
+    }
+
+    async fn handle_batch(&self, deliveries: &[Delivery]) -> Vec<Outcome> {
+        let ids: Vec<String> = deliveries.iter().map(|d| d.message.id.clone()).collect();
+        let _ = self.batches.send(ids);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        deliveries
+            .iter()
+            .map(|d| match d.message.id.starts_with("dead") {
+                true => Outcome::DeadLetter(format!("{} refused", d.message.id)),
+                false => Outcome::Ack,
+            })
+            .collect()
+    }
+}
+
 fn config(queue: &str, bindings: &[&str], max_attempts: u32) -> ConsumerConfig {
     ConsumerConfig {
         max_attempts,
@@ -204,6 +232,45 @@ pub async fn run(bus: Arc<dyn EventBus>, name: &str) {
         message.headers.retain(|k, _| k == "traceparent");
         assert_eq!(message, original, "{name}: the message is kept whole");
     }
+
+    // What waits goes to a batch handler together, and each delivery gets its outcome.
+    let batched = ConsumerConfig {
+        batch: 10,
+        ..config("batched", &["batch.*"], 3)
+    };
+    bus.declare(&batched).await.expect("declare");
+    let (batches, mut handled) = mpsc::unbounded_channel();
+    let handler = Arc::new(BatchRecorder { batches });
+    tokio::spawn({
+        let (bus, shutdown) = (bus.clone(), shutdown.clone());
+        async move { bus.consume(batched, handler, shutdown).await }
+    });
+    let ids = ["b1", "b2", "dead3", "b4", "b5", "b6"];
+    let sent: Vec<Message> = ids.iter().map(|id| message(id, "batch.me")).collect();
+    bus.publish(EVENTS_EXCHANGE, &sent).await.expect("publish");
+    let mut seen = Vec::new();
+    let mut largest = 0;
+    while seen.len() < ids.len() {
+        let batch = tokio::time::timeout(Duration::from_secs(20), handled.recv())
+            .await
+            .expect("batches in time")
+            .expect("consumer alive");
+        largest = largest.max(batch.len());
+        seen.extend(batch);
+    }
+    seen.sort();
+    let mut expected: Vec<String> = ids.iter().map(|id| (*id).to_owned()).collect();
+    expected.sort();
+    assert_eq!(seen, expected, "{name}: each delivery once");
+    assert!(largest > 1, "{name}: deliveries that waited came together");
+    let dead = eventually_dead(&bus, "batched").await;
+    let reasons: Vec<&str> = dead.iter().map(|d| d.reason.as_str()).collect();
+    assert_eq!(reasons, ["dead3 refused"], "{name}: only its own outcome");
+    let more = tokio::time::timeout(Duration::from_millis(500), handled.recv()).await;
+    assert!(
+        more.is_err(),
+        "{name}: the acknowledged are not delivered again"
+    );
     shutdown.trigger();
 }
 

@@ -57,6 +57,37 @@ impl Inbox {
 }
 
 impl MemoryBus {
+    /// After the handler: a retry comes back after its backoff, a failure for good goes
+    /// to the dead letters.
+    fn settle(&self, config: &ConsumerConfig, inbox: &Inbox, delivery: Delivery, outcome: Outcome) {
+        let reason = match outcome {
+            Outcome::Ack => return,
+            Outcome::Retry(reason) if delivery.attempt < config.max_attempts => {
+                let delay = config.backoff(delivery.attempt);
+                let inbox = inbox.clone();
+                let again = Delivery {
+                    attempt: delivery.attempt + 1,
+                    ..delivery
+                };
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    inbox.send(again);
+                });
+                tracing::debug!(queue = %config.queue, %reason, "delivery will be retried");
+                return;
+            }
+            Outcome::Retry(reason) | Outcome::DeadLetter(reason) => reason,
+        };
+        tracing::warn!(queue = %config.queue, %reason, "message dead-lettered");
+        let mut state = self.lock();
+        if let Some(queue) = state.queues.get_mut(&config.queue) {
+            queue.dead.push(DeadLetter {
+                message: delivery.message,
+                reason,
+            });
+        }
+    }
+
     pub fn new() -> Self {
         Self::default()
     }
@@ -168,40 +199,36 @@ impl EventBus for MemoryBus {
             let queue = &state.queues[&config.queue];
             (queue.receiver.clone(), queue.inbox.clone())
         };
+        let batch = config.batch.max(1);
         loop {
-            let delivery = tokio::select! {
+            // What is waiting goes to the handler together (up to `batch`).
+            let waiting = tokio::select! {
                 _ = shutdown.wait() => return Ok(()),
-                next = async { receiver.lock().await.recv().await } => match next {
-                    Some(delivery) => delivery,
+                next = async {
+                    let mut receiver = receiver.lock().await;
+                    let mut waiting = vec![receiver.recv().await?];
+                    while waiting.len() < batch {
+                        let Ok(more) = receiver.try_recv() else { break };
+                        waiting.push(more);
+                    }
+                    Some(waiting)
+                } => match next {
+                    Some(waiting) => waiting,
                     None => return Ok(()),
                 },
             };
-            inbox.waiting.fetch_sub(1, Ordering::Relaxed);
-            let reason = match handler.handle(&delivery).await {
-                Outcome::Ack => continue,
-                Outcome::Retry(reason) if delivery.attempt < config.max_attempts => {
-                    let delay = config.backoff(delivery.attempt);
-                    let inbox = inbox.clone();
-                    let again = Delivery {
-                        attempt: delivery.attempt + 1,
-                        ..delivery
-                    };
-                    tokio::spawn(async move {
-                        tokio::time::sleep(delay).await;
-                        inbox.send(again);
-                    });
-                    tracing::debug!(queue = %config.queue, %reason, "delivery will be retried");
-                    continue;
-                }
-                Outcome::Retry(reason) | Outcome::DeadLetter(reason) => reason,
+            inbox
+                .waiting
+                .fetch_sub(waiting.len() as u64, Ordering::Relaxed);
+            let outcomes = match waiting.as_slice() {
+                [one] => vec![handler.handle(one).await],
+                many => handler.handle_batch(many).await,
             };
-            tracing::warn!(queue = %config.queue, %reason, "message dead-lettered");
-            let mut state = self.lock();
-            if let Some(queue) = state.queues.get_mut(&config.queue) {
-                queue.dead.push(DeadLetter {
-                    message: delivery.message,
-                    reason,
-                });
+            let outcomes = outcomes.into_iter().chain(std::iter::repeat_with(|| {
+                Outcome::Retry("no outcome".into())
+            }));
+            for (delivery, outcome) in waiting.into_iter().zip(outcomes) {
+                self.settle(&config, &inbox, delivery, outcome);
             }
         }
     }

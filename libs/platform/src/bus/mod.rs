@@ -74,6 +74,17 @@ pub enum Outcome {
 #[async_trait]
 pub trait Handler: Send + Sync + 'static {
     async fn handle(&self, delivery: &Delivery) -> Outcome;
+
+    /// The deliveries waiting together (at most `ConsumerConfig::batch`), for a handler
+    /// that does the work of many at once (one transaction); their outcomes in the same
+    /// order. None is acknowledged before this returns. By default, one after another.
+    async fn handle_batch(&self, deliveries: &[Delivery]) -> Vec<Outcome> {
+        let mut outcomes = Vec::with_capacity(deliveries.len());
+        for delivery in deliveries {
+            outcomes.push(self.handle(delivery).await);
+        }
+        outcomes
+    }
 }
 
 /// A message that ended in a consumer's dead-letter queue, with the reason.
@@ -96,6 +107,9 @@ pub struct ConsumerConfig {
     /// Deliveries handled at once (1 keeps the queue's order; more suit handlers whose
     /// effects do not depend on order).
     pub concurrency: usize,
+    /// Deliveries given to one `Handler::handle_batch` at most: those already waiting
+    /// when a handler is free (nothing waits for a batch to fill).
+    pub batch: usize,
     /// Deliveries at most before the dead-letter queue.
     pub max_attempts: u32,
     /// The delay before the first retry; doubled for each later one.
@@ -114,6 +128,7 @@ impl ConsumerConfig {
             bindings: bindings.iter().map(|b| (*b).to_owned()).collect(),
             prefetch: 32,
             concurrency: 1,
+            batch: 1,
             max_attempts: 5,
             first_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(60),

@@ -133,7 +133,7 @@ async fn outbox(repo: &dyn CustomerRepository) {
     );
 }
 
-fn event(
+pub(super) fn event(
     customer: CustomerId,
     event_type: CustomerEventType,
     data: serde_json::Value,
@@ -149,7 +149,7 @@ fn event(
     }
 }
 
-fn order(id: &str, total: f64) -> serde_json::Value {
+pub(super) fn order(id: &str, total: f64) -> serde_json::Value {
     json!({ "order_id": id, "total": total, "currency": "EUR",
             "items": [{ "product_id": "p-1", "quantity": 1, "price": total }] })
 }
@@ -468,7 +468,8 @@ pub async fn run(repo: &dyn CustomerRepository) {
     activity(repo).await;
     segment_change(repo).await;
     segment_changes(repo).await;
-    super::contract_imports::import_batches(repo).await;
+    super::contract_batches::import_batches(repo).await;
+    super::contract_batches::event_batches(repo).await;
 }
 
 /// Two relays (replicas) over one outbox, with a slow broker so their rounds overlap:

@@ -17,7 +17,7 @@ mod sqlite;
 #[cfg(test)]
 mod contract;
 #[cfg(test)]
-mod contract_imports;
+mod contract_batches;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -85,6 +85,15 @@ pub trait Activity: Send + Sync {
     /// event id: a second delivery is `Duplicate` and changes nothing.
     async fn record_event(&self, event: &CustomerEvent, now: DateTime<Utc>)
     -> Result<EventOutcome>;
+
+    /// Records many events as `record_event` would one by one, in one transaction, and
+    /// answers their outcomes in the same order. All or nothing: when another writer
+    /// got in between (`VersionConflict`) or a statement failed, none is recorded.
+    async fn record_events(
+        &self,
+        events: &[CustomerEvent],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<EventOutcome>>;
 
     /// A customer's activity, newest first, after `before` (a feed position).
     async fn list_events(

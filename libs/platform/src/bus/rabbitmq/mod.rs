@@ -189,10 +189,17 @@ impl RabbitBus {
             .map_err(unavailable)?;
         *connected = true;
         tracing::info!(queue = %config.queue, concurrency = config.concurrency, "consuming");
+        // What is waiting when a handler is free goes to it together (up to `batch`).
         let work = deliveries
-            .map(|next| next.map_err(unavailable))
-            .try_for_each_concurrent(config.concurrency.max(1), |delivery| {
-                process(config, handler, &confirms, delivery)
+            .ready_chunks(config.batch.max(1))
+            .map(|waiting| {
+                waiting
+                    .into_iter()
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(unavailable)
+            })
+            .try_for_each_concurrent(config.concurrency.max(1), |waiting| {
+                process(config, handler, &confirms, waiting)
             });
         tokio::select! {
             _ = shutdown.wait() => {
@@ -331,28 +338,51 @@ impl EventBus for RabbitBus {
 /// retry queue, or dead-lettered with the reason. Re-publishing comes before the
 /// acknowledgement: a crash in between delivers twice, never zero times (consumers
 /// deduplicate by message id).
+/// Handles deliveries that arrived together, then settles each: acknowledged, or first
+/// published to its retry or dead-letter queue.
 async fn process(
     config: &ConsumerConfig,
     handler: &Arc<dyn Handler>,
     confirms: &Channel,
-    delivery: lapin::message::Delivery,
+    waiting: Vec<lapin::message::Delivery>,
 ) -> Result<(), BusError> {
-    let message = to_message(
-        &delivery.routing_key,
-        &delivery.properties,
-        delivery.data.clone(),
-    );
-    let attempt = message
-        .headers
-        .get(ATTEMPT_HEADER)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(1);
-    let outcome = handler
-        .handle(&Delivery {
-            message: message.clone(),
-            attempt,
+    let received: Vec<Delivery> = waiting
+        .iter()
+        .map(|delivery| {
+            let message = to_message(
+                &delivery.routing_key,
+                &delivery.properties,
+                delivery.data.clone(),
+            );
+            let attempt = message
+                .headers
+                .get(ATTEMPT_HEADER)
+                .and_then(|a| a.parse().ok())
+                .unwrap_or(1);
+            Delivery { message, attempt }
         })
-        .await;
+        .collect();
+    let outcomes = match received.as_slice() {
+        [one] => vec![handler.handle(one).await],
+        many => handler.handle_batch(many).await,
+    };
+    // A handler that answered for fewer deliveries has the rest retried, never lost.
+    let outcomes = outcomes.into_iter().chain(std::iter::repeat_with(|| {
+        Outcome::Retry("no outcome".into())
+    }));
+    for ((delivery, received), outcome) in waiting.iter().zip(received).zip(outcomes) {
+        settle(config, confirms, delivery, received, outcome).await?;
+    }
+    Ok(())
+}
+
+async fn settle(
+    config: &ConsumerConfig,
+    confirms: &Channel,
+    delivery: &lapin::message::Delivery,
+    Delivery { message, attempt }: Delivery,
+    outcome: Outcome,
+) -> Result<(), BusError> {
     let target = match outcome {
         Outcome::Ack => None,
         Outcome::Retry(reason) if attempt < config.max_attempts => {

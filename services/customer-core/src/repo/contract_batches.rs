@@ -1,11 +1,13 @@
-//! The contract of an import's batch writes, run with the rest of `contract.rs`.
+//! The contract of the store's batch writes (an import's rows, a consumer's events),
+//! run with the rest of `contract.rs`.
 
-use chrono::Utc;
-use crm_domain::{Customer, CustomerPatch, Email};
+use chrono::{Duration, TimeZone, Utc};
+use crm_domain::{Customer, CustomerEvent, CustomerEventType, CustomerId, CustomerPatch, Email};
+use uuid::Uuid;
 
 use super::{
-    CustomerRepository,
-    contract::{RecordingBus, customer, relay_all},
+    CustomerRepository, EventOutcome,
+    contract::{RecordingBus, customer, event, order, relay_all},
 };
 use crate::Error;
 
@@ -85,4 +87,65 @@ pub async fn import_batches(repo: &dyn CustomerRepository) {
         .await
         .expect("by e-mail");
     assert!(found.is_empty(), "{found:?}");
+}
+
+/// A batch of events is recorded as each would be alone, in one transaction: outcomes
+/// in the order given, events of one customer all counted, the same event once.
+pub async fn event_batches(repo: &dyn CustomerRepository) {
+    let bus = RecordingBus::default();
+    let (ada, bob) = (
+        customer("batch-ada@example.com"),
+        customer("batch-bob@example.com"),
+    );
+    repo.insert(&ada).await.expect("insert");
+    repo.insert(&bob).await.expect("insert");
+    relay_all(repo, &bus).await;
+    let t0 = Utc.with_ymd_and_hms(2026, 11, 24, 13, 0, 0).unwrap();
+    let now = t0 + Duration::hours(1);
+    let completed = |customer: &Customer, order_id: &str, total: f64, minutes: i64| {
+        let data = order(order_id, total);
+        let at = t0 + Duration::minutes(minutes);
+        event(customer.id, CustomerEventType::OrderCompleted, data, at)
+    };
+    let first = completed(&ada, "o-1", 10.0, 1);
+    let stranger = CustomerEvent {
+        id: Uuid::now_v7(),
+        customer_id: CustomerId::generate(),
+        ..first.clone()
+    };
+    let batch = [
+        first.clone(),
+        completed(&bob, "o-2", 20.0, 2),
+        stranger,
+        completed(&ada, "o-3", 30.0, 3),
+        first,
+    ];
+    let outcomes = repo.record_events(&batch, now).await.expect("a batch");
+    let kinds: Vec<&str> = outcomes
+        .iter()
+        .map(|outcome| match outcome {
+            EventOutcome::Applied { .. } => "applied",
+            EventOutcome::Duplicate => "duplicate",
+            EventOutcome::UnknownCustomer => "unknown",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        ["applied", "applied", "unknown", "applied", "duplicate"]
+    );
+    let ada = repo.get(ada.id).await.expect("get").expect("ada");
+    assert_eq!(
+        (ada.metrics.total_orders, ada.metrics.total_spent),
+        (2, 40.0),
+        "both of her orders, the repeated event once"
+    );
+    let bob = repo.get(bob.id).await.expect("get").expect("bob");
+    assert_eq!(bob.metrics.total_orders, 1);
+    let keys = relay_all(repo, &bus).await;
+    let updated = keys.iter().filter(|k| *k == "customer.updated").count();
+    assert_eq!(
+        updated, 3,
+        "each applied event announces its change: {keys:?}"
+    );
 }
