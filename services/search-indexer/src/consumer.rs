@@ -13,7 +13,7 @@ use std::{
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use crm_domain::{CustomerEvent, CustomerEventType};
+use crm_domain::{Customer, CustomerEvent, CustomerEventType};
 use crm_platform::{
     Shutdown,
     bus::{ConsumerConfig, Delivery, EVENTS_EXCHANGE, EventBus, Handler, Outcome},
@@ -40,7 +40,10 @@ pub fn config_for(replica: Option<&str>) -> ConsumerConfig {
     };
     ConsumerConfig {
         // Retries happen inside the handler (holding the queue position), so a
-        // delivery is only ever retried by the bus after a restart.
+        // delivery is only ever retried by the bus after a restart. What waits goes to
+        // the engine together.
+        batch: 64,
+        prefetch: 128,
         max_attempts: 5,
         first_backoff: Duration::from_millis(200),
         max_backoff: Duration::from_secs(30),
@@ -134,29 +137,73 @@ impl Snapshots {
     }
 }
 
+/// The snapshot a delivery carries and when its event happened, or why it goes to the
+/// dead letters.
+fn snapshot_of(delivery: &Delivery) -> Result<(DateTime<Utc>, Customer), Outcome> {
+    let event: CustomerEvent = serde_json::from_slice(&delivery.message.payload)
+        .map_err(|error| Outcome::DeadLetter(format!("not an event: {error}")))?;
+    let customer = event
+        .snapshot()
+        .map_err(|error| Outcome::DeadLetter(format!("no customer snapshot: {error}")))?;
+    Ok((event.timestamp, customer))
+}
+
+impl Snapshots {
+    /// Counts an applied snapshot and moves the lag on.
+    fn applied(&self, applied: Applied, at: DateTime<Utc>) {
+        let outcome = match applied {
+            Applied::Indexed => "indexed",
+            Applied::Stale => "stale",
+            Applied::Removed => "removed",
+        };
+        metrics::counter!("crm_search_events_applied_total", "outcome" => outcome).increment(1);
+        self.lag.applied(at);
+    }
+}
+
 #[async_trait]
 impl Handler for Snapshots {
-    async fn handle(&self, delivery: &Delivery) -> Outcome {
-        let event: CustomerEvent = match serde_json::from_slice(&delivery.message.payload) {
-            Ok(event) => event,
-            Err(error) => return Outcome::DeadLetter(format!("not an event: {error}")),
+    /// The batch's snapshots go to the engine in one call; when that fails, each
+    /// delivery is handled alone (a rejected one dead-lettered, an engine that is down
+    /// waited for).
+    async fn handle_batch(&self, deliveries: &[Delivery]) -> Vec<Outcome> {
+        let read: Vec<_> = deliveries.iter().map(snapshot_of).collect();
+        let customers: Vec<Customer> = read
+            .iter()
+            .filter_map(|r| r.as_ref().ok().map(|(_, customer)| customer.clone()))
+            .collect();
+        let Ok(applied) = self.generations.apply_all(&customers).await else {
+            let mut outcomes = Vec::with_capacity(deliveries.len());
+            for delivery in deliveries {
+                outcomes.push(self.handle(delivery).await);
+            }
+            return outcomes;
         };
-        let customer = match event.snapshot() {
-            Ok(customer) => customer,
-            Err(error) => return Outcome::DeadLetter(format!("no customer snapshot: {error}")),
+        let mut applied = applied.into_iter();
+        read.into_iter()
+            .map(|read| match read {
+                Ok((at, _)) => match applied.next() {
+                    Some(outcome) => {
+                        self.applied(outcome, at);
+                        Outcome::Ack
+                    }
+                    None => Outcome::Retry("not applied".into()),
+                },
+                Err(outcome) => outcome,
+            })
+            .collect()
+    }
+
+    async fn handle(&self, delivery: &Delivery) -> Outcome {
+        let (at, customer) = match snapshot_of(delivery) {
+            Ok(read) => read,
+            Err(outcome) => return outcome,
         };
         let mut attempt = 0;
         loop {
             match self.generations.apply(&customer).await {
                 Ok(applied) => {
-                    let outcome = match applied {
-                        Applied::Indexed => "indexed",
-                        Applied::Stale => "stale",
-                        Applied::Removed => "removed",
-                    };
-                    metrics::counter!("crm_search_events_applied_total", "outcome" => outcome)
-                        .increment(1);
-                    self.lag.applied(event.timestamp);
+                    self.applied(applied, at);
                     return Outcome::Ack;
                 }
                 Err(IndexError::Rejected(reason)) => {
@@ -350,5 +397,68 @@ mod tests {
         );
         let outcome = handler.handle(&delivery(&ada(at), at)).await;
         assert!(matches!(outcome, Outcome::DeadLetter(_)), "{outcome:?}");
+    }
+
+    /// A batch goes to the engine in one call: snapshots out of order keep the newest,
+    /// garbage is dead-lettered alone; when the engine refuses the batch, each delivery
+    /// is handled alone and the outage waited out.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_batch_is_applied_at_once_and_one_by_one_when_the_engine_fails() {
+        let at = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let v1 = ada(at);
+        let renamed = |customer: &Customer, name: &str| {
+            let patch = crm_domain::CustomerPatch {
+                first_name: Some(Some(name.into())),
+                ..Default::default()
+            };
+            customer.patched(&patch, at).unwrap()
+        };
+        let v2 = renamed(&v1, "Augusta");
+        let v3 = renamed(&v2, "Grace");
+        let engine = Arc::new(Unavailable {
+            index: TantivyIndex::in_memory().unwrap(),
+            down: AtomicU32::new(0),
+            failure: IndexError::Engine,
+        });
+        let handler = Snapshots::new(
+            Arc::new(Generations::new(engine.clone(), None)),
+            Arc::default(),
+            Shutdown::new(),
+            config(),
+        );
+        let garbage = Delivery {
+            message: Message::new("g", "customer.updated", b"not json".to_vec()),
+            attempt: 1,
+        };
+        let batch = [
+            delivery(&v1, at),
+            delivery(&v3, at),
+            garbage,
+            delivery(&v2, at),
+        ];
+        let outcomes = handler.handle_batch(&batch).await;
+        let acked: Vec<bool> = outcomes.iter().map(|o| matches!(o, Outcome::Ack)).collect();
+        assert_eq!(acked, [true, true, false, true], "{outcomes:?}");
+        assert!(matches!(outcomes[2], Outcome::DeadLetter(_)));
+        let found = |name: &'static str| {
+            let engine = engine.clone();
+            async move {
+                engine.refresh().await.unwrap();
+                let query = SearchQuery {
+                    text: name.into(),
+                    limit: 5,
+                    ..Default::default()
+                };
+                engine.search(&query).await.unwrap().total
+            }
+        };
+        assert_eq!((found("Grace").await, found("Augusta").await), (1, 0));
+
+        // The engine fails the batch's call once: each delivery then goes alone.
+        engine.down.store(1, Ordering::Relaxed);
+        let v4 = renamed(&v3, "Hedy");
+        let outcomes = handler.handle_batch(&[delivery(&v4, at)]).await;
+        assert!(matches!(outcomes[..], [Outcome::Ack]), "{outcomes:?}");
+        assert_eq!(found("Hedy").await, 1);
     }
 }

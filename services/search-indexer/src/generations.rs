@@ -98,6 +98,21 @@ impl Generations {
         Ok(applied)
     }
 
+    /// Applies many snapshots at once (one engine batch each), as `apply` would.
+    pub async fn apply_all(&self, customers: &[Customer]) -> Result<Vec<Applied>> {
+        let Targets { live, building } = self.targets();
+        let building = match (building, &self.others) {
+            (Some(building), _) => Some(building),
+            (None, Some(others)) => others.building().await?,
+            (None, None) => None,
+        };
+        let applied = live.apply_all(customers).await?;
+        if let Some(building) = building {
+            building.apply_all(customers).await?;
+        }
+        Ok(applied)
+    }
+
     /// From now on snapshots go to `generation` too.
     pub fn start_building(&self, generation: Arc<dyn SearchIndex>) {
         self.targets.write().expect("index targets").building = Some(generation);
