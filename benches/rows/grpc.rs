@@ -2,11 +2,8 @@
 //! same call: what the services' server stack (the internal-token check, the request
 //! span, reflection beside) costs per call.
 
-use tonic::{
-    metadata::{Ascii, MetadataValue},
-    service::interceptor::InterceptedService,
-    transport::{Channel, Server, server::TcpIncoming},
-};
+use crm_platform::internal_auth::{InternalAuth, InternalChannel};
+use tonic::transport::{Server, server::TcpIncoming};
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 use super::{Figure, pairs, row};
@@ -20,11 +17,11 @@ const IN_FLIGHT: usize = 32;
 /// process.
 pub async fn grpc_call(platform: &Platform, requests: u64) -> Row {
     let ours = platform.customer_core_grpc.as_deref().expect("distributed");
-    let token = format!("Bearer {}", platform.internal_token)
-        .parse()
-        .expect("an ASCII token");
-    let ours = client(ours, Some(token)).await;
-    let bare = client(&bare_server().await, None).await;
+    let auth = InternalAuth::none()
+        .with_token(Some(&platform.internal_token))
+        .expect("a token");
+    let ours = client(ours, &auth);
+    let bare = client(&bare_server().await, &InternalAuth::none());
     println!("bench: internal gRPC call, {IN_FLIGHT} in flight on one channel");
     let (runs, idle) = pairs(
         |_| calls(ours.clone(), requests),
@@ -43,34 +40,11 @@ pub async fn grpc_call(platform: &Platform, requests: u64) -> Row {
     )
 }
 
-/// Adds the internal token, when there is one, to every call.
-#[derive(Clone)]
-struct Token(Option<MetadataValue<Ascii>>);
+type Client = HealthClient<InternalChannel>;
 
-impl tonic::service::Interceptor for Token {
-    fn call(
-        &mut self,
-        mut request: tonic::Request<()>,
-    ) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(token) = &self.0 {
-            request
-                .metadata_mut()
-                .insert("authorization", token.clone());
-        }
-        Ok(request)
-    }
-}
-
-type Client = HealthClient<InterceptedService<Channel, Token>>;
-
-async fn client(url: &str, token: Option<MetadataValue<Ascii>>) -> Client {
-    let channel = Channel::from_shared(url.to_owned())
-        .expect("a gRPC URL")
-        .tcp_nodelay(true)
-        .connect()
-        .await
-        .unwrap_or_else(|e| panic!("connect to {url}: {e}"));
-    HealthClient::with_interceptor(channel, Token(token))
+/// A client over the channel the services use to call each other.
+fn client(url: &str, auth: &InternalAuth) -> Client {
+    HealthClient::new(auth.channel(url).expect("a gRPC URL"))
 }
 
 /// A tonic server with only the health service, on a port of its own; its URL.
