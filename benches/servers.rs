@@ -27,6 +27,18 @@ pub struct Platform {
     _dirs: Vec<tempfile::TempDir>,
 }
 
+impl Platform {
+    /// A pool of `connections` on the distributed platform's database.
+    pub async fn database(&self, connections: u32) -> sqlx::PgPool {
+        let url = self.database_url.as_deref().expect("the distributed platform");
+        sqlx::postgres::PgPoolOptions::new()
+            .max_connections(connections)
+            .connect(url)
+            .await
+            .expect("connect to the platform's database")
+    }
+}
+
 /// What every binary gets: no rate limit or load shedding in the way of the measurement.
 fn common(token: &str) -> Vec<(&'static str, String)> {
     vec![

@@ -42,8 +42,7 @@ const PREFETCH: u16 = 32;
 /// rate reached, and the p99 of accepted → recorded.
 pub async fn applied(api: &Api, platform: &Platform, ids: &[String], events: u64) -> Vec<Row> {
     println!("bench: events applied end to end, {events} per round");
-    let url = platform.database_url.as_deref().expect("distributed");
-    let database = sqlx::PgPool::connect(url).await.expect("the database");
+    let database = platform.database(2).await;
     let ids: Arc<Vec<String>> = Arc::new(ids.iter().take(1_000).cloned().collect());
     let bus = RabbitBus::new(Secret::new(&platform.amqp_url));
     let queue = ConsumerConfig::new(EXCHANGE, EXCHANGE, &["#"]);

@@ -24,10 +24,8 @@ const COLUMNS: &str = "id, email, phone, first_name, last_name, status, segment,
 /// the first customer of the data not loaded yet. The platform settles (its outbox
 /// relayed, the machine idle) before each side.
 pub async fn import(api: &Api, platform: &Platform, first: u64, rows: u64) -> Row {
-    let url = platform.database_url.as_deref().expect("distributed");
-    let mut database = sqlx::PgConnection::connect(url)
-        .await
-        .expect("connect to the platform's database");
+    let pool = platform.database(1).await;
+    let mut database = pool.acquire().await.expect("a connection");
     let (mut ours, mut base, mut idle) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..3 {
         let from = first + round * rows;

@@ -180,8 +180,8 @@ pub fn memory(platform: &Platform) -> Row {
 /// (distributed) and the machine at least 80 % idle for a second, at most two minutes;
 /// how idle it was last.
 pub async fn settle(platform: &Platform) -> f64 {
-    let outbox = match platform.database_url.as_deref() {
-        Some(url) => Some(sqlx::PgPool::connect(url).await.expect("the database")),
+    let outbox = match platform.database_url {
+        Some(_) => Some(platform.database(1).await),
         None => None,
     };
     let started = std::time::Instant::now();

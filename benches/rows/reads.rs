@@ -18,12 +18,7 @@ pub async fn get_customer(
     ids: &[String],
     requests: u64,
 ) -> Vec<Row> {
-    let database_url = platform.database_url.as_deref().expect("distributed");
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(CONNECTIONS as u32)
-        .connect(database_url)
-        .await
-        .expect("connect to the platform's database");
+    let pool = platform.database(CONNECTIONS as u32).await;
     let ids: Arc<Vec<String>> = Arc::new(ids.to_vec());
     let select = |ids: Arc<Vec<String>>, offset: usize, count: u64| {
         let pool = pool.clone();

@@ -28,8 +28,7 @@ from customers where status <> 'deleted'";
 /// the statement; milliseconds each took.
 pub async fn recompute(api: &Api, platform: &Platform) -> Row {
     println!("bench: segment recompute over every customer");
-    let url = platform.database_url.as_deref().expect("distributed");
-    let database = sqlx::PgPool::connect(url).await.expect("the database");
+    let database = platform.database(1).await;
     let (mut ours, mut base, mut idle) = (Vec::new(), Vec::new(), Vec::new());
     let mut customers = 0;
     for _ in 0..3 {

@@ -122,12 +122,7 @@ pub async fn search(api: &Api, platform: &Platform, customers: u64, requests: u6
 /// similarity over a table of the platform's customers (e-mail, name and phone).
 async fn pg_trgm(platform: &Platform, customers: u64, count: u64) -> Vec<Summary> {
     println!("bench: search: a pg_trgm index of the same customers (the second baseline)");
-    let url = platform.database_url.as_deref().expect("distributed");
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(1)
-        .connect(url)
-        .await
-        .expect("the database");
+    let pool = platform.database(1).await;
     for statement in [
         "create extension if not exists pg_trgm",
         "drop table if exists bench_search",

@@ -42,12 +42,7 @@ pub async fn view_360(api: &Api, platform: &Platform, ids: &[String], requests: 
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-    let database_url = platform.database_url.as_deref().expect("distributed");
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(1)
-        .connect(database_url)
-        .await
-        .expect("connect to the platform's database");
+    let pool = platform.database(1).await;
     let count = (requests / 25).max(50);
     let (runs, idle) = pairs(
         |_| {

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use crm_domain::{Customer, CustomerEvent, CustomerEventType};
 use crm_platform::{
     Shutdown,
-    bus::{ConsumerConfig, Delivery, EVENTS_EXCHANGE, EventBus, Handler, Outcome},
+    bus::{ConsumerConfig, Delivery, EVENTS_EXCHANGE, EventBus, Handler, Outcome, one_by_one},
 };
 use serde::Serialize;
 
@@ -173,11 +173,7 @@ impl Handler for Snapshots {
             .filter_map(|r| r.as_ref().ok().map(|(_, customer)| customer.clone()))
             .collect();
         let Ok(applied) = self.generations.apply_all(&customers).await else {
-            let mut outcomes = Vec::with_capacity(deliveries.len());
-            for delivery in deliveries {
-                outcomes.push(self.handle(delivery).await);
-            }
-            return outcomes;
+            return one_by_one(self, deliveries).await;
         };
         let mut applied = applied.into_iter();
         read.into_iter()

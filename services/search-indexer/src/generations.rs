@@ -85,20 +85,12 @@ impl Generations {
 
     /// Applies a snapshot to the live index and to the generation being built.
     pub async fn apply(&self, customer: &Customer) -> Result<Applied> {
-        let Targets { live, building } = self.targets();
-        let building = match (building, &self.others) {
-            (Some(building), _) => Some(building),
-            (None, Some(others)) => others.building().await?,
-            (None, None) => None,
-        };
-        let applied = live.apply(customer).await?;
-        if let Some(building) = building {
-            building.apply(customer).await?;
-        }
-        Ok(applied)
+        let mut applied = self.apply_all(std::slice::from_ref(customer)).await?;
+        Ok(applied.pop().unwrap_or(Applied::Stale))
     }
 
-    /// Applies many snapshots at once (one engine batch each), as `apply` would.
+    /// Applies snapshots to the live index and to the generation being built, each in
+    /// one engine batch.
     pub async fn apply_all(&self, customers: &[Customer]) -> Result<Vec<Applied>> {
         let Targets { live, building } = self.targets();
         let building = match (building, &self.others) {

@@ -220,13 +220,7 @@ impl EventBus for MemoryBus {
             inbox
                 .waiting
                 .fetch_sub(waiting.len() as u64, Ordering::Relaxed);
-            let outcomes = match waiting.as_slice() {
-                [one] => vec![handler.handle(one).await],
-                many => handler.handle_batch(many).await,
-            };
-            let outcomes = outcomes.into_iter().chain(std::iter::repeat_with(|| {
-                Outcome::Retry("no outcome".into())
-            }));
+            let outcomes = super::outcomes_of(handler.as_ref(), &waiting).await;
             for (delivery, outcome) in waiting.into_iter().zip(outcomes) {
                 self.settle(&config, &inbox, delivery, outcome);
             }

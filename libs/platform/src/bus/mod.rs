@@ -79,12 +79,34 @@ pub trait Handler: Send + Sync + 'static {
     /// that does the work of many at once (one transaction); their outcomes in the same
     /// order. None is acknowledged before this returns. By default, one after another.
     async fn handle_batch(&self, deliveries: &[Delivery]) -> Vec<Outcome> {
-        let mut outcomes = Vec::with_capacity(deliveries.len());
-        for delivery in deliveries {
-            outcomes.push(self.handle(delivery).await);
-        }
-        outcomes
+        one_by_one(self, deliveries).await
     }
+}
+
+/// Each delivery handled alone, in order: `Handler::handle_batch`'s default, and a
+/// batch handler's way out when the batch as a whole fails.
+pub async fn one_by_one<H: Handler + ?Sized>(handler: &H, deliveries: &[Delivery]) -> Vec<Outcome> {
+    let mut outcomes = Vec::with_capacity(deliveries.len());
+    for delivery in deliveries {
+        outcomes.push(handler.handle(delivery).await);
+    }
+    outcomes
+}
+
+/// What the bus does with deliveries that arrived together: one alone goes to
+/// `handle`, more to `handle_batch`. One outcome per delivery, in order; a handler that
+/// answered for fewer has the rest retried, never lost.
+pub(crate) async fn outcomes_of(
+    handler: &dyn Handler,
+    waiting: &[Delivery],
+) -> impl Iterator<Item = Outcome> + use<> {
+    let outcomes = match waiting {
+        [one] => vec![handler.handle(one).await],
+        many => handler.handle_batch(many).await,
+    };
+    outcomes.into_iter().chain(std::iter::repeat_with(|| {
+        Outcome::Retry("no outcome".into())
+    }))
 }
 
 /// A message that ended in a consumer's dead-letter queue, with the reason.

@@ -50,26 +50,22 @@ pub(super) struct Batch {
 }
 
 impl Batch {
-    /// Whether a row with this e-mail waits already: the batch is written first, so
-    /// that the later row updates what the earlier one wrote.
-    fn holds(&self, draft: &Result<CustomerDraft, String>) -> bool {
-        draft
-            .as_ref()
-            .ok()
-            .and_then(|draft| Email::parse(&draft.email).ok())
-            .is_some_and(|email| self.emails.contains(email.as_str()))
-    }
-
-    fn push(&mut self, row: Row) {
-        if let Some(email) = row
+    /// Adds a row; gives it back (nothing added) when a row with its e-mail waits already:
+    /// the batch is written first, so that the later row updates what the earlier one
+    /// wrote.
+    fn add(&mut self, row: Row) -> Option<Row> {
+        let email = row
             .1
             .as_ref()
             .ok()
-            .and_then(|d| Email::parse(&d.email).ok())
+            .and_then(|d| Email::parse(&d.email).ok());
+        if let Some(email) = email
+            && !self.emails.insert(email.as_str().to_owned())
         {
-            self.emails.insert(email.as_str().to_owned());
+            return Some(row);
         }
         self.rows.push(row);
+        None
     }
 
     fn take(&mut self) -> Vec<Row> {
@@ -138,10 +134,11 @@ impl CustomerService {
         batch: &mut Batch,
         row: Row,
     ) -> Result<(), Stop> {
-        if batch.holds(&row.1) {
+        if let Some(row) = batch.add(row) {
             self.write_batch(job, batch).await?;
+            // The batch is empty now: the row goes in.
+            let _ = batch.add(row);
         }
-        batch.push(row);
         if batch.rows.len() >= BATCH_ROWS {
             self.write_batch(job, batch).await?;
         }

@@ -334,12 +334,7 @@ impl EventBus for RabbitBus {
     }
 }
 
-/// Hands one delivery to the handler and settles it: acknowledged, re-published to a
-/// retry queue, or dead-lettered with the reason. Re-publishing comes before the
-/// acknowledgement: a crash in between delivers twice, never zero times (consumers
-/// deduplicate by message id).
-/// Handles deliveries that arrived together, then settles each: acknowledged, or first
-/// published to its retry or dead-letter queue.
+/// Hands deliveries that arrived together to the handler, then settles each.
 async fn process(
     config: &ConsumerConfig,
     handler: &Arc<dyn Handler>,
@@ -362,20 +357,16 @@ async fn process(
             Delivery { message, attempt }
         })
         .collect();
-    let outcomes = match received.as_slice() {
-        [one] => vec![handler.handle(one).await],
-        many => handler.handle_batch(many).await,
-    };
-    // A handler that answered for fewer deliveries has the rest retried, never lost.
-    let outcomes = outcomes.into_iter().chain(std::iter::repeat_with(|| {
-        Outcome::Retry("no outcome".into())
-    }));
+    let outcomes = super::outcomes_of(handler.as_ref(), &received).await;
     for ((delivery, received), outcome) in waiting.iter().zip(received).zip(outcomes) {
         settle(config, confirms, delivery, received, outcome).await?;
     }
     Ok(())
 }
 
+/// Settles a delivery: acknowledged, re-published to a retry queue, or dead-lettered
+/// with the reason. Re-publishing comes before the acknowledgement: a crash in between
+/// delivers twice, never zero times (consumers deduplicate by message id).
 async fn settle(
     config: &ConsumerConfig,
     confirms: &Channel,
