@@ -67,29 +67,41 @@ impl RateLimit for MemoryLimiter {
     }
 }
 
-/// The bucket kept in Redis and taken from atomically (a script, on Redis's clock); the
-/// answer is the wait in seconds, 0 for a token taken.
+/// The bucket kept in Redis and taken from atomically (a script, on Redis's clock): up to
+/// ARGV[3] whole tokens at once. The answer is "granted wait": how many tokens were
+/// taken, and when none were, the wait in seconds for one.
 const TAKE: &str = r"
-local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
+local rate, burst, wanted = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 local held = redis.call('HMGET', KEYS[1], 'tokens', 'at')
 local tokens = tonumber(held[1]) or burst
 local at = tonumber(held[2]) or now
 tokens = math.min(burst, tokens + math.max(0, now - at) * rate)
-local wait = 0
-if tokens >= 1 then tokens = tokens - 1 else wait = (1 - tokens) / rate end
+local granted, wait = math.min(wanted, math.floor(tokens)), 0
+if granted >= 1 then tokens = tokens - granted else granted = 0; wait = (1 - tokens) / rate end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
-return tostring(wait)
+return tostring(granted) .. ' ' .. tostring(wait)
 ";
+
+/// How long a replica may hold tokens it took ahead; unused ones are dropped then.
+const LEASE_TTL: Duration = Duration::from_secs(1);
 
 /// Buckets shared by every replica through Redis. While Redis does not answer, each
 /// replica limits on its own (the API stays up; the rate is per replica for that time).
+///
+/// A replica takes a caller's tokens in leases of a sixteenth of the burst (at most 64):
+/// a busy caller costs one Redis call per lease instead of one per request. Every token
+/// served was taken from the shared bucket, so N replicas never give more than the rate;
+/// tokens a replica holds when its caller moves to another are dropped after a second,
+/// so a caller spread over N replicas may get up to N leases fewer than its burst.
 pub struct RedisLimiter {
     client: crm_platform::redis::RedisClient,
     prefix: String,
     script: Script,
+    lease: u32,
+    leased: Mutex<HashMap<String, (u32, Instant)>>,
     local: MemoryLimiter,
 }
 
@@ -104,17 +116,51 @@ impl RedisLimiter {
             client,
             prefix: format!("{prefix}rate:"),
             script: Script::new(TAKE),
+            lease: (burst / 16).clamp(1, 64),
+            leased: Mutex::default(),
             local: MemoryLimiter::new(per_second, burst),
         }
+    }
+
+    /// A token from the caller's lease, while it holds one.
+    fn take_leased(&self, caller: &str, now: Instant) -> bool {
+        let mut leased = self.leased.lock().expect("rate leases");
+        match leased.get_mut(caller) {
+            Some((left, until)) if *left > 0 && now < *until => {
+                *left -= 1;
+                true
+            }
+            Some(_) => {
+                leased.remove(caller);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Keeps the tokens taken beyond this request for the next ones.
+    fn keep_lease(&self, caller: &str, left: u32, now: Instant) {
+        if left == 0 {
+            return;
+        }
+        let mut leased = self.leased.lock().expect("rate leases");
+        if leased.len() >= MAX_BUCKETS {
+            leased.retain(|_, (_, until)| now < *until);
+        }
+        leased.insert(caller.to_owned(), (left, now + LEASE_TTL));
     }
 }
 
 #[async_trait]
 impl RateLimit for RedisLimiter {
     async fn take(&self, caller: &str) -> Result<(), Duration> {
+        if self.take_leased(caller, Instant::now()) {
+            return Ok(());
+        }
         // The caller's name's length keeps names holding ':' apart.
         let key = format!("{}{}:{caller}", self.prefix, caller.len());
         let (per_second, burst, script) = (self.local.per_second, self.local.burst, &self.script);
+        let lease = self.lease;
         let answer: Option<String> = self
             .client
             .call(|mut conn| async move {
@@ -122,13 +168,21 @@ impl RateLimit for RedisLimiter {
                     .key(&key)
                     .arg(per_second)
                     .arg(burst)
+                    .arg(lease)
                     .invoke_async(&mut conn)
                     .await
             })
             .await;
-        match answer.and_then(|wait| wait.parse::<f64>().ok()) {
-            Some(wait) if wait > 0.0 => Err(Duration::from_secs_f64(wait)),
-            Some(_) => Ok(()),
+        let parsed = answer.as_deref().and_then(|answer| {
+            let (granted, wait) = answer.split_once(' ')?;
+            Some((granted.parse::<u32>().ok()?, wait.parse::<f64>().ok()?))
+        });
+        match parsed {
+            Some((0, wait)) => Err(Duration::from_secs_f64(wait.max(0.001))),
+            Some((granted, _)) => {
+                self.keep_lease(caller, granted - 1, Instant::now());
+                Ok(())
+            }
             None => self.local.take(caller).await,
         }
     }
@@ -189,5 +243,45 @@ mod tests {
             0,
             "Redis must be running on 127.0.0.1:6379"
         );
+    }
+
+    #[tokio::test]
+    async fn replicas_take_tokens_in_leases_and_never_more_than_the_burst() {
+        let url = std::env::var("CRM_TEST_REDIS_URL").unwrap_or("redis://127.0.0.1:6379".into());
+        let url = crm_platform::settings::Secret::new(url);
+        let prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
+        let replica = || {
+            let client = crm_platform::redis::RedisClient::new(&url, Duration::from_secs(2))
+                .expect("client");
+            RedisLimiter::new(client, &prefix, 0.01, 64)
+        };
+        let (one, two) = (replica(), replica());
+        assert_eq!(one.lease, 4, "a sixteenth of the burst");
+        assert!(one.take("web").await.is_ok());
+        let client = redis::Client::open(url.expose()).expect("client");
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("Redis must be running on 127.0.0.1:6379");
+        let key = format!("{prefix}rate:3:web");
+        let left: f64 = redis::cmd("HGET")
+            .arg(&key)
+            .arg("tokens")
+            .query_async::<String>(&mut conn)
+            .await
+            .expect("the shared bucket")
+            .parse()
+            .expect("a number");
+        assert!(
+            (59.0..60.01).contains(&left),
+            "one call took a lease of 4: {left}"
+        );
+        let mut taken = 1;
+        for _ in 0..40 {
+            taken += usize::from(one.take("web").await.is_ok());
+            taken += usize::from(two.take("web").await.is_ok());
+        }
+        assert_eq!(taken, 64, "the burst across both replicas, not more");
+        assert!(one.take("web").await.is_err() && two.take("web").await.is_err());
     }
 }
