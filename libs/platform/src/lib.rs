@@ -20,6 +20,8 @@ pub mod telemetry;
 pub mod testing;
 
 pub use error::{Error, Result};
+/// Every binary's global allocator (set in its `main.rs`).
+pub use mimalloc::MiMalloc as Allocator;
 
 /// The wait before try `attempt + 1` (`attempt` from 1): `first`, doubled for each later
 /// try, at most `max`.
