@@ -30,10 +30,19 @@ pub struct Platform {
 impl Platform {
     /// A pool of `connections` on the distributed platform's database.
     pub async fn database(&self, connections: u32) -> sqlx::PgPool {
-        let url = self.database_url.as_deref().expect("the distributed platform");
+        self.database_in("public", connections).await
+    }
+
+    /// The same, seeing the tables of one service's schema (segmentation keeps its own).
+    pub async fn database_in(&self, schema: &str, connections: u32) -> sqlx::PgPool {
+        let url = self
+            .database_url
+            .as_deref()
+            .expect("the distributed platform");
+        let options: sqlx::postgres::PgConnectOptions = url.parse().expect("a database URL");
         sqlx::postgres::PgPoolOptions::new()
             .max_connections(connections)
-            .connect(url)
+            .connect_with(options.options([("search_path", schema)]))
             .await
             .expect("connect to the platform's database")
     }

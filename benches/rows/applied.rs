@@ -61,6 +61,10 @@ pub async fn applied(api: &Api, platform: &Platform, ids: &[String], events: u64
         idle.push(idle_percent(Duration::from_secs(1)).await);
         let source = format!("bench-applied-{round}");
         let first = 10_000_000 + round * batches * batch;
+        let profile = match round {
+            0 => crate::profile::start("events-applied").await,
+            _ => None,
+        };
         let cpu_before = cpu_seconds(&processes);
         let started = Instant::now();
         let (api_, ids_, source_) = (api.clone(), ids.clone(), source.clone());
@@ -74,6 +78,9 @@ pub async fn applied(api: &Api, platform: &Platform, ids: &[String], events: u64
         .await;
         recorded(&database, &source, batches * batch).await;
         let mine = (batches * batch) as f64 / started.elapsed().as_secs_f64();
+        if let Some(profile) = profile {
+            profile.finish();
+        }
         for (name, seconds) in cpu_seconds(&processes) {
             *cpu.entry(name.clone()).or_default() +=
                 seconds - cpu_before.get(&name).unwrap_or(&0.0);

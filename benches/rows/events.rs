@@ -86,6 +86,7 @@ pub async fn ingest(api: &Api, platform: &Platform, ids: &[String], requests: u6
     let (_connection, channels) = channels(&platform.amqp_url).await;
     let channels = Arc::new(channels);
     let (runs, idle) = pairs(
+        "events-accepted",
         |round| {
             let (api, ids) = (api.clone(), ids.clone());
             let offset = round as u64 * batches * BATCH;

@@ -24,6 +24,7 @@ pub async fn grpc_call(platform: &Platform, requests: u64) -> Row {
     let bare = client(&bare_server().await, &InternalAuth::none());
     println!("bench: internal gRPC call, {IN_FLIGHT} in flight on one channel");
     let (runs, idle) = pairs(
+        "grpc",
         |_| calls(ours.clone(), requests),
         |_| calls(bare.clone(), requests),
     )

@@ -204,8 +204,12 @@ pub async fn settle(platform: &Platform) -> f64 {
 }
 
 /// Three pairs of (ours, baseline) load runs, each preceded by a look at how idle the
-/// machine is.
-pub(crate) async fn pairs<O, OF, B, BF>(ours: O, baseline: B) -> (Vec<(Summary, Summary)>, f64)
+/// machine is; the first of ours profiled as `label` when `BENCH_PROFILE` is set.
+pub(crate) async fn pairs<O, OF, B, BF>(
+    label: &str,
+    ours: O,
+    baseline: B,
+) -> (Vec<(Summary, Summary)>, f64)
 where
     O: Fn(usize) -> OF,
     OF: Future<Output = Summary>,
@@ -216,7 +220,14 @@ where
     let mut idle = Vec::new();
     for round in 0..3 {
         idle.push(idle_percent(Duration::from_secs(1)).await);
+        let profile = match round {
+            0 => crate::profile::start(label).await,
+            _ => None,
+        };
         let mine = ours(round).await;
+        if let Some(profile) = profile {
+            profile.finish();
+        }
         let theirs = baseline(round).await;
         println!(
             "bench:     ours {} | baseline {}",

@@ -49,6 +49,7 @@ pub async fn get_customer(
     let third = ids.len() / 3;
     let cold_count = (third as u64).min(requests);
     let (cold, cold_idle) = pairs(
+        "get-cold",
         |round| get(ids.clone(), round * third, cold_count),
         |round| select(ids.clone(), round * third, cold_count),
     )
@@ -58,6 +59,7 @@ pub async fn get_customer(
     let warm: Arc<Vec<String>> = Arc::new(ids[..ids.len().min(10_000)].to_vec());
     get(warm.clone(), 0, warm.len() as u64).await;
     let (warm_runs, warm_idle) = pairs(
+        "get-warm",
         |_| get(warm.clone(), 0, requests),
         |_| select(warm.clone(), 0, requests),
     )

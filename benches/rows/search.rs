@@ -55,6 +55,7 @@ pub async fn search(api: &Api, platform: &Platform, customers: u64, requests: u6
 
     let count = (requests / 25).max(50);
     let (runs, idle) = pairs(
+        "search",
         |_| {
             let api = api.clone();
             closed_loop(1, count, move |n| {

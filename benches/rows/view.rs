@@ -11,8 +11,9 @@ use crate::{data, load::closed_loop, report::Row, servers::Platform};
 const VIEWED_CUSTOMERS: usize = 20;
 
 /// `GET /api/customers/{id}/360` on one connection for customers with 50 events and 10
-/// orders, beside the SELECTs customer-core runs for its parts (the customer, recent
-/// orders, events and tickets) one after another on one connection.
+/// orders, beside the SELECTs its parts run, one after another on one connection:
+/// customer-core's (the customer, recent orders, events and tickets) and segmentation's
+/// (the profile with its RFM, the bounds, and the recommendations' reads).
 pub async fn view_360(api: &Api, platform: &Platform, ids: &[String], requests: u64) -> Row {
     let chosen: Arc<Vec<String>> = Arc::new(ids.iter().take(VIEWED_CUSTOMERS).cloned().collect());
     println!(
@@ -42,9 +43,13 @@ pub async fn view_360(api: &Api, platform: &Platform, ids: &[String], requests: 
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-    let pool = platform.database(1).await;
+    let pools = (
+        platform.database(1).await,
+        platform.database_in("segmentation", 1).await,
+    );
     let count = (requests / 25).max(50);
     let (runs, idle) = pairs(
+        "view",
         |_| {
             let (api, chosen) = (api.clone(), chosen.clone());
             closed_loop(1, count, move |n| {
@@ -56,31 +61,34 @@ pub async fn view_360(api: &Api, platform: &Platform, ids: &[String], requests: 
             })
         },
         |_| {
-            let (pool, chosen) = (pool.clone(), chosen.clone());
+            let (pools, chosen) = (pools.clone(), chosen.clone());
             closed_loop(1, count, move |n| {
-                let (pool, chosen) = (pool.clone(), chosen.clone());
+                let (pools, chosen) = (pools.clone(), chosen.clone());
                 async move {
                     let id: uuid::Uuid = chosen[n as usize % chosen.len()].parse().unwrap();
-                    view_selects(&pool, id).await.is_ok()
+                    let read = view_selects(&pools.0, id).await;
+                    let read = match read {
+                        Ok(()) => segmentation_selects(&pools.1, id).await,
+                        failed => failed,
+                    };
+                    read.inspect_err(|e| eprintln!("bench: 360 baseline: {e}"))
+                        .is_ok()
                 }
             })
         },
     )
     .await;
-    let mut view = row(
+    row(
         Figure::P99,
         "GET /api/customers/{id}/360, 1 connection, 50 events and 10 orders",
-        "customer-core's SELECTs for it, in sequence, 1 connection",
+        "the SELECTs of its parts (customer-core's and segmentation's), in sequence, 1 connection",
         "p99 ≤ 3× (ratio ≥ 0.33) and ≤ 10 ms",
         &runs,
         idle,
-    );
-    view.note
-        .push_str("; segmentation's RFM and recommendations are in ours, not yet in the baseline");
-    view
+    )
 }
 
-/// The statements of customer-core's part of the 360 view, one after another.
+/// customer-core's statements for the 360 view, one after another.
 async fn view_selects(pool: &sqlx::PgPool, id: uuid::Uuid) -> sqlx::Result<()> {
     const ORDERS: &str =
         include_str!("../../services/customer-core/src/repo/queries/select_recent_orders.sql");
@@ -110,5 +118,45 @@ async fn view_selects(pool: &sqlx::PgPool, id: uuid::Uuid) -> sqlx::Result<()> {
         .bind(50_i64)
         .fetch_all(pool)
         .await?;
+    Ok(())
+}
+
+/// segmentation's reads for the view (on its schema): the customer's segment and RFM, and what
+/// `recommend` reads for 10 recommendations (the best sellers overall once).
+async fn segmentation_selects(pool: &sqlx::PgPool, id: uuid::Uuid) -> sqlx::Result<()> {
+    const PROFILE: &str = concat!(
+        "select ",
+        include_str!("../../services/segmentation/src/store/queries/profile_columns.sql"),
+        " from profiles where customer_id = $1"
+    );
+    for statement in [
+        PROFILE,
+        include_str!("../../services/segmentation/src/store/queries/purchased.sql"),
+    ] {
+        sqlx::query(statement).bind(id).fetch_all(pool).await?;
+    }
+    sqlx::query(include_str!(
+        "../../services/segmentation/src/store/queries/select_bounds.sql"
+    ))
+    .fetch_all(pool)
+    .await?;
+    for statement in [
+        include_str!("../../services/segmentation/src/store/queries/bought_together.sql"),
+        include_str!("../../services/segmentation/src/store/queries/viewed_together.sql"),
+    ] {
+        let anchors = crm_segmentation::store::MAX_ANCHORS;
+        sqlx::query(statement)
+            .bind(id)
+            .bind(anchors)
+            .fetch_all(pool)
+            .await?;
+    }
+    sqlx::query(include_str!(
+        "../../services/segmentation/src/store/queries/best_sellers.sql"
+    ))
+    .bind(None::<String>)
+    .bind(10_i64)
+    .fetch_all(pool)
+    .await?;
     Ok(())
 }
