@@ -82,10 +82,20 @@ fn cpu_times() -> Option<(u64, u64)> {
 
 /// The resident memory of process `pid` in MiB (from `/proc`).
 pub fn rss_mib(pid: u32) -> f64 {
+    status_mib(pid, "VmRSS:")
+}
+
+/// The most resident memory the process `pid` ever had, in MiB.
+pub fn peak_mib(pid: u32) -> f64 {
+    status_mib(pid, "VmHWM:")
+}
+
+/// A size field of `/proc/PID/status` in MiB (0 when the process is gone).
+fn status_mib(pid: u32, field: &str) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|l| l.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(0.0, |kib| kib / 1_024.0)
 }

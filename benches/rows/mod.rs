@@ -104,6 +104,12 @@ impl Api {
     /// Imports customers `0..count` of the generated base (NDJSON uploads of
     /// `IMPORT_CHUNK`), showing progress; answers every customer id.
     pub async fn load_customers(&self, count: u64) -> Vec<String> {
+        self.import_customers(count).await;
+        self.customer_ids(count).await
+    }
+
+    /// Imports `count` generated customers in uploads of `IMPORT_CHUNK`, with progress.
+    pub async fn import_customers(&self, count: u64) {
         let started = std::time::Instant::now();
         let mut from = 0;
         while from < count {
@@ -120,6 +126,10 @@ impl Api {
             let rate = from as f64 / started.elapsed().as_secs_f64();
             println!("bench:   {from}/{count} customers imported ({rate:.0} rows/s)");
         }
+    }
+
+    /// The ids of every customer, a page at a time.
+    async fn customer_ids(&self, count: u64) -> Vec<String> {
         let mut ids = Vec::with_capacity(count as usize);
         let mut cursor = String::new();
         loop {
