@@ -3,7 +3,10 @@
 use axum::http::{HeaderValue, Method, header};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::request_id::X_REQUEST_ID;
+use crate::{
+    idempotency::{IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED},
+    request_id::X_REQUEST_ID,
+};
 
 /// CORS for a comma-separated origin list; `None` (no CORS headers) when it is empty.
 pub fn cors(origins: &str) -> Option<CorsLayer> {
@@ -25,9 +28,18 @@ pub fn cors(origins: &str) -> Option<CorsLayer> {
                 header::IF_MATCH,
                 header::IF_NONE_MATCH,
                 header::AUTHORIZATION,
+                IDEMPOTENCY_KEY.clone(),
                 X_REQUEST_ID.clone(),
             ])
-            .expose_headers([header::ETAG, header::LOCATION, X_REQUEST_ID.clone()]),
+            // What a browser client reads: versions, where a created thing is, when to
+            // retry, whether an answer was replayed.
+            .expose_headers([
+                header::ETAG,
+                header::LOCATION,
+                header::RETRY_AFTER,
+                IDEMPOTENT_REPLAYED.clone(),
+                X_REQUEST_ID.clone(),
+            ]),
     )
 }
 
@@ -68,6 +80,26 @@ mod tests {
             allowed.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN],
             "https://admin.example"
         );
+        let allowed_headers = allowed.headers()[header::ACCESS_CONTROL_ALLOW_HEADERS]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        for wanted in ["idempotency-key", "if-match", "authorization"] {
+            assert!(allowed_headers.contains(wanted), "{allowed_headers}");
+        }
+        let simple = axum::http::Request::builder()
+            .uri("/ok")
+            .header(header::ORIGIN, "https://shop.example")
+            .body(Body::empty())
+            .unwrap();
+        let answered = call(app(origins), simple).await;
+        let exposed = answered.headers()[header::ACCESS_CONTROL_EXPOSE_HEADERS]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        for wanted in ["etag", "location", "retry-after", "idempotent-replayed"] {
+            assert!(exposed.contains(wanted), "{exposed}");
+        }
         let foreign = call(app(origins), preflight("https://evil.example")).await;
         assert!(
             foreign

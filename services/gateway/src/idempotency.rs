@@ -25,6 +25,8 @@ use sha2::{Digest, Sha256};
 use crate::{auth::Principal, error::Error, extract::MAX_BODY_BYTES, policy::Upload};
 
 pub static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+/// On an answer given again for a repeated key.
+pub static IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 /// How long an answer is kept for retries.
 pub const KEEP: Duration = Duration::from_secs(24 * 3600);
 /// How long a key stays claimed by a first request whose gateway died before it finished:
@@ -292,9 +294,10 @@ fn replay(kept: &Kept) -> Response {
             response.headers_mut().insert(name, value);
         }
     }
-    response
-        .headers_mut()
-        .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    response.headers_mut().insert(
+        IDEMPOTENT_REPLAYED.clone(),
+        HeaderValue::from_static("true"),
+    );
     response
 }
 

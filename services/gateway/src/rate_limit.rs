@@ -212,17 +212,31 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn replicas_sharing_redis_share_each_callers_bucket() {
+    /// The test Redis, and two replicas' limiters on a key prefix of their own.
+    fn two_replicas(
+        per_second: f64,
+        burst: u32,
+    ) -> (
+        crm_platform::settings::Secret,
+        String,
+        RedisLimiter,
+        RedisLimiter,
+    ) {
         let url = std::env::var("CRM_TEST_REDIS_URL").unwrap_or("redis://127.0.0.1:6379".into());
         let url = crm_platform::settings::Secret::new(url);
         let prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
         let replica = || {
             let client = crm_platform::redis::RedisClient::new(&url, Duration::from_secs(2))
                 .expect("client");
-            RedisLimiter::new(client, &prefix, 0.5, 4)
+            RedisLimiter::new(client, &prefix, per_second, burst)
         };
         let (one, two) = (replica(), replica());
+        (url, prefix, one, two)
+    }
+
+    #[tokio::test]
+    async fn replicas_sharing_redis_share_each_callers_bucket() {
+        let (_, _, one, two) = two_replicas(0.5, 4);
         let mut taken = 0;
         for _ in 0..4 {
             taken += usize::from(one.take("web").await.is_ok());
@@ -247,15 +261,7 @@ mod tests {
 
     #[tokio::test]
     async fn replicas_take_tokens_in_leases_and_never_more_than_the_burst() {
-        let url = std::env::var("CRM_TEST_REDIS_URL").unwrap_or("redis://127.0.0.1:6379".into());
-        let url = crm_platform::settings::Secret::new(url);
-        let prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
-        let replica = || {
-            let client = crm_platform::redis::RedisClient::new(&url, Duration::from_secs(2))
-                .expect("client");
-            RedisLimiter::new(client, &prefix, 0.01, 64)
-        };
-        let (one, two) = (replica(), replica());
+        let (url, prefix, one, two) = two_replicas(0.01, 64);
         assert_eq!(one.lease, 4, "a sixteenth of the burst");
         assert!(one.take("web").await.is_ok());
         let client = redis::Client::open(url.expose()).expect("client");
