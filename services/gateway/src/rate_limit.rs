@@ -68,8 +68,10 @@ impl RateLimit for MemoryLimiter {
 }
 
 /// The bucket kept in Redis and taken from atomically (a script, on Redis's clock): up to
-/// ARGV[3] whole tokens at once. The answer is "granted wait": how many tokens were
-/// taken, and when none were, the wait in seconds for one.
+/// ARGV[3] whole tokens at once while the bucket is more than half full, one at a time
+/// below that (so that many requests arriving together each find a token, not a few of
+/// them a lease each). The answer is "granted wait": how many tokens were taken, and when
+/// none were, the wait in seconds for one.
 const TAKE: &str = r"
 local rate, burst, wanted = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local clock = redis.call('TIME')
@@ -78,6 +80,7 @@ local held = redis.call('HMGET', KEYS[1], 'tokens', 'at')
 local tokens = tonumber(held[1]) or burst
 local at = tonumber(held[2]) or now
 tokens = math.min(burst, tokens + math.max(0, now - at) * rate)
+if tokens <= burst / 2 then wanted = 1 end
 local granted, wait = math.min(wanted, math.floor(tokens)), 0
 if granted >= 1 then tokens = tokens - granted else granted = 0; wait = (1 - tokens) / rate end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
@@ -91,11 +94,12 @@ const LEASE_TTL: Duration = Duration::from_secs(1);
 /// Buckets shared by every replica through Redis. While Redis does not answer, each
 /// replica limits on its own (the API stays up; the rate is per replica for that time).
 ///
-/// A replica takes a caller's tokens in leases of a sixteenth of the burst (at most 64):
-/// a busy caller costs one Redis call per lease instead of one per request. Every token
-/// served was taken from the shared bucket, so N replicas never give more than the rate;
-/// tokens a replica holds when its caller moves to another are dropped after a second,
-/// so a caller spread over N replicas may get up to N leases fewer than its burst.
+/// While a caller's bucket is more than half full, a replica takes its tokens in leases
+/// of a sixteenth of the burst (at most 64): a busy caller well within its rate costs one
+/// Redis call per lease instead of one per request; near its limit, one call per request
+/// as before. Every token served was taken from the shared bucket, so N replicas never
+/// give more than the rate; tokens a replica holds when its caller moves to another are
+/// dropped after a second.
 pub struct RedisLimiter {
     client: crm_platform::redis::RedisClient,
     prefix: String,
@@ -147,7 +151,9 @@ impl RedisLimiter {
         if leased.len() >= MAX_BUCKETS {
             leased.retain(|_, (_, until)| now < *until);
         }
-        leased.insert(caller.to_owned(), (left, now + LEASE_TTL));
+        // Requests that went to Redis together each add what they did not use.
+        let held = leased.entry(caller.to_owned()).or_insert((0, now));
+        *held = (held.0 + left, now + LEASE_TTL);
     }
 }
 
@@ -178,6 +184,8 @@ impl RateLimit for RedisLimiter {
             Some((granted.parse::<u32>().ok()?, wait.parse::<f64>().ok()?))
         });
         match parsed {
+            // Requests that went to Redis beside this one may have leased what it needs.
+            Some((0, _)) if self.take_leased(caller, Instant::now()) => Ok(()),
             Some((0, wait)) => Err(Duration::from_secs_f64(wait.max(0.001))),
             Some((granted, _)) => {
                 self.keep_lease(caller, granted - 1, Instant::now());
@@ -289,5 +297,14 @@ mod tests {
         }
         assert_eq!(taken, 64, "the burst across both replicas, not more");
         assert!(one.take("web").await.is_err() && two.take("web").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn requests_arriving_together_each_get_a_token_of_the_burst() {
+        let (_, _, one, _) = two_replicas(0.01, 1_000);
+        let takes = (0..500).map(|_| one.take("web"));
+        let answers = futures::future::join_all(takes).await;
+        let taken = answers.iter().filter(|answer| answer.is_ok()).count();
+        assert_eq!(taken, 500, "500 requests at once fit a burst of 1,000");
     }
 }
