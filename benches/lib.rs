@@ -2,7 +2,8 @@
 //! machine (`platform.rs`, the program), and the pieces it is made of: a closed-loop load
 //! generator (`load`), the benchmark's own seeded data (`data`), the release binaries
 //! started as an operator runs them (`servers`), the rows (`rows`) and the report
-//! (`report`), and `perf` around our side of each row (`profile`). The older `[[bench]]` targets time single parts in-process.
+//! (`report`), and `perf` around our side of each row (`profile`). The older `[[bench]]`
+//! targets time single parts in-process.
 
 pub mod data;
 pub mod load;

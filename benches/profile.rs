@@ -18,9 +18,22 @@ pub struct Profile {
     label: String,
 }
 
+/// Runs `work`, recorded as the row `label` when `wanted` and `BENCH_PROFILE` is set.
+pub async fn during<T>(label: &str, wanted: bool, work: impl std::future::Future<Output = T>) -> T {
+    let profile = match wanted {
+        true => start(label).await,
+        false => None,
+    };
+    let done = work.await;
+    if let Some(profile) = profile {
+        profile.finish();
+    }
+    done
+}
+
 /// Starts recording for the row `label` when `BENCH_PROFILE` is set (`None` otherwise,
 /// or when `perf` cannot start: the row runs unprofiled, and says so).
-pub async fn start(label: &str) -> Option<Profile> {
+async fn start(label: &str) -> Option<Profile> {
     std::env::var_os("BENCH_PROFILE")?;
     std::fs::create_dir_all(DIRECTORY).ok()?;
     let data = PathBuf::from(format!("{DIRECTORY}/{label}.data"));
@@ -50,7 +63,7 @@ pub async fn start(label: &str) -> Option<Profile> {
 impl Profile {
     /// Stops recording and writes the summary: the share of samples per process, then
     /// the functions above 0.5 % with their thread name and binary.
-    pub fn finish(mut self) {
+    fn finish(mut self) {
         let _ = Command::new("kill")
             .args(["-INT", &self.perf.id().to_string()])
             .status();

@@ -61,26 +61,22 @@ pub async fn applied(api: &Api, platform: &Platform, ids: &[String], events: u64
         idle.push(idle_percent(Duration::from_secs(1)).await);
         let source = format!("bench-applied-{round}");
         let first = 10_000_000 + round * batches * batch;
-        let profile = match round {
-            0 => crate::profile::start("events-applied").await,
-            _ => None,
-        };
         let cpu_before = cpu_seconds(&processes);
-        let started = Instant::now();
         let (api_, ids_, source_) = (api.clone(), ids.clone(), source.clone());
-        closed_loop(CONNECTIONS, batches, move |n| {
-            let (api, ids, source) = (api_.clone(), ids_.clone(), source_.clone());
-            async move {
-                let body = json!({ "events": orders(&ids, first + n * batch, batch, &source) });
-                api.post_ok("/api/events", &body).await
-            }
-        })
-        .await;
-        recorded(&database, &source, batches * batch).await;
-        let mine = (batches * batch) as f64 / started.elapsed().as_secs_f64();
-        if let Some(profile) = profile {
-            profile.finish();
-        }
+        let run = async {
+            let started = Instant::now();
+            closed_loop(CONNECTIONS, batches, move |n| {
+                let (api, ids, source) = (api_.clone(), ids_.clone(), source_.clone());
+                async move {
+                    let body = json!({ "events": orders(&ids, first + n * batch, batch, &source) });
+                    api.post_ok("/api/events", &body).await
+                }
+            })
+            .await;
+            recorded(&database, &source, batches * batch).await;
+            (batches * batch) as f64 / started.elapsed().as_secs_f64()
+        };
+        let mine = crate::profile::during("events-applied", round == 0, run).await;
         for (name, seconds) in cpu_seconds(&processes) {
             *cpu.entry(name.clone()).or_default() +=
                 seconds - cpu_before.get(&name).unwrap_or(&0.0);

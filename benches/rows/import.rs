@@ -34,16 +34,12 @@ pub async fn import(api: &Api, platform: &Platform, first: u64, rows: u64) -> Ro
         let (customers, outbox) = copy_text(&drafts);
 
         idle.push(settle(platform).await);
-        let profile = match round {
-            0 => crate::profile::start("import").await,
-            _ => None,
+        let run = async {
+            let started = Instant::now();
+            let job = api.import(upload).await;
+            (job, rows as f64 / started.elapsed().as_secs_f64())
         };
-        let started = Instant::now();
-        let job = api.import(upload).await;
-        let mine = rows as f64 / started.elapsed().as_secs_f64();
-        if let Some(profile) = profile {
-            profile.finish();
-        }
+        let (job, mine) = crate::profile::during("import", round == 0, run).await;
         assert_eq!(job["counts"]["created"], rows, "every row created: {job}");
 
         empty_copies(&mut database).await;

@@ -190,6 +190,11 @@ pub fn memory(platform: &Platform) -> Row {
 /// (distributed) and the machine at least 80 % idle for a second, at most two minutes;
 /// how idle it was last.
 pub async fn settle(platform: &Platform) -> f64 {
+    settle_within(platform, Duration::from_secs(120)).await
+}
+
+/// `settle`, waiting at most `limit`.
+pub async fn settle_within(platform: &Platform, limit: Duration) -> f64 {
     let outbox = match platform.database_url {
         Some(_) => Some(platform.database(1).await),
         None => None,
@@ -207,7 +212,7 @@ pub async fn settle(platform: &Platform) -> f64 {
             None => 0,
         };
         let idle = idle_percent(Duration::from_secs(1)).await;
-        if (waiting == 0 && idle >= 80.0) || started.elapsed() > Duration::from_secs(120) {
+        if (waiting == 0 && idle >= 80.0) || started.elapsed() > limit {
             return idle;
         }
     }
@@ -230,14 +235,7 @@ where
     let mut idle = Vec::new();
     for round in 0..3 {
         idle.push(idle_percent(Duration::from_secs(1)).await);
-        let profile = match round {
-            0 => crate::profile::start(label).await,
-            _ => None,
-        };
-        let mine = ours(round).await;
-        if let Some(profile) = profile {
-            profile.finish();
-        }
+        let mine = crate::profile::during(label, round == 0, ours(round)).await;
         let theirs = baseline(round).await;
         println!(
             "bench:     ours {} | baseline {}",

@@ -3,10 +3,7 @@
 use std::time::{Duration, Instant};
 
 use super::Api;
-use crate::{
-    report::{Row, idle_percent},
-    servers,
-};
+use crate::{report::Row, servers};
 
 /// Starts `crm` on a fresh data directory, loads `customers` through its import API,
 /// waits until it has done the work the import caused (its queues and index; at most
@@ -20,10 +17,7 @@ pub async fn standalone(customers: u64) -> Row {
     let rate = customers as f64 / started.elapsed().as_secs_f64();
     let pid = platform.processes[0].pid();
     let peak = pid.map_or(0.0, crate::report::peak_mib);
-    let settling = Instant::now();
-    while idle_percent(Duration::from_secs(2)).await < 80.0
-        && settling.elapsed() < Duration::from_secs(600)
-    {}
+    super::settle_within(&platform, Duration::from_secs(600)).await;
     let mib = pid.map_or(0.0, crate::report::rss_mib);
     Row {
         what: format!("crm standalone holding {customers} customers, resident memory"),

@@ -66,12 +66,12 @@ pub async fn view_360(api: &Api, platform: &Platform, ids: &[String], requests: 
                 let (pools, chosen) = (pools.clone(), chosen.clone());
                 async move {
                     let id: uuid::Uuid = chosen[n as usize % chosen.len()].parse().unwrap();
-                    let read = view_selects(&pools.0, id).await;
-                    let read = match read {
-                        Ok(()) => segmentation_selects(&pools.1, id).await,
-                        failed => failed,
+                    let read = async {
+                        view_selects(&pools.0, id).await?;
+                        segmentation_selects(&pools.1, id).await
                     };
-                    read.inspect_err(|e| eprintln!("bench: 360 baseline: {e}"))
+                    read.await
+                        .inspect_err(|e| eprintln!("bench: 360 baseline: {e}"))
                         .is_ok()
                 }
             })
@@ -121,42 +121,28 @@ async fn view_selects(pool: &sqlx::PgPool, id: uuid::Uuid) -> sqlx::Result<()> {
     Ok(())
 }
 
-/// segmentation's reads for the view (on its schema): the customer's segment and RFM, and what
-/// `recommend` reads for 10 recommendations (the best sellers overall once).
+/// segmentation's reads for the view (on its schema): the customer's segment and RFM, and
+/// what `recommend` reads for 10 recommendations (the best sellers overall once).
 async fn segmentation_selects(pool: &sqlx::PgPool, id: uuid::Uuid) -> sqlx::Result<()> {
-    const PROFILE: &str = concat!(
-        "select ",
-        include_str!("../../services/segmentation/src/store/queries/profile_columns.sql"),
-        " from profiles where customer_id = $1"
-    );
-    for statement in [
-        PROFILE,
-        include_str!("../../services/segmentation/src/store/queries/purchased.sql"),
-    ] {
+    use crm_segmentation::store::{
+        BEST_SELLERS, BOUGHT_TOGETHER, MAX_ANCHORS, PURCHASED, SELECT_BOUNDS, SELECT_PROFILE,
+        VIEWED_TOGETHER,
+    };
+    for statement in [SELECT_PROFILE, PURCHASED] {
         sqlx::query(statement).bind(id).fetch_all(pool).await?;
     }
-    sqlx::query(include_str!(
-        "../../services/segmentation/src/store/queries/select_bounds.sql"
-    ))
-    .fetch_all(pool)
-    .await?;
-    for statement in [
-        include_str!("../../services/segmentation/src/store/queries/bought_together.sql"),
-        include_str!("../../services/segmentation/src/store/queries/viewed_together.sql"),
-    ] {
-        let anchors = crm_segmentation::store::MAX_ANCHORS;
+    sqlx::query(SELECT_BOUNDS).fetch_all(pool).await?;
+    for statement in [BOUGHT_TOGETHER, VIEWED_TOGETHER] {
         sqlx::query(statement)
             .bind(id)
-            .bind(anchors)
+            .bind(MAX_ANCHORS)
             .fetch_all(pool)
             .await?;
     }
-    sqlx::query(include_str!(
-        "../../services/segmentation/src/store/queries/best_sellers.sql"
-    ))
-    .bind(None::<String>)
-    .bind(10_i64)
-    .fetch_all(pool)
-    .await?;
+    sqlx::query(BEST_SELLERS)
+        .bind(None::<String>)
+        .bind(10_i64)
+        .fetch_all(pool)
+        .await?;
     Ok(())
 }

@@ -20,8 +20,10 @@ pub mod telemetry;
 pub mod testing;
 
 pub use error::{Error, Result};
-/// Every binary's global allocator (set in its `main.rs`).
-pub use mimalloc::MiMalloc as Allocator;
+/// The allocator of every program built on the platform (services, `crm`, tests,
+/// benchmarks): glibc's malloc took a tenth of the CPU under load (benches/RESULTS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// The wait before try `attempt + 1` (`attempt` from 1): `first`, doubled for each later
 /// try, at most `max`.

@@ -1,10 +1,6 @@
 use crm_platform::{Shutdown, telemetry::init_telemetry};
 use crm_segmentation::{Application, Settings};
 
-/// mimalloc: glibc's malloc took a tenth of the CPU under load (benches/RESULTS.md).
-#[global_allocator]
-static ALLOCATOR: crm_platform::Allocator = crm_platform::Allocator;
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _telemetry = init_telemetry("crm-segmentation");

@@ -2,10 +2,6 @@ use clap::Parser;
 use crm_platform::{Shutdown, telemetry::init_telemetry};
 use crm_standalone::{Cli, Command, Config, Standalone, import};
 
-/// mimalloc: glibc's malloc took a tenth of the CPU under load (benches/RESULTS.md).
-#[global_allocator]
-static ALLOCATOR: crm_platform::Allocator = crm_platform::Allocator;
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();

@@ -27,6 +27,10 @@ use futures::stream::BoxStream;
 use uuid::Uuid;
 
 pub use postgres::PostgresStore;
+/// The statements the 360 view's parts read, for the benchmark to run them as they are.
+pub use sql::{
+    BEST_SELLERS, BOUGHT_TOGETHER, PURCHASED, SELECT_BOUNDS, SELECT_PROFILE, VIEWED_TOGETHER,
+};
 pub use sql_store::SqlStore;
 pub use sqlite::SqliteStore;
 
